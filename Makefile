@@ -1,0 +1,62 @@
+# airflow-provider-amlretrain: every target sets up what it needs on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STACK_DIR ?= .amlretrain
+AIRFLOW_VERSION := 3.3.2
+
+.PHONY: help setup up down status demo test test-unit test-integration lint bench clean
+
+help:
+	@echo "make demo   - set up everything, start the local stack and retrain a model end to end"
+	@echo "make test   - set up everything and run the whole test suite"
+	@echo "make up / make down / make status - the local Azure world (Azurite + AML emulator)"
+	@echo "make lint   - ruff (with Airflow AIR rules) and mypy"
+	@echo "make bench  - benchmarks, results in benchmarks/results/"
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	touch $@
+
+node_modules/.installed: package.json package-lock.json
+	@command -v npm >/dev/null || { echo "npm not found: install Node.js 20+"; exit 1; }
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+setup: $(VENV)/.installed node_modules/.installed
+
+up: setup
+	$(PY) -m airflow_provider_amlretrain.devstack up --dir $(STACK_DIR)
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m airflow_provider_amlretrain.devstack down --dir $(STACK_DIR); fi
+
+status: setup
+	$(PY) -m airflow_provider_amlretrain.devstack status --dir $(STACK_DIR)
+
+demo: setup
+	$(PY) scripts/demo.py --stack-dir $(STACK_DIR)
+
+test: setup
+	$(PY) -m pytest -q -p no:cacheprovider
+
+test-unit: setup
+	$(PY) -m pytest -q tests/unit
+
+test-integration: setup
+	$(PY) -m pytest -q tests/integration
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check airflow_provider_amlretrain dags tests scripts benchmarks || true
+	$(VENV)/bin/mypy
+
+bench: setup
+	$(PY) benchmarks/run.py --output benchmarks/results/latest.json
+
+clean: down
+	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -1,0 +1,194 @@
+"""The Batch Execution Service API: request building and answer parsing, for both transports."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import quote
+
+from airflow_provider_amlretrain.api.http import ApiRequest
+from airflow_provider_amlretrain.api.references import BlobLocation, BlobReference
+from airflow_provider_amlretrain.api.states import BatchJobStatus
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
+from airflow_provider_amlretrain.redaction import redact
+
+BES_API_VERSION = "2.0"
+_JOB_ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
+
+
+@dataclass(frozen=True)
+class BatchJobState:
+    """
+    What the service says about a job.
+
+    :param job_id: The job id.
+    :param status: Its status.
+    :param results: Output locations by port name (only once Finished).
+    :param details: The service's ``Details`` text (redacted), set when the job failed.
+    """
+
+    job_id: str
+    status: BatchJobStatus
+    results: dict[str, BlobLocation] = field(default_factory=dict)
+    details: str | None = None
+
+    def to_summary(self) -> dict[str, Any]:
+        """A secret-free dict for XCom, logs and trigger events."""
+        return {
+            "job_id": self.job_id,
+            "status": self.status.value,
+            "outputs": {port: loc.to_summary() for port, loc in sorted(self.results.items())},
+            "details": self.details,
+        }
+
+
+def build_batch_request(
+    *,
+    inputs: Mapping[str, BlobReference] | None,
+    outputs: Mapping[str, BlobReference],
+    global_parameters: Mapping[str, Any] | None = None,
+    azure_batch_pool_id: str | None = None,
+) -> dict[str, Any]:
+    """
+    Build the body of a BES job submission.
+
+    :param inputs: Input port name to blob; ``None`` or empty when the experiment reads its data
+        from a global parameter (``Inputs`` is then left out).
+    :param outputs: Output port name to blob: at least one.
+    :param global_parameters: Web service parameters; names are case-sensitive.
+    :param azure_batch_pool_id: Route the job to a dedicated batch pool.
+    """
+    if not outputs:
+        raise AzureMLConfigError(
+            "A BES job needs at least one output (e.g. {'output1': ...model.ilearner}); none was given."
+        )
+    body: dict[str, Any] = {}
+    if inputs:
+        body["Inputs"] = {name: ref.to_api() for name, ref in inputs.items()}
+    body["Outputs"] = {name: ref.to_api() for name, ref in outputs.items()}
+    body["GlobalParameters"] = {str(k): _parameter_value(k, v) for k, v in (global_parameters or {}).items()}
+    if azure_batch_pool_id:
+        body["AzureBatchPoolId"] = azure_batch_pool_id
+    return body
+
+
+def _parameter_value(name: str, value: Any) -> Any:
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return value
+    raise AzureMLConfigError(
+        f"Global parameter {name!r} must be a string, number or boolean, not {type(value).__name__}."
+    )
+
+
+class BesApi:
+    """
+    Builds requests for one web service's BES API and parses its answers.
+
+    :param api_location: The service base URL, ``https://{region}.services.azureml.net/workspaces/{ws}/services/{id}``.
+    """
+
+    def __init__(self, api_location: str) -> None:
+        self.api_location = normalize_api_location(api_location)
+
+    def _url(self, path: str) -> str:
+        return f"{self.api_location}{path}?api-version={BES_API_VERSION}"
+
+    def submit(self, body: Mapping[str, Any]) -> ApiRequest:
+        """Request that creates a job (does not start it)."""
+        return ApiRequest("POST", self._url("/jobs"), json_body=dict(body), expected=(200, 201), operation="submit BES job")
+
+    def start(self, job_id: str) -> ApiRequest:
+        """Request that starts a created job."""
+        return ApiRequest(
+            "POST", self._url(f"/jobs/{_job_path(job_id)}/start"), expected=(200, 202, 204), operation=f"start BES job {job_id}"
+        )
+
+    def get(self, job_id: str) -> ApiRequest:
+        """Request that reads a job's status."""
+        return ApiRequest("GET", self._url(f"/jobs/{_job_path(job_id)}"), expected=(200,), operation=f"get BES job {job_id}")
+
+    def cancel(self, job_id: str) -> ApiRequest:
+        """Request that cancels (deletes) a job."""
+        return ApiRequest(
+            "DELETE", self._url(f"/jobs/{_job_path(job_id)}"), expected=(200, 202, 204), operation=f"cancel BES job {job_id}"
+        )
+
+    def job_url(self, job_id: str) -> str:
+        """The job's status URL (no secret in it), for links and logs."""
+        return self._url(f"/jobs/{_job_path(job_id)}")
+
+    @staticmethod
+    def parse_job_id(body: Any) -> str:
+        """
+        Parse the submit answer: a JSON string holding the job id.
+
+        :param body: The decoded JSON body.
+        """
+        if isinstance(body, str) and _JOB_ID.match(body.strip()):
+            return body.strip()
+        raise AzureMLResponseError(
+            f"BES answered the job submission with {redact(repr(body))[:120]} instead of a job id string."
+        )
+
+    @staticmethod
+    def parse_job_state(job_id: str, body: Any) -> BatchJobState:
+        """
+        Parse a job status answer.
+
+        :param job_id: The job asked for.
+        :param body: The decoded JSON body.
+        """
+        if not isinstance(body, dict) or "StatusCode" not in body:
+            raise AzureMLResponseError(
+                f"BES answered the status of job {job_id} without a StatusCode: {redact(repr(body))[:200]}."
+            )
+        status = BatchJobStatus.parse(body["StatusCode"])
+        raw_results = body.get("Results") or {}
+        if not isinstance(raw_results, dict):
+            raise AzureMLResponseError(f"BES answered job {job_id} with Results that is not an object.")
+        results = {}
+        if status.is_success:
+            results = {port: BlobLocation.from_api(port, value) for port, value in raw_results.items() if value}
+        details = body.get("Details")
+        return BatchJobState(
+            job_id=job_id,
+            status=status,
+            results=results,
+            details=redact(str(details)) if details else None,
+        )
+
+
+def _job_path(job_id: str) -> str:
+    if not isinstance(job_id, str) or not _JOB_ID.match(job_id):
+        raise AzureMLConfigError(f"{job_id!r} is not a BES job id (32 hex characters).")
+    return quote(job_id, safe="")
+
+
+def normalize_api_location(value: str) -> str:
+    """
+    Accept the forms users copy from Studio or Data Factory and return the service base URL.
+
+    ``.../services/{id}``, ``.../services/{id}/jobs``, ``.../jobs?api-version=2.0`` and
+    ``.../execute?api-version=2.0`` all give ``.../services/{id}``.
+
+    :param value: What the user configured.
+    """
+    if not value or not value.strip():
+        raise AzureMLConfigError(
+            "The web service API location is empty: set the connection's host to "
+            "https://{region}.services.azureml.net/workspaces/{workspace}/services/{service}."
+        )
+    url = value.strip().split("?", 1)[0].rstrip("/")
+    for suffix in ("/jobs", "/execute"):
+        if url.endswith(suffix):
+            url = url[: -len(suffix)]
+    if "://" not in url:
+        url = "https://" + url
+    if "/services/" not in url:
+        raise AzureMLConfigError(
+            f"The web service API location {url!r} does not look like .../workspaces/{{ws}}/services/{{id}} "
+            "(copy the 'Request URI' of the BES help page, or the endpoint's ApiLocation)."
+        )
+    return url

@@ -1,0 +1,125 @@
+"""Turn the blob specs users write in DAGs into BES blob references, with secrets from connections.
+
+A spec is a dict, so that it can be templated:
+
+- ``{"wasb_conn_id": "azure_blob", "container": "models", "blob": "runs/{{ ds }}/model.ilearner"}``
+  (or ``"path": "models/runs/..."``): the storage credentials come from the ``wasb`` connection
+  (its connection string, account name + key, or SAS token);
+- ``{"base_location": "https://acct.blob.core.windows.net/", "relative_location": "c/x.csv",
+  "sas_token": "?sv=..."}``: a raw SAS reference (the token is masked in logs).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from airflow_provider_amlretrain.api.references import BlobReference
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError
+
+_RAW_KEYS = {"base_location", "relative_location", "sas_token"}
+
+
+def resolve_blob_spec(port: str, spec: Any) -> BlobReference:
+    """
+    Resolve one port's blob spec.
+
+    :param port: The BES port name, for messages.
+    :param spec: The spec (see the module docstring).
+    """
+    if isinstance(spec, BlobReference):
+        return spec
+    if not isinstance(spec, Mapping):
+        raise AzureMLConfigError(
+            f"Port {port!r}: a blob spec must be a dict such as {{'wasb_conn_id': ..., 'container': ..., "
+            f"'blob': ...}}, not {type(spec).__name__}."
+        )
+    if "wasb_conn_id" in spec:
+        return _from_wasb_connection(port, spec)
+    if _RAW_KEYS <= set(spec):
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(str(spec["sas_token"]))
+        token = str(spec["sas_token"])
+        return BlobReference(
+            relative_location=str(spec["relative_location"]).lstrip("/"),
+            base_location=_with_slash(str(spec["base_location"])),
+            sas_token=token if token.startswith("?") else "?" + token,
+        )
+    raise AzureMLConfigError(
+        f"Port {port!r}: blob spec has keys {sorted(spec)}; give 'wasb_conn_id' with 'container' and "
+        "'blob' (or 'path'), or 'base_location', 'relative_location' and 'sas_token'."
+    )
+
+
+def resolve_blob_specs(specs: Mapping[str, Any] | None) -> dict[str, BlobReference]:
+    """
+    Resolve every port of an ``inputs`` or ``outputs`` mapping.
+
+    :param specs: Port name to blob spec.
+    """
+    if specs is None:
+        return {}
+    if not isinstance(specs, Mapping):
+        raise AzureMLConfigError(f"Inputs and outputs must map port names to blob specs, not {type(specs).__name__}.")
+    return {str(port): resolve_blob_spec(str(port), spec) for port, spec in specs.items()}
+
+
+def relative_location_of(port: str, spec: Mapping[str, Any]) -> str:
+    """
+    ``container/blob`` of a wasb spec.
+
+    :param port: The port name, for messages.
+    :param spec: The spec.
+    """
+    if spec.get("path"):
+        return str(spec["path"]).lstrip("/")
+    container, blob = spec.get("container"), spec.get("blob")
+    if not container or not blob:
+        raise AzureMLConfigError(f"Port {port!r}: a wasb blob spec needs 'container' and 'blob' (or 'path').")
+    return f"{container}/{str(blob).lstrip('/')}"
+
+
+def _from_wasb_connection(port: str, spec: Mapping[str, Any]) -> BlobReference:
+    from airflow.providers.common.compat.sdk import BaseHook
+
+    conn_id = str(spec["wasb_conn_id"])
+    relative = relative_location_of(port, spec)
+    conn = BaseHook.get_connection(conn_id)
+    extras = conn.extra_dejson
+
+    def extra(name: str) -> Any:
+        return extras.get(name) or extras.get(f"extra__wasb__{name}")
+
+    connection_string = extra("connection_string")
+    if connection_string:
+        return BlobReference(relative_location=relative, connection_string=str(connection_string))
+    if conn.login and conn.password and not extra("tenant_id"):
+        parts = [f"DefaultEndpointsProtocol=https;AccountName={conn.login};AccountKey={conn.password}"]
+        if conn.host and conn.host.startswith("http"):
+            parts.append(f"BlobEndpoint={conn.host.rstrip('/')}")
+        else:
+            parts.append("EndpointSuffix=core.windows.net")
+        return BlobReference(relative_location=relative, connection_string=";".join(parts) + ";")
+    sas_token = extra("sas_token")
+    if sas_token:
+        sas = str(sas_token)
+        if sas.startswith("http"):
+            base, _, query = sas.partition("?")
+            return BlobReference(relative_location=relative, base_location=_with_slash(base), sas_token="?" + query)
+        account_url = conn.host if conn.host and conn.host.startswith("http") else f"https://{conn.login}.blob.core.windows.net/"
+        return BlobReference(
+            relative_location=relative,
+            base_location=_with_slash(account_url),
+            sas_token=sas if sas.startswith("?") else "?" + sas,
+        )
+    raise AzureMLConfigError(
+        f"Port {port!r}: wasb connection {conn_id!r} has no connection string, account key or SAS token. "
+        "BES reads and writes blobs itself, so it needs one of those (Azure AD credentials cannot be "
+        "passed to it): add a 'connection_string' or 'sas_token' extra, or login=account name and "
+        "password=account key."
+    )
+
+
+def _with_slash(url: str) -> str:
+    return url if url.endswith("/") else url + "/"

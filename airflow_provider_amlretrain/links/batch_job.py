@@ -1,0 +1,32 @@
+"""Extra link from a task to the BES job it ran or waited for."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from airflow.providers.common.compat.sdk import BaseOperatorLink, XCom
+
+if TYPE_CHECKING:
+    from airflow.models.taskinstancekey import TaskInstanceKey
+    from airflow.providers.common.compat.sdk import BaseOperator
+
+
+class AzureMLBatchJobLink(BaseOperatorLink):
+    """Links to the job's BES status resource (``.../jobs/{id}?api-version=2.0``; no key in it)."""
+
+    name = "Azure ML BES job"
+
+    @property
+    def xcom_key(self) -> str:
+        """XCom key the operator stores the job URL under."""
+        return "azureml_bes_job_url"
+
+    def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
+        """
+        Return the stored job URL, or an empty string before the job exists.
+
+        :param operator: The task's operator.
+        :param ti_key: The task instance.
+        """
+        value = XCom.get_value(key=self.xcom_key, ti_key=ti_key)
+        return str(value) if value else ""

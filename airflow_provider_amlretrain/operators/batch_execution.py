@@ -1,0 +1,246 @@
+"""Operator that runs a Batch Execution Service job on an Azure ML Studio (classic) web service."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import BaseOperator, conf
+from airflow.sdk import ResumableJobMixin
+
+from airflow_provider_amlretrain.api.bes import BatchJobState, build_batch_request
+from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
+from airflow_provider_amlretrain.api.polling import JobPollingRules
+from airflow_provider_amlretrain.api.states import BatchJobStatus
+from airflow_provider_amlretrain.blob_references import resolve_blob_specs
+from airflow_provider_amlretrain.exceptions import (
+    AzureMLError,
+    AzureMLNotFoundError,
+    BatchJobFailedError,
+    BatchJobTimeoutError,
+)
+from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+from airflow_provider_amlretrain.links.batch_job import AzureMLBatchJobLink
+from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+_GONE = "Gone"
+"""Status given to a stored job id the service no longer knows: the job is submitted afresh."""
+
+
+class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
+    """
+    Submit a BES job, persist its id, start it, and wait until it ends.
+
+    The job id is written to the task state store *before* the job is started, so a retry (or a
+    worker that died) reattaches to the same job instead of training twice. With ``deferrable``
+    the wait happens in the triggerer. A ``job_timeout`` or a killed task cancels the remote job.
+
+    Blob specs (``inputs`` / ``outputs`` values) are dicts, templated per run:
+    ``{"wasb_conn_id": "azure_blob", "container": "models", "blob": "runs/{{ ds }}/model.ilearner"}``
+    (credentials come from the ``wasb`` connection), or a raw SAS reference
+    ``{"base_location", "relative_location", "sas_token"}``.
+
+    Returns a secret-free dict: ``job_id``, ``status``, ``outputs`` (per port ``base_location``,
+    ``relative_location``, ``uri`` without SAS) and ``duration_seconds``.
+
+    :param outputs: Output port name to blob spec, e.g. ``{"output1": <model .ilearner>, "output2": <evaluation .csv>}``.
+    :param inputs: Input port name to blob spec; omit when the experiment reads a ``Data URI`` parameter.
+    :param global_parameters: Web service parameters (names are case-sensitive).
+    :param azureml_conn_id: The ``azureml_studio`` connection of the *training* web service.
+    :param azure_batch_pool_id: Run on a dedicated Azure Batch pool.
+    :param poll_interval: Seconds between status checks.
+    :param job_timeout: Cancel the job and fail when it has not ended this long after it started.
+    :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
+    :param cancel_on_kill: Cancel the remote job when the task is killed.
+    """
+
+    template_fields = ("inputs", "outputs", "global_parameters", "azure_batch_pool_id")
+    template_fields_renderers = {"inputs": "json", "outputs": "json", "global_parameters": "json"}
+    operator_extra_links = (AzureMLBatchJobLink(),)
+    external_id_key = "azureml_bes_job_id"
+    started_at_key = "azureml_bes_job_started_at"
+    ui_color = "#d6eaf8"
+
+    def __init__(
+        self,
+        *,
+        outputs: Mapping[str, Any],
+        inputs: Mapping[str, Any] | None = None,
+        global_parameters: Mapping[str, Any] | None = None,
+        azureml_conn_id: str = AzureMLStudioHook.default_conn_name,
+        azure_batch_pool_id: str | None = None,
+        poll_interval: float = 30.0,
+        job_timeout: timedelta | float | None = None,
+        deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
+        cancel_on_kill: bool = True,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.outputs = outputs
+        self.inputs = inputs
+        self.global_parameters = global_parameters
+        self.azureml_conn_id = azureml_conn_id
+        self.azure_batch_pool_id = azure_batch_pool_id
+        self.poll_interval = poll_interval
+        self.job_timeout = job_timeout.total_seconds() if isinstance(job_timeout, timedelta) else job_timeout
+        self.deferrable = deferrable
+        self.cancel_on_kill = cancel_on_kill
+        self.job_id: str | None = None
+
+    @cached_property
+    def hook(self) -> AzureMLStudioHook:
+        """The hook of the training web service."""
+        return AzureMLStudioHook(azureml_conn_id=self.azureml_conn_id)
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Run (or reattach to) the job and return its secret-free summary."""
+        return self.execute_resumable(context)
+
+    # -- ResumableJobMixin ------------------------------------------------------------------------
+
+    def submit_job(self, context: Context) -> str:
+        """Create the job (not started: no compute is spent until its id is persisted)."""
+        body = build_batch_request(
+            inputs=resolve_blob_specs(self.inputs),
+            outputs=resolve_blob_specs(self.outputs),
+            global_parameters=self.global_parameters,
+            azure_batch_pool_id=self.azure_batch_pool_id,
+        )
+        job_id = self.hook.submit_job(body)
+        self.log.info("Created BES job %s; it starts once its id is saved for retries.", job_id)
+        self._remember(context, job_id)
+        return job_id
+
+    def get_job_status(self, external_id: Any, context: Context) -> str:
+        """Status of a job stored by an earlier try; ``Gone`` if the service forgot it."""
+        job_id = str(external_id)
+        try:
+            state = self.hook.get_job(job_id)
+        except AzureMLNotFoundError:
+            self.log.warning("BES job %s from an earlier try no longer exists; submitting a new job.", job_id)
+            return _GONE
+        self._remember(context, job_id)
+        return state.status.value
+
+    def is_job_active(self, status: str) -> bool:
+        """Whether an earlier try's job can be reattached to."""
+        return status != _GONE and BatchJobStatus.parse(status).is_active
+
+    def is_job_succeeded(self, status: str) -> bool:
+        """Whether an earlier try's job already finished."""
+        return status != _GONE and BatchJobStatus.parse(status).is_success
+
+    def poll_until_complete(self, external_id: Any, context: Context) -> None:
+        """Start the job if it has not started, then wait (here, or deferred to the triggerer)."""
+        job_id = str(external_id)
+        state = self.hook.get_job(job_id)
+        if state.status is BatchJobStatus.NOT_STARTED:
+            self.hook.start_job(job_id)
+            self._store(context, self.started_at_key, time.time())
+            self.log.info("Started BES job %s.", job_id)
+            state = self.hook.get_job(job_id)
+        rules = JobPollingRules(poll_interval=self.poll_interval, deadline=self._deadline(context))
+        if state.status.is_terminal:
+            return
+        if self.deferrable:
+            self.defer(
+                trigger=AzureMLBatchJobTrigger(
+                    azureml_conn_id=self.azureml_conn_id,
+                    job_id=job_id,
+                    poll_interval=self.poll_interval,
+                    deadline=rules.deadline,
+                    cancel_on_kill=self.cancel_on_kill,
+                ),
+                method_name="execute_complete",
+            )
+        state = self.hook.wait_for_job(job_id, rules)
+        if not state.status.is_terminal:
+            self._cancel_for_timeout(job_id, state)
+
+    def get_job_result(self, external_id: Any, context: Context) -> dict[str, Any]:
+        """Summary of the ended job; raises if it did not finish."""
+        return self._finish(self.hook.get_job(str(external_id)), context)
+
+    # -- deferral ---------------------------------------------------------------------------------
+
+    def execute_complete(self, context: Context, event: dict[str, Any]) -> dict[str, Any]:
+        """
+        Resume after the trigger: validate its event and finish like the synchronous path.
+
+        :param context: The task context.
+        :param event: The trigger's payload.
+        """
+        job_event = BatchJobEvent.from_payload(event)
+        self.job_id = job_event.job_id
+        if job_event.outcome is BatchJobOutcome.ERROR:
+            raise AzureMLError(f"Waiting for BES job {job_event.job_id} failed: {job_event.message}")
+        state = self.hook.get_job(job_event.job_id)
+        if job_event.outcome is BatchJobOutcome.TIMED_OUT and not state.status.is_terminal:
+            self._cancel_for_timeout(job_event.job_id, state)
+        return self._finish(state, context)
+
+    # -- kill -------------------------------------------------------------------------------------
+
+    def on_kill(self) -> None:
+        """Cancel the remote job when the task is killed on the worker."""
+        if self.job_id and self.cancel_on_kill:
+            self.log.info("Task killed: cancelling BES job %s.", self.job_id)
+            self.hook.cancel_job(self.job_id)
+
+    # -- helpers ----------------------------------------------------------------------------------
+
+    def _remember(self, context: Context, job_id: str) -> None:
+        self.job_id = job_id
+        ti = context["ti"]
+        ti.xcom_push(key="job_id", value=job_id)
+        ti.xcom_push(key=AzureMLBatchJobLink().xcom_key, value=self.hook.job_url(job_id))
+
+    @staticmethod
+    def _store(context: Context, key: str, value: Any) -> None:
+        store = context.get("task_state_store")
+        if store is not None:
+            store.set(key, value)
+
+    @staticmethod
+    def _stored(context: Context, key: str) -> Any:
+        store = context.get("task_state_store")
+        return store.get(key) if store is not None else None
+
+    def _deadline(self, context: Context) -> float | None:
+        if self.job_timeout is None:
+            return None
+        started_at = self._stored(context, self.started_at_key) or time.time()
+        return float(started_at) + float(self.job_timeout)
+
+    def _cancel_for_timeout(self, job_id: str, state: BatchJobState) -> None:
+        self.log.error("BES job %s is still %s after %s s: cancelling it.", job_id, state.status.value, self.job_timeout)
+        self.hook.cancel_job(job_id)
+        raise BatchJobTimeoutError(
+            f"BES job {job_id} did not end within job_timeout={self.job_timeout} s and was cancelled. "
+            "Raise job_timeout if the service's queue is long.",
+            job_id=job_id,
+            status=state.status.value,
+        )
+
+    def _finish(self, state: BatchJobState, context: Context) -> dict[str, Any]:
+        if not state.status.is_success:
+            details = state.details or "the service gave no details"
+            self.log.error("BES job %s ended %s. Details: %s", state.job_id, state.status.value, details)
+            raise BatchJobFailedError(
+                f"BES job {state.job_id} ended {state.status.value}: {details}",
+                job_id=state.job_id,
+                status=state.status.value,
+                details=state.details,
+            )
+        summary = state.to_summary()
+        started_at = self._stored(context, self.started_at_key)
+        summary["duration_seconds"] = round(time.time() - float(started_at), 3) if started_at else None
+        for port, location in summary["outputs"].items():
+            self.log.info("BES job %s wrote %s: %s", state.job_id, port, location["uri"])
+        return summary

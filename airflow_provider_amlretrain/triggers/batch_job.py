@@ -1,0 +1,87 @@
+"""Trigger that waits for a BES job in the triggerer."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
+from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision
+from airflow_provider_amlretrain.exceptions import AzureMLError
+from airflow_provider_amlretrain.hooks.studio import AzureMLStudioAsyncHook
+from airflow_provider_amlretrain.redaction import redact
+
+
+class AzureMLBatchJobTrigger(BaseTrigger):
+    """
+    Poll a BES job until it ends or ``deadline`` passes, then yield one :class:`BatchJobEvent`.
+
+    :param azureml_conn_id: The ``azureml_studio`` connection id.
+    :param job_id: The BES job id.
+    :param poll_interval: Seconds between status reads.
+    :param deadline: Absolute UNIX time after which the wait ends as timed out, or ``None``.
+    :param cancel_on_kill: Cancel the job when a user kills the deferred task.
+    """
+
+    def __init__(
+        self,
+        *,
+        azureml_conn_id: str,
+        job_id: str,
+        poll_interval: float = 30.0,
+        deadline: float | None = None,
+        cancel_on_kill: bool = True,
+    ) -> None:
+        super().__init__()
+        self.azureml_conn_id = azureml_conn_id
+        self.job_id = job_id
+        self.poll_interval = float(poll_interval)
+        self.deadline = float(deadline) if deadline is not None else None
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        """Class path and plain-data arguments."""
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "azureml_conn_id": self.azureml_conn_id,
+                "job_id": self.job_id,
+                "poll_interval": self.poll_interval,
+                "deadline": self.deadline,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _hook(self) -> AzureMLStudioAsyncHook:
+        return AzureMLStudioAsyncHook(azureml_conn_id=self.azureml_conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        """Poll without blocking the event loop; yield exactly one event."""
+        hook = self._hook()
+        rules = JobPollingRules(poll_interval=self.poll_interval, deadline=self.deadline)
+        try:
+            while True:
+                state = await hook.aget_job(self.job_id)
+                decision = rules.decide(state.status)
+                if decision is PollDecision.DONE:
+                    event = BatchJobEvent(self.job_id, BatchJobOutcome.ENDED, state.status, state.details)
+                    break
+                if decision is PollDecision.TIMED_OUT:
+                    event = BatchJobEvent(
+                        self.job_id, BatchJobOutcome.TIMED_OUT, state.status, "The job did not end before its deadline."
+                    )
+                    break
+                self.log.info("BES job %s is %s.", self.job_id, state.status.value)
+                await hook._asleep(rules.sleep_seconds())
+        except AzureMLError as err:
+            event = BatchJobEvent(self.job_id, BatchJobOutcome.ERROR, None, redact(str(err)))
+        yield TriggerEvent(event.to_payload())
+
+    async def on_kill(self) -> None:
+        """Cancel the job when a user kills the deferred task (mark failed / clear)."""
+        if not self.cancel_on_kill:
+            return
+        self.log.info("Task killed while deferred: cancelling BES job %s.", self.job_id)
+        await self._hook().acancel_job(self.job_id)
