@@ -1,0 +1,161 @@
+"""Airflow connections for a running dev stack, as ``AIRFLOW_CONN_*`` environment variables.
+
+Airflow reads a connection from an environment variable named
+``AIRFLOW_CONN_<CONN_ID upper-cased>`` whose value may be a JSON object with
+``conn_type``, ``host``, ``password`` and ``extra``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+#: Connection id of the Azurite ``wasb`` connection.
+WASB_CONN_ID = "azurite_default"
+#: Connection type of the Azure ML Studio (classic) connections.
+AZUREML_CONN_TYPE = "azureml_studio"
+#: Values of a service's ``kind``/``type``/``role`` that mark a predictive (scoring) web service.
+PREDICTIVE_KINDS = frozenset({"predictive", "predict", "scoring", "score"})
+
+_KEY_FIELDS = ("api_key", "primary_key", "key")
+_LOCATION_FIELDS = ("api_location", "api_path", "location", "path")
+_KIND_FIELDS = ("kind", "type", "role")
+
+
+def env_var_name(conn_id: str) -> str:
+    """Return the environment variable Airflow reads for ``conn_id``.
+
+    :param conn_id: the connection id.
+    :return: e.g. ``AIRFLOW_CONN_AZURITE_DEFAULT``.
+    """
+    return "AIRFLOW_CONN_" + conn_id.upper()
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
+
+
+def _first(mapping: Mapping[str, Any], fields: tuple[str, ...]) -> Any:
+    for field in fields:
+        value = mapping.get(field)
+        if value not in (None, ""):
+            return value
+    return None
+
+
+def seeded_services(seed: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """Return the services listed by the emulator seed, as a list of dicts with a ``name``.
+
+    Accepts ``services`` either as a list of objects or as an object keyed by name.
+
+    :param seed: the seed document from ``stack.json``.
+    :return: one dict per service.
+    """
+    services = seed.get("services") or []
+    if isinstance(services, dict):
+        return [{"name": name, **(body if isinstance(body, dict) else {})} for name, body in services.items()]
+    return [dict(service) for service in services if isinstance(service, dict)]
+
+
+def _service_host(emulator_url: str, service: Mapping[str, Any]) -> str:
+    location = str(_first(service, _LOCATION_FIELDS) or "")
+    if location.startswith(("http://", "https://")):
+        return location
+    return emulator_url.rstrip("/") + "/" + location.lstrip("/")
+
+
+def _is_predictive(service: Mapping[str, Any]) -> bool:
+    kind = _first(service, _KIND_FIELDS)
+    if isinstance(kind, str) and kind.lower() in PREDICTIVE_KINDS:
+        return True
+    name = str(service.get("name") or "")
+    return "web_service_id" in service or name.lower().startswith(("predict", "score"))
+
+
+def _workspace(seed: Mapping[str, Any]) -> tuple[str | None, str | None]:
+    workspace = seed.get("workspace")
+    workspace = workspace if isinstance(workspace, dict) else {}
+    workspace_id = seed.get("workspace_id") or workspace.get("id") or workspace.get("workspace_id")
+    token = (
+        seed.get("workspace_token")
+        or workspace.get("token")
+        or workspace.get("workspace_token")
+        or workspace.get("authorization_token")
+    )
+    return workspace_id, token
+
+
+def service_connection(
+    service: Mapping[str, Any], emulator_url: str, seed: Mapping[str, Any]
+) -> tuple[str, dict[str, Any]]:
+    """Build the ``azureml_studio`` connection for one seeded service.
+
+    :param service: one entry of :func:`seeded_services`.
+    :param emulator_url: the emulator base URL.
+    :param seed: the whole seed document (for the workspace id and token).
+    :return: ``(conn_id, connection JSON object)``.
+    """
+    name = str(service.get("name") or service.get("id") or "service")
+    conn_id = str(service.get("conn_id") or f"azureml_{_slug(name)}")
+    extra: dict[str, Any] = {}
+    if _is_predictive(service):
+        workspace_id, token = _workspace(seed)
+        extra = {
+            "management_url": emulator_url,
+            "workspace_id": service.get("workspace_id") or workspace_id,
+            "workspace_token": service.get("workspace_token") or token,
+            "web_service_id": service.get("web_service_id") or service.get("id"),
+        }
+    connection = {
+        "conn_type": AZUREML_CONN_TYPE,
+        "host": _service_host(emulator_url, service),
+        "password": _first(service, _KEY_FIELDS),
+        "extra": extra,
+    }
+    return conn_id, connection
+
+
+def airflow_connections(stack: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
+    """Build the Airflow connections of a stack, keyed by connection id.
+
+    :param stack: the ``stack.json`` document.
+    :return: ``{conn_id: {"conn_type": ..., ...}}``; the emulator connections are
+        present only when the stack has an emulator and a seed.
+    """
+    connections: dict[str, dict[str, Any]] = {}
+    azurite = stack.get("azurite") or {}
+    if azurite.get("connection_string"):
+        connections[WASB_CONN_ID] = {
+            "conn_type": "wasb",
+            "extra": {"connection_string": azurite["connection_string"]},
+        }
+    emulator = stack.get("emulator") or {}
+    seed = stack.get("seed") or {}
+    if emulator.get("url") and seed:
+        for service in seeded_services(seed):
+            conn_id, connection = service_connection(service, emulator["url"], seed)
+            connections[conn_id] = connection
+    return connections
+
+
+def airflow_connection_env(stack: Mapping[str, Any]) -> dict[str, str]:
+    """Build ``AIRFLOW_CONN_*`` environment variables for a stack.
+
+    :param stack: the ``stack.json`` document (see :func:`~.state.load_stack`).
+    :return: ``{"AIRFLOW_CONN_AZURITE_DEFAULT": '{"conn_type": "wasb", ...}', ...}``.
+    """
+    return {env_var_name(conn_id): json.dumps(conn) for conn_id, conn in airflow_connections(stack).items()}
+
+
+def shell_exports(env: Mapping[str, str]) -> str:
+    """Render environment variables as POSIX ``export NAME='value'`` lines.
+
+    :param env: the variables.
+    :return: the lines, newline-terminated.
+    """
+    return "".join(f"export {name}={shlex.quote(value)}\n" for name, value in env.items())

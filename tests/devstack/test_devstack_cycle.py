@@ -1,0 +1,166 @@
+"""Integration tests: a real Azurite (and, when available, AML emulator) up/status/env/down cycle."""
+
+from __future__ import annotations
+
+import json
+import shlex
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from azure.storage.blob import BlobServiceClient
+
+from airflow_provider_amlretrain.devstack import (
+    ACCOUNT_KEY,
+    emulator_available,
+    load_stack,
+    running_stack,
+    stack_status,
+    start_stack,
+    stop_stack,
+)
+from airflow_provider_amlretrain.devstack.procs import group_members, http_status
+
+if TYPE_CHECKING:
+    from conftest import RunCli
+
+pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("azurite_installed")]
+
+AZURITE_KEYS = {"blob_endpoint", "account_name", "account_key", "connection_string", "port", "pid", "host"}
+
+
+def _roundtrip_blob(connection_string: str) -> None:
+    service = BlobServiceClient.from_connection_string(connection_string)
+    container = service.create_container(f"devstack-{uuid.uuid4().hex[:12]}")
+    payload = b"hello azurite \x00\xff" * 100
+    container.upload_blob("dir/data.bin", payload)
+    assert container.download_blob("dir/data.bin").readall() == payload
+    assert [b.name for b in container.list_blobs()] == ["dir/data.bin"]
+
+
+def _exports(text: str) -> dict[str, Any]:
+    env: dict[str, Any] = {}
+    for line in text.splitlines():
+        name, _, value = line.removeprefix("export ").partition("=")
+        env[name] = json.loads(shlex.split(value)[0])
+    return env
+
+
+def _assert_no_secrets(text: str, stack: dict[str, Any]) -> None:
+    assert ACCOUNT_KEY not in text
+    assert stack["azurite"]["connection_string"] not in text
+    for service in (stack.get("seed") or {}).get("services") or []:
+        if isinstance(service, dict) and service.get("api_key"):
+            assert service["api_key"] not in text
+
+
+def test_cli_cycle_azurite_only(stack_dir: Path, cli: RunCli) -> None:
+    up = cli("up", "--dir", str(stack_dir), "--azurite-only")
+    stack_json = stack_dir / "stack.json"
+    assert stack_json.stat().st_mode & 0o777 == 0o600
+    stack = load_stack(stack_json)
+    _assert_no_secrets(up.stdout, stack)
+    assert stack["status"] == "running"
+    assert AZURITE_KEYS <= set(stack["azurite"])
+    assert stack["azurite"]["account_name"] == "devstoreaccount1"
+    assert stack["azurite"]["connection_string"].endswith(f":{stack['azurite']['port']}/devstoreaccount1;")
+    pid = stack["azurite"]["pid"]
+    assert group_members(pid)
+    _roundtrip_blob(stack["azurite"]["connection_string"])
+
+    again = cli("up", "--dir", str(stack_dir), "--azurite-only")
+    assert "already running" in again.stdout
+    assert load_stack(stack_json)["azurite"]["pid"] == pid
+
+    assert "Azurite: up" in cli("status", "--dir", str(stack_dir)).stdout
+
+    env = _exports(cli("env", "--dir", str(stack_dir)).stdout)
+    assert set(env) == {"AIRFLOW_CONN_AZURITE_DEFAULT"}
+    assert env["AIRFLOW_CONN_AZURITE_DEFAULT"]["conn_type"] == "wasb"
+    _roundtrip_blob(env["AIRFLOW_CONN_AZURITE_DEFAULT"]["extra"]["connection_string"])
+
+    assert "Stopped azurite" in cli("down", "--dir", str(stack_dir)).stdout
+    assert group_members(pid) == []
+    assert http_status(stack["azurite"]["blob_endpoint"] + "?comp=list", timeout=1) is None
+    stopped = load_stack(stack_json)
+    assert stopped["status"] == "stopped"
+    assert stopped["azurite"]["pid"] is None
+    assert cli("status", "--dir", str(stack_dir), check=False).returncode == 1
+    assert "Nothing was running" in cli("down", "--dir", str(stack_dir)).stdout
+
+
+def test_python_api_context_manager_and_restart_keeps_data(stack_dir: Path) -> None:
+    with running_stack(stack_dir, with_emulator=False) as stack:
+        assert stack.started
+        pid = stack.info["azurite"]["pid"]
+        client = BlobServiceClient.from_connection_string(stack.connection_string)
+        client.create_container("kept").upload_blob("a.txt", b"persisted")
+        reused = start_stack(stack_dir, with_emulator=False)
+        assert not reused.started
+        assert reused.info["azurite"]["pid"] == pid
+        assert stack_status(stack_dir)["up"]
+    assert group_members(pid) == []
+    assert not stack_status(stack_dir)["up"]
+
+    restarted = start_stack(stack_dir, with_emulator=False)
+    try:
+        assert restarted.started
+        client = BlobServiceClient.from_connection_string(restarted.connection_string)
+        assert client.get_container_client("kept").download_blob("a.txt").readall() == b"persisted"
+    finally:
+        assert stop_stack(restarted) == ["azurite"]
+    assert group_members(restarted.info["azurite"]["pid"]) == []
+
+
+def test_dead_process_is_restarted(stack_dir: Path) -> None:
+    first = start_stack(stack_dir, with_emulator=False)
+    old_pid = first.info["azurite"]["pid"]
+    stop_stack(first)
+    # Pretend the recorded stack is still "running" although its process died.
+    info = load_stack(stack_dir)
+    info["status"] = "running"
+    info["azurite"]["pid"] = old_pid
+    (stack_dir / "stack.json").write_text(json.dumps(info))
+    second = start_stack(stack_dir, with_emulator=False)
+    try:
+        assert second.started
+        _roundtrip_blob(second.connection_string)
+    finally:
+        stop_stack(second)
+
+
+@pytest.mark.skipif(
+    not emulator_available(),
+    reason="airflow_provider_amlretrain.emulator is not importable yet (being written); install the [emulator] extra",
+)
+def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -> None:
+    faults = tmp_path / "faults.json"
+    faults.write_text(json.dumps({"min_job_seconds": 0}))
+    up = cli("up", "--dir", str(stack_dir), "--fault-config", str(faults))
+    try:
+        stack = load_stack(stack_dir / "stack.json")
+        _assert_no_secrets(up.stdout, stack)
+        emulator = stack["emulator"]
+        assert {"url", "port", "pid", "state_dir"} <= set(emulator)
+        assert http_status(emulator["url"] + "/_emulator/health") == 200
+        assert stack["seed"], "the seed output must be recorded"
+        config = json.loads(Path(emulator["config_file"]).read_text())
+        assert config["min_job_seconds"] == 0
+        assert config["storage_connection_string"] == stack["azurite"]["connection_string"]
+
+        again = cli("up", "--dir", str(stack_dir), "--fault-config", str(faults))
+        assert "already running" in again.stdout
+
+        env = _exports(cli("env", "--dir", str(stack_dir)).stdout)
+        studio = {k: v for k, v in env.items() if v["conn_type"] == "azureml_studio"}
+        assert studio, f"no azureml_studio connection built from seed: {stack['seed']}"
+        for conn in studio.values():
+            assert conn["host"].startswith(emulator["url"] + "/")
+            assert conn["password"]
+        assert "AIRFLOW_CONN_AZUREML_TRAIN_BINARY" in env
+        assert "AIRFLOW_CONN_AZUREML_TRAIN_REGRESSION" in env
+    finally:
+        cli("down", "--dir", str(stack_dir))
+    assert group_members(stack["emulator"]["pid"]) == []
+    assert group_members(stack["azurite"]["pid"]) == []
