@@ -119,6 +119,44 @@ def pid_alive(pid: int | None) -> bool:
     return not _is_zombie(pid)
 
 
+def command_line(pid: int) -> str | None:
+    """Return the command line of ``pid`` (arguments joined by spaces), or ``None`` if unknown.
+
+    :param pid: the process id.
+    :return: the command line, from ``/proc`` or ``ps``.
+    """
+    try:
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        raw = b""
+    if raw:
+        return raw.replace(b"\0", b" ").decode(errors="replace").strip()
+    try:
+        result = subprocess.run(
+            ["ps", "-o", "command=", "-p", str(pid)], capture_output=True, text=True, timeout=5, check=False
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return result.stdout.strip() or None
+
+
+def process_matches(pid: int | None, *needles: str) -> bool:
+    """Tell whether ``pid`` is alive and its command line contains every needle.
+
+    Guards against pid reuse: a recorded pid is only signalled if it still runs
+    the command the stack started.
+
+    :param pid: the process id.
+    :param needles: substrings the command line must contain.
+    :return: ``True`` if it is alive and matches.
+    """
+    if not pid_alive(pid):
+        return False
+    assert pid is not None
+    cmdline = command_line(pid)
+    return cmdline is not None and all(needle in cmdline for needle in needles)
+
+
 def group_members(pgid: int) -> list[int]:
     """List the live (non-zombie) processes of process group ``pgid``.
 

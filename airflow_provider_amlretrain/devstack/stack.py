@@ -23,6 +23,7 @@ from airflow_provider_amlretrain.devstack.azurite import (
 )
 from airflow_provider_amlretrain.devstack.connections import airflow_connection_env
 from airflow_provider_amlretrain.devstack.emulator_service import (
+    EMULATOR_MODULE,
     MSI_PATH,
     child_env,
     emulator_available,
@@ -33,7 +34,7 @@ from airflow_provider_amlretrain.devstack.emulator_service import (
     write_config,
 )
 from airflow_provider_amlretrain.devstack.errors import DevStackError
-from airflow_provider_amlretrain.devstack.procs import LOOPBACK, free_port, pid_alive, stop_group
+from airflow_provider_amlretrain.devstack.procs import LOOPBACK, free_port, process_matches, stop_group
 from airflow_provider_amlretrain.devstack.state import (
     DEFAULT_DIR,
     SCHEMA_VERSION,
@@ -104,11 +105,20 @@ def _log_dir(directory: Path) -> Path:
     return directory / "logs"
 
 
+def _owned_pid(section: Mapping[str, Any] | None, kind: str) -> int | None:
+    """Return the section's pid if that process is still the one the stack started."""
+    if not section or not section.get("pid"):
+        return None
+    pid = int(section["pid"])
+    marker = "azurite" if kind == "azurite" else EMULATOR_MODULE
+    return pid if process_matches(pid, marker, str(section.get("port", ""))) else None
+
+
 def _section_health(section: Mapping[str, Any] | None, kind: str) -> dict[str, Any]:
     if not section:
         return {"enabled": False, "pid": None, "alive": False, "healthy": False}
     pid = section.get("pid")
-    alive = pid_alive(pid)
+    alive = _owned_pid(section, kind) is not None
     if kind == "azurite":
         healthy = alive and azurite_answers(AzuriteEndpoint(section["host"], int(section["port"])))
     else:
@@ -220,7 +230,8 @@ def start_stack(
     if with_emulator and not emulator_available():
         raise DevStackError(
             "The AML emulator (airflow_provider_amlretrain.emulator) is not importable: "
-            "install the package with its extra, `pip install -e '.[emulator]'`, or start Azurite only."
+            "install the package with its extra, `pip install -e '.[emulator]'`, or start Azurite only "
+            "(`up --azurite-only`, or `with_emulator=False`)."
         )
     directory = prepare_directory(directory)
     with locked(directory):
@@ -309,11 +320,10 @@ def _stop_recorded(info: Mapping[str, Any], grace_seconds: float) -> list[str]:
     stopped = []
     # Stop the emulator first: it talks to Azurite, not the other way round.
     for name in ("emulator", "azurite"):
-        section = info.get(name) or {}
-        pid = section.get("pid")
-        if pid and pid_alive(pid):
+        pid = _owned_pid(info.get(name), name)
+        if pid is not None:
             stopped.append(name)
-        stop_group(pid, grace_seconds=grace_seconds)
+            stop_group(pid, grace_seconds=grace_seconds)
     return stopped
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,7 +25,7 @@ from airflow_provider_amlretrain.devstack import (
 from airflow_provider_amlretrain.devstack.procs import group_members, http_status
 
 if TYPE_CHECKING:
-    from conftest import RunCli
+    from tests.devstack.conftest import RunCli
 
 pytestmark = [pytest.mark.integration, pytest.mark.usefixtures("azurite_installed")]
 
@@ -164,3 +166,24 @@ def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -
         cli("down", "--dir", str(stack_dir))
     assert group_members(stack["emulator"]["pid"]) == []
     assert group_members(stack["azurite"]["pid"]) == []
+
+
+def test_recycled_pid_is_never_signalled(stack_dir: Path) -> None:
+    first = start_stack(stack_dir, with_emulator=False)
+    stop_stack(first)
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        info = load_stack(stack_dir)
+        info["status"] = "running"
+        info["azurite"]["pid"] = bystander.pid  # as if the OS had reused the pid
+        (stack_dir / "stack.json").write_text(json.dumps(info))
+        assert not stack_status(stack_dir)["azurite"]["alive"]
+        second = start_stack(stack_dir, with_emulator=False)
+        assert second.started
+        stop_stack(second)
+        assert bystander.poll() is None, "an unrelated process must not be killed"
+    finally:
+        bystander.kill()
+        bystander.wait()
