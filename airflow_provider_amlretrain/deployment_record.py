@@ -1,0 +1,198 @@
+"""
+The deployment record of a target (an endpoint or a web service), kept as JSON in blob storage.
+
+It says what is deployed now (model location, metrics, the data interval it was trained on,
+the DAG run) and keeps the history. Every write is conditional (``If-Match`` on the ETag read,
+or ``If-None-Match: *`` for a new record), so two runs racing for one target cannot both win.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_amlretrain.exceptions import AzureMLError
+
+if TYPE_CHECKING:
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+RECORD_FORMAT = "amlretrain.deployment-record/1"
+HISTORY_LIMIT = 100
+
+
+class DeploymentConflictError(AzureMLError):
+    """Another run changed the deployment record since this run read it; this run lost the race."""
+
+
+class DeploymentRecordError(AzureMLError):
+    """The deployment record blob is not a record this provider wrote."""
+
+
+def utcnow_iso() -> str:
+    """The current UTC time, ISO 8601."""
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+@dataclass
+class DeploymentRecord:
+    """
+    :param target: A stable name of the target, e.g. ``classic:ws/svc/endpoint``.
+    :param current: What is deployed now (``None`` before the first promotion through this provider).
+    :param pending: A promotion in progress: its claim (run, time, lease).
+    :param history: Past deployments and attempts, newest last.
+    """
+
+    target: str
+    current: dict[str, Any] | None = None
+    pending: dict[str, Any] | None = None
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        """Serialize."""
+        return json.dumps(
+            {"format": RECORD_FORMAT, "target": self.target, "current": self.current, "pending": self.pending,
+             "history": self.history[-HISTORY_LIMIT:]},
+            indent=2,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str) -> DeploymentRecord:
+        """
+        Parse a record.
+
+        :param text: The blob's text.
+        :param source: The blob's location, for messages.
+        """
+        try:
+            data = json.loads(text)
+        except ValueError as err:
+            raise DeploymentRecordError(f"The deployment record {source} is not JSON: {err}. Fix or delete it.") from err
+        if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
+            raise DeploymentRecordError(
+                f"The deployment record {source} is not in format {RECORD_FORMAT!r}; fix or delete it."
+            )
+        return cls(
+            target=str(data.get("target")),
+            current=data.get("current"),
+            pending=data.get("pending"),
+            history=list(data.get("history") or []),
+        )
+
+    @property
+    def baseline_metrics(self) -> dict[str, float] | None:
+        """The metrics of the deployed model, for the evaluation gate."""
+        if not self.current:
+            return None
+        metrics = self.current.get("metrics")
+        return {str(k): float(v) for k, v in metrics.items()} if isinstance(metrics, dict) else None
+
+    def pending_is_live(self, now: datetime | None = None) -> bool:
+        """
+        Whether a claim by another promotion still holds (its lease has not expired).
+
+        :param now: The current time, for tests.
+        """
+        if not self.pending:
+            return False
+        now = now or datetime.now(timezone.utc)
+        claimed = datetime.fromisoformat(str(self.pending["claimed_at"]))
+        return (now - claimed).total_seconds() < float(self.pending.get("lease_seconds", 1800))
+
+
+@dataclass(frozen=True)
+class VersionedRecord:
+    """
+    A record as read, with the ETag a conditional write must match.
+
+    :param record: The record.
+    :param etag: The blob's ETag, or ``None`` when no record exists yet.
+    """
+
+    record: DeploymentRecord
+    etag: str | None
+
+
+class DeploymentRecordStore:
+    """
+    Reads and conditionally writes deployment records through the Azure provider's ``WasbHook``.
+
+    :param wasb_conn_id: The ``wasb`` connection of the storage account.
+    :param container: The container holding records.
+    :param prefix: The folder of records inside the container.
+    """
+
+    def __init__(self, wasb_conn_id: str, container: str, prefix: str = "deployments") -> None:
+        self.wasb_conn_id = wasb_conn_id
+        self.container = container
+        self.prefix = prefix.strip("/")
+
+    def _hook(self) -> WasbHook:
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        return WasbHook(wasb_conn_id=self.wasb_conn_id)
+
+    def blob_name(self, target: str) -> str:
+        """
+        Where a target's record lives.
+
+        :param target: The target name.
+        """
+        safe = "".join(c if c.isalnum() or c in "-_." else "_" for c in target)
+        return f"{self.prefix}/{safe}.json"
+
+    def read(self, target: str) -> VersionedRecord:
+        """
+        Read a target's record (an empty one, with no ETag, if none exists).
+
+        :param target: The target name.
+        """
+        from azure.core.exceptions import ResourceNotFoundError
+
+        blob = self._hook().get_conn().get_blob_client(self.container, self.blob_name(target))
+        try:
+            download = blob.download_blob()
+            text = download.readall().decode("utf-8")
+            etag = download.properties.etag
+        except ResourceNotFoundError:
+            return VersionedRecord(DeploymentRecord(target=target), None)
+        return VersionedRecord(
+            DeploymentRecord.from_json(text, source=f"{self.container}/{self.blob_name(target)}"), etag
+        )
+
+    def write(self, record: DeploymentRecord, etag: str | None) -> str:
+        """
+        Write a record only if nobody changed it since ``etag`` was read.
+
+        :param record: The new record.
+        :param etag: The ETag read, or ``None`` to create a record that must not exist yet.
+        :return: The new ETag.
+        :raises DeploymentConflictError: when another writer got there first.
+        """
+        from azure.core import MatchConditions
+        from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
+
+        hook = self._hook()
+        service = hook.get_conn()
+        container = service.get_container_client(self.container)
+        try:
+            container.create_container()
+        except ResourceExistsError:
+            pass
+        blob = container.get_blob_client(self.blob_name(record.target))
+        data = record.to_json().encode("utf-8")
+        try:
+            if etag is None:
+                result = blob.upload_blob(data, overwrite=False)
+            else:
+                result = blob.upload_blob(
+                    data, overwrite=True, etag=etag, match_condition=MatchConditions.IfNotModified
+                )
+        except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as err:
+            raise DeploymentConflictError(
+                f"The deployment record of {record.target} changed while this run was promoting "
+                f"({type(err).__name__}); another run won the race. Nothing was deployed by this run."
+            ) from None
+        return str(result["etag"])

@@ -1,0 +1,92 @@
+"""Integration fixtures: one Azurite + AML emulator stack and one Airflow metadata DB per session."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+
+from tests.conftest import REPO_ROOT
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """Create the Airflow metadata DB (SQLite) of this test session."""
+    result = subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        env=dict(os.environ),
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    if result.returncode != 0:
+        pytest.fail(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Azurite and the emulator, started once, with Airflow connections in the environment."""
+    from airflow_provider_amlretrain.devstack import running_stack
+
+    directory = tmp_path_factory.mktemp("stack") / ".amlretrain"
+    with running_stack(directory, {"job_concurrency": 2, "min_job_seconds": 1.0}) as running:
+        saved = dict(os.environ)
+        os.environ.update(running.connection_env())
+        try:
+            yield running
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+class EmulatorAdmin:
+    """The emulator's admin API (fault injection, health), for tests."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url.rstrip("/")
+
+    def set_faults(self, faults: dict[str, Any]) -> None:
+        """Replace the fault configuration."""
+        answer = requests.put(f"{self.url}/_emulator/faults", json=faults, timeout=10)
+        answer.raise_for_status()
+
+    def clear_faults(self) -> None:
+        """Remove every fault."""
+        self.set_faults({"rules": [], "fail_jobs": []})
+
+    def faults(self) -> dict[str, Any]:
+        """The current fault configuration (rules with their remaining ``times``)."""
+        answer = requests.get(f"{self.url}/_emulator/faults", timeout=10)
+        answer.raise_for_status()
+        return answer.json()
+
+
+@pytest.fixture
+def emulator(stack: Any) -> Iterator[EmulatorAdmin]:
+    """Admin access to the emulator; faults are cleared after each test."""
+    admin = EmulatorAdmin(stack.emulator_url)
+    admin.clear_faults()
+    yield admin
+    admin.clear_faults()
+
+
+@pytest.fixture(scope="session")
+def seed(stack: Any) -> dict[str, Any]:
+    """What the emulator's seed created (services, keys, data blobs)."""
+    return stack.seed
+
+
+def dump(value: Any) -> str:
+    """Pretty JSON for assertion messages."""
+    return json.dumps(value, indent=2, default=str)
+
+
+__all__ = ["REPO_ROOT", "EmulatorAdmin", "dump"]

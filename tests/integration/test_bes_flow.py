@@ -1,0 +1,233 @@
+"""Real Airflow DAG runs against Azurite and the AML emulator: the BES retraining flow."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+
+from tests.conftest import REPO_ROOT
+from tests.integration.conftest import EmulatorAdmin, dump
+
+pytestmark = pytest.mark.integration
+
+WASB = "azurite_default"
+TRAINING = "azureml_train_binary"
+
+
+def seeded_dates(seed: dict[str, Any], task: str = "binary") -> list[str]:
+    import re
+
+    return sorted(set(re.findall(rf"{task}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/", json.dumps(seed))))
+
+
+def utc(date: str) -> datetime:
+    return datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
+
+
+def retrain_dag(
+    dag_id: str,
+    *,
+    deferrable: bool = False,
+    retries: int = 0,
+    training_blob: str = "binary/dt={{ ds }}/train.csv",
+    conn_id: str = TRAINING,
+    **operator_kwargs: Any,
+):
+    from airflow.sdk import DAG
+
+    from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
+
+    prefix = f"tests/{dag_id}/{{{{ ds }}}}"
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        default_args={"retries": retries, "retry_delay": timedelta(seconds=0)},
+    ) as dag:
+        AzureMLBatchExecutionOperator(
+            task_id="retrain",
+            azureml_conn_id=conn_id,
+            inputs={"input1": {"wasb_conn_id": WASB, "container": "training-data", "blob": training_blob}},
+            outputs={
+                "output1": {"wasb_conn_id": WASB, "container": "models", "blob": f"{prefix}/model.ilearner"},
+                "output2": {"wasb_conn_id": WASB, "container": "models", "blob": f"{prefix}/evaluation.csv"},
+            },
+            poll_interval=0.5,
+            deferrable=deferrable,
+            **operator_kwargs,
+        )
+    return dag
+
+
+@pytest.fixture
+def run(airflow_db: None, stack: Any):
+    from airflow_provider_amlretrain.devstack.dagrun import run_dag
+
+    return run_dag
+
+
+@pytest.fixture
+def date(seed: dict[str, Any]) -> str:
+    dates = seeded_dates(seed)
+    assert dates, f"the seed lists no binary training partitions: {dump(seed)}"
+    return dates[-1]
+
+
+def read_blob(container: str, blob: str) -> str:
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    return WasbHook(wasb_conn_id=WASB).read_file(container_name=container, blob_name=blob)
+
+
+def test_example_dag_retrains_and_reports_metrics(run, date: str) -> None:
+    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
+
+    outcome = run(load_dag_file(REPO_ROOT / "dags/amlretrain_bes_retrain.py"), utc(date))
+
+    assert outcome.state == "success", dump(outcome.task_states)
+    report = outcome.xcom("report")
+    assert {"AUC", "Accuracy", "F-Score"} <= set(report["metrics"]), report
+    assert 0.5 < report["metrics"]["AUC"] <= 1.0
+    assert report["model_uri"].endswith("/model.ilearner") and "?" not in report["model_uri"]
+    result = outcome.xcom("retrain")
+    model = json.loads(read_blob(*result["outputs"]["output1"]["relative_location"].split("/", 1)))
+    assert model, "the .ilearner blob is an empty document"
+    serialized = json.dumps({f"{k[0]}:{k[1]}": v for k, v in outcome.xcoms.items()}, default=str)
+    assert "sig=" not in serialized and "AccountKey" not in serialized
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
+def test_retrain_in_both_modes(run, date: str, deferrable: bool) -> None:
+    outcome = run(retrain_dag(f"bes_modes_{deferrable}", deferrable=deferrable), utc(date))
+
+    assert outcome.state == "success", dump(outcome.task_states)
+    result = outcome.xcom("retrain")
+    assert result["status"] == "Finished"
+    assert set(result["outputs"]) == {"output1", "output2"}
+    assert result["duration_seconds"] is not None and result["duration_seconds"] >= 0
+    header = read_blob(*result["outputs"]["output2"]["relative_location"].split("/", 1)).splitlines()[0]
+    assert "AUC" in header.split(",")
+
+
+def test_failed_job_details_reach_the_task_log(run, date: str, capfd: pytest.CaptureFixture[str]) -> None:
+    dag = retrain_dag("bes_missing_input", training_blob="binary/dt=1999-01-01/missing.csv")
+    outcome = run(dag, utc(date))
+
+    assert outcome.task_states["retrain"] == "failed"
+    log = capfd.readouterr()
+    text = log.out + log.err
+    assert "ended Failed" in text
+    assert "missing.csv" in text, "the job's Details (which name the missing input) must reach the task log"
+    assert "AccountKey=" not in text.replace("AccountKey=***", "")
+
+
+def test_throttling_and_unavailable_answers_are_survived(run, date: str, emulator: EmulatorAdmin) -> None:
+    emulator.set_faults(
+        {
+            "rules": [
+                {"method": "POST", "path": "/jobs$", "status": 429, "retry_after": 1, "times": 2},
+                {"method": "GET", "path": "/jobs/[0-9a-f]{32}$", "status": 503, "times": 2},
+            ]
+        }
+    )
+    outcome = run(retrain_dag("bes_faults"), utc(date))
+
+    assert outcome.state == "success", dump(outcome.task_states)
+    assert outcome.try_numbers["retrain"] == 1, "HTTP retries must absorb the faults without a task retry"
+    remaining = [r for r in emulator.faults().get("rules", []) if r.get("times", 0) > 0]
+    assert remaining == [], f"every injected fault must have been hit: {remaining}"
+
+
+def test_job_timeout_cancels_the_remote_job(run, date: str, emulator: EmulatorAdmin) -> None:
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    emulator.set_faults({"rules": [], "job_seconds": 30})
+    outcome = run(retrain_dag("bes_timeout", job_timeout=2), utc(date))
+
+    assert outcome.task_states["retrain"] == "failed"
+    job_id = outcome.xcom("retrain", "job_id")
+    assert job_id
+    assert AzureMLStudioHook(TRAINING).get_job(job_id).status.value == "Cancelled"
+
+
+def test_retry_reattaches_to_the_running_job(run, date: str, emulator: EmulatorAdmin) -> None:
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    emulator.set_faults({"rules": [], "job_seconds": 8})
+    jobs_before = emulator_job_count(emulator)
+    dag = retrain_dag("bes_reattach", retries=1, cancel_on_kill=False, execution_timeout=timedelta(seconds=3))
+    outcome = run(dag, utc(date))
+
+    assert outcome.state == "success", dump(outcome.task_states)
+    assert outcome.try_numbers["retrain"] == 2, "the first try must have timed out while the job ran"
+    assert emulator_job_count(emulator) == jobs_before + 1, "the retry must reattach, not submit a second job"
+    result = outcome.xcom("retrain")
+    assert AzureMLStudioHook(TRAINING).get_job(result["job_id"]).status.value == "Finished"
+
+
+def emulator_job_count(emulator: EmulatorAdmin) -> int:
+    import requests
+
+    answer = requests.get(f"{emulator.url}/_emulator/jobs", timeout=10)
+    answer.raise_for_status()
+    return len(answer.json()["jobs"])
+
+
+def _submit_and_start(stack: Any, seed_name: str = "kill") -> str:
+    from airflow_provider_amlretrain.api.bes import build_batch_request
+    from airflow_provider_amlretrain.api.references import BlobReference
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    hook = AzureMLStudioHook(TRAINING)
+    cs = stack.connection_string
+    body = build_batch_request(
+        inputs={"input1": BlobReference("training-data/binary/sample.csv", cs)},
+        outputs={
+            "output1": BlobReference(f"models/tests/{seed_name}/model.ilearner", cs),
+            "output2": BlobReference(f"models/tests/{seed_name}/evaluation.csv", cs),
+        },
+    )
+    job_id = hook.submit_job(body)
+    hook.start_job(job_id)
+    return job_id
+
+
+def test_kill_cancels_the_job_on_the_worker_and_in_the_triggerer(stack: Any, emulator: EmulatorAdmin) -> None:
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+    from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
+    from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
+
+    emulator.set_faults({"rules": [], "job_seconds": 30})
+    hook = AzureMLStudioHook(TRAINING)
+
+    worker_job = _submit_and_start(stack, "kill-worker")
+    operator = AzureMLBatchExecutionOperator(task_id="k", azureml_conn_id=TRAINING, outputs={"o": {}})
+    operator.job_id = worker_job
+    operator.on_kill()
+    assert hook.get_job(worker_job).status.value == "Cancelled"
+    operator.on_kill()  # an ended job is tolerated
+
+    deferred_job = _submit_and_start(stack, "kill-trigger")
+    trigger = AzureMLBatchJobTrigger(azureml_conn_id=TRAINING, job_id=deferred_job, poll_interval=0.2)
+    asyncio.run(trigger.on_kill())
+    assert hook.get_job(deferred_job).status.value == "Cancelled"
+    asyncio.run(trigger.on_kill())
+
+
+@pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
+def test_sensor_waits_for_a_job_started_elsewhere(run, stack: Any, date: str, deferrable: bool) -> None:
+    from airflow.sdk import DAG
+
+    from airflow_provider_amlretrain.sensors.batch_job import AzureMLBatchJobSensor
+
+    job_id = _submit_and_start(stack, f"sensor-{deferrable}")
+    with DAG(f"bes_sensor_{deferrable}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
+        AzureMLBatchJobSensor(
+            task_id="wait", job_id=job_id, azureml_conn_id=TRAINING, poke_interval=0.5, timeout=120, deferrable=deferrable
+        )
+    outcome = run(dag, utc(date))
+    assert outcome.state == "success", dump(outcome.task_states)
