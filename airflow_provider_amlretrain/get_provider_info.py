@@ -7,6 +7,11 @@ from typing import Any
 _STRING = {"type": ["string", "null"]}
 _NUMBER = {"type": ["number", "null"]}
 _INTEGER = {"type": ["integer", "null"]}
+_HTTP_FIELDS = {
+    "request_timeout": {"label": "Request timeout (seconds)", "schema": _NUMBER},
+    "max_retries": {"label": "Retries on throttling, 5xx and connection errors", "schema": _INTEGER},
+    "retry_backoff": {"label": "First retry backoff (seconds)", "schema": _NUMBER},
+}
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -29,13 +34,22 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {
                 "integration-name": "Azure ML Studio (classic)",
-                "python-modules": ["airflow_provider_amlretrain.hooks.studio"],
+                "python-modules": [
+                    "airflow_provider_amlretrain.hooks.studio",
+                    "airflow_provider_amlretrain.hooks.classic_management",
+                    "airflow_provider_amlretrain.hooks.web_services",
+                ],
             }
         ],
         "operators": [
             {
                 "integration-name": "Azure ML Studio (classic)",
-                "python-modules": ["airflow_provider_amlretrain.operators.batch_execution"],
+                "python-modules": [
+                    "airflow_provider_amlretrain.operators.batch_execution",
+                    "airflow_provider_amlretrain.operators.evaluation_gate",
+                    "airflow_provider_amlretrain.operators.update_endpoint_model",
+                    "airflow_provider_amlretrain.operators.update_web_service_model",
+                ],
             }
         ],
         "sensors": [
@@ -67,11 +81,50 @@ def get_provider_info() -> dict[str, Any]:
                         "retry_backoff": "1.0",
                     },
                 },
-                "conn-fields": {
-                    "request_timeout": {"label": "Request timeout (seconds)", "schema": _NUMBER},
-                    "max_retries": {"label": "Retries on throttling, 5xx and connection errors", "schema": _INTEGER},
-                    "retry_backoff": {"label": "First retry backoff (seconds)", "schema": _NUMBER},
+                "conn-fields": _HTTP_FIELDS,
+            },
+            {
+                "connection-type": "azureml_classic_management",
+                "hook-class-name": "airflow_provider_amlretrain.hooks.classic_management.AzureMLClassicManagementHook",
+                "hook-name": "Azure ML Studio (classic) management",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port", "login"],
+                    "relabeling": {"host": "Management URL", "password": "Workspace token"},
+                    "placeholders": {
+                        "host": "https://management.azureml.net",
+                        "password": "workspace authorization token",
+                        "workspace_id": "32-character workspace id",
+                    },
                 },
-            }
+                "conn-fields": {
+                    "workspace_id": {"label": "Workspace ID", "schema": _STRING},
+                    **_HTTP_FIELDS,
+                },
+            },
+            {
+                "connection-type": "azureml_web_services",
+                "hook-class-name": "airflow_provider_amlretrain.hooks.web_services.AzureMLWebServicesHook",
+                "hook-name": "Azure ML web services (Resource Manager)",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "ARM URL",
+                        "login": "Client ID (service principal)",
+                        "password": "Client secret",
+                    },
+                    "placeholders": {
+                        "host": "https://management.azure.com",
+                        "execution_url": "https://ussouthcentral.services.azureml.net",
+                    },
+                },
+                "conn-fields": {
+                    "subscription_id": {"label": "Subscription ID", "schema": _STRING},
+                    "resource_group": {"label": "Resource group", "schema": _STRING},
+                    "tenant_id": {"label": "Tenant ID (service principal)", "schema": _STRING},
+                    "managed_identity_client_id": {"label": "Managed identity client ID", "schema": _STRING},
+                    "execution_url": {"label": "RRS host of the region", "schema": _STRING},
+                    **_HTTP_FIELDS,
+                },
+            },
         ],
     }

@@ -1,0 +1,185 @@
+"""Hook for new (Azure Resource Manager) web services: definitions, updates, keys, scoring."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
+
+from airflow_provider_amlretrain.api.arm import ARM_SCOPE, WebServicesApi, operation_status, provisioning_state
+from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
+from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
+from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
+
+if TYPE_CHECKING:
+    from azure.core.credentials import TokenCredential
+
+DEFAULT_ARM_URL = "https://management.azure.com"
+
+
+class AzureMLWebServicesHook(AzureMLHttpHook):
+    """
+    Reads and updates new-style web services (``Microsoft.MachineLearning/webServices``) through ARM.
+
+    Tokens come from ``azure-identity``: a service principal when the connection has login
+    (client id), password (secret) and extra ``tenant_id``; otherwise ``DefaultAzureCredential``
+    (workload identity, managed identity, environment...), or ``ManagedIdentityCredential`` with
+    extra ``managed_identity_client_id``. Extras: ``subscription_id``, ``resource_group``
+    (required), ``execution_url`` (the RRS host, e.g. ``https://ussouthcentral.services.azureml.net``),
+    and the usual ``request_timeout``, ``max_retries``, ``retry_backoff``. Host: the ARM URL
+    (default ``https://management.azure.com``).
+
+    :param azureml_arm_conn_id: The ``azureml_web_services`` connection id.
+    """
+
+    conn_name_attr = "azureml_arm_conn_id"
+    default_conn_name = "azureml_arm_default"
+    conn_type = "azureml_web_services"
+    hook_name = "Azure ML web services (Resource Manager)"
+
+    def __init__(self, azureml_arm_conn_id: str = default_conn_name) -> None:
+        super().__init__()
+        self.azureml_arm_conn_id = azureml_arm_conn_id
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Form layout of the connection in the Airflow UI."""
+        return {
+            "hidden-fields": ["schema", "port"],
+            "relabeling": {"host": "ARM URL", "login": "Client ID (service principal)", "password": "Client secret"},
+            "placeholders": {"host": DEFAULT_ARM_URL},
+        }
+
+    @cached_property
+    def _config(self) -> dict[str, Any]:
+        conn = self.get_connection(self.azureml_arm_conn_id)
+        extras = conn.extra_dejson
+        conn_id = self.azureml_arm_conn_id
+        missing = [k for k in ("subscription_id", "resource_group") if not extras.get(k)]
+        if missing:
+            raise AzureMLConfigError(f"Connection {conn_id!r} lacks extra(s) {missing}: add them.")
+        timeout, policy = http_tuning(conn_id, extras)
+        host = conn.host or DEFAULT_ARM_URL
+        return {
+            "arm_url": host if "://" in host else f"https://{host}",
+            "subscription_id": str(extras["subscription_id"]),
+            "resource_group": str(extras["resource_group"]),
+            "execution_url": extras.get("execution_url"),
+            "timeout": timeout,
+            "policy": policy,
+            "client_id": conn.login,
+            "client_secret": conn.password,
+            "tenant_id": extras.get("tenant_id"),
+            "managed_identity_client_id": extras.get("managed_identity_client_id"),
+        }
+
+    @cached_property
+    def credential(self) -> TokenCredential:
+        """The ``azure-identity`` credential the connection describes."""
+        config = self._config
+        if config["client_id"] and config["client_secret"] and config["tenant_id"]:
+            from azure.identity import ClientSecretCredential
+
+            return ClientSecretCredential(config["tenant_id"], config["client_id"], config["client_secret"])
+        if config["managed_identity_client_id"]:
+            from azure.identity import ManagedIdentityCredential
+
+            return ManagedIdentityCredential(client_id=config["managed_identity_client_id"])
+        from azure.identity import DefaultAzureCredential
+
+        return DefaultAzureCredential()
+
+    def http_settings(self) -> HttpSettings:
+        """A fresh (cached by azure-identity) Azure AD token for ARM."""
+        token = self.credential.get_token(ARM_SCOPE).token
+        config = self._config
+        secrets = tuple(s for s in (token, config["client_secret"]) if s)
+        return HttpSettings(bearer_headers(token), config["timeout"], config["policy"], secrets)
+
+    @property
+    def api(self) -> WebServicesApi:
+        """Request builder for the connection's resource group."""
+        config = self._config
+        return WebServicesApi(config["arm_url"], config["subscription_id"], config["resource_group"])
+
+    def get_web_service(self, name: str) -> dict[str, Any]:
+        """
+        The web service definition (without keys).
+
+        :param name: The web service's resource name.
+        """
+        return dict(self.call(self.api.get(name)))
+
+    def update_web_service(self, name: str, definition: dict[str, Any], *, timeout: float = 600.0, poll_interval: float = 2.0) -> dict[str, Any]:
+        """
+        PATCH a definition and wait until provisioning ends.
+
+        :param name: The web service's resource name.
+        :param definition: The full, edited definition.
+        :param timeout: Seconds to wait for provisioning.
+        :param poll_interval: Seconds between two polls.
+        :return: The definition after the update.
+        :raises AzureMLApiError: when provisioning fails or does not end in time.
+        """
+        answer = self.call_raw(self.api.patch(name, definition))
+        operation_url = answer.headers.get("azure-asyncoperation")
+        deadline = time.monotonic() + timeout
+        while True:
+            if operation_url:
+                status, message = operation_status(self.call(self.api.poll(operation_url)))
+            else:
+                status, message = provisioning_state(self.get_web_service(name)) or "Succeeded", None
+            if status == "Succeeded":
+                return self.get_web_service(name)
+            if status in ("Failed", "Canceled", "Cancelled"):
+                raise AzureMLApiError(
+                    f"Updating web service {name!r} ended {status}: {message or 'no details'}. The service keeps its previous definition."
+                )
+            if time.monotonic() >= deadline:
+                raise AzureMLApiError(f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {status}).")
+            self._sleep(poll_interval)
+
+    def list_keys(self, name: str) -> dict[str, str]:
+        """
+        ``{primary, secondary}`` keys of a web service (secrets).
+
+        :param name: The web service's resource name.
+        """
+        keys = self.call(self.api.list_keys(name)) or {}
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        for value in keys.values():
+            if isinstance(value, str):
+                mask_secret(value)
+        return keys
+
+    def execution_location(self, name: str) -> str:
+        """
+        The RRS base URL of a web service: ``{execution_url}/subscriptions/{sub}/services/{name}``.
+
+        :param name: The web service's resource name.
+        """
+        config = self._config
+        if not config["execution_url"]:
+            raise AzureMLConfigError(
+                f"Connection {self.azureml_arm_conn_id!r} has no 'execution_url' extra (the region's RRS host, "
+                "e.g. https://ussouthcentral.services.azureml.net): needed to smoke-test the web service."
+            )
+        return f"{config['execution_url'].rstrip('/')}/subscriptions/{quote(config['subscription_id'], safe='')}/services/{quote(name, safe='')}"
+
+    def score(self, name: str, *, input_name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> ScoringTable:
+        """
+        Score rows through the web service's RRS with its primary key.
+
+        :param name: The web service's resource name.
+        :param input_name: The input port.
+        :param columns: Column names.
+        :param rows: Rows.
+        """
+        key = self.list_keys(name).get("primary")
+        if not key:
+            raise AzureMLConfigError(f"Web service {name!r} returned no primary key from listKeys.")
+        request = execute_request(self.execution_location(name), input_name=input_name, columns=columns, rows=rows)
+        return parse_execute_answer(self.call(request, self.with_key(key)))

@@ -1,0 +1,124 @@
+"""Operator that decides, from the Evaluate Model CSV, whether a retrained model may be promoted."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
+
+from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+from airflow_provider_amlretrain.evaluation import parse_evaluation_csv
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
+from airflow_provider_amlretrain.gating import decide
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+ON_REJECT = ("skip", "fail")
+
+
+class EvaluationGateRejectedError(AzureMLError):
+    """The retrained model did not meet the promotion rules (with ``on_reject="fail"``)."""
+
+
+def output_location(training_result: Any, port: str, what: str) -> str:
+    """
+    ``container/blob`` of one output of a BES job's result (the BES operator's return value).
+
+    :param training_result: The BES operator's result dict.
+    :param port: The output port.
+    :param what: What the output is, for messages.
+    """
+    if not isinstance(training_result, Mapping) or not isinstance(training_result.get("outputs"), Mapping):
+        raise AzureMLConfigError(
+            f"training_result must be the BES operator's result (a dict with 'job_id' and 'outputs'), got "
+            f"{type(training_result).__name__}: pass e.g. retrain.output or \"{{{{ ti.xcom_pull('retrain') }}}}\"."
+        )
+    outputs = training_result["outputs"]
+    if port not in outputs:
+        raise AzureMLConfigError(f"The training job has no output {port!r} ({what}); its outputs are {sorted(outputs)}.")
+    return str(outputs[port]["relative_location"])
+
+
+class AzureMLEvaluationGateOperator(BaseOperator):
+    """
+    Read the evaluation a training job wrote and apply promotion rules.
+
+    Rules are dicts: ``{"metric": "AUC", "min": 0.8}``, ``{"metric": "Root Mean Squared Error",
+    "compare_to_baseline": True, "tolerance": 0.5}``; metric names match case-insensitively, and
+    each metric's direction (AUC up, errors down) comes from its name unless ``direction`` is given.
+    The baseline is the production model's metrics from the target's deployment record.
+
+    When the model passes, returns the decision. When it does not: with ``on_reject="skip"`` the
+    task (and so the promotion branch after it) is skipped and the run stays green; with ``"fail"``
+    the task fails. Either way the decision (metrics, baseline, each rule's verdict) is logged and
+    pushed to XCom under ``gate_decision``.
+
+    :param training_result: The BES operator's result (templated, e.g. ``retrain.output``).
+    :param rules: Promotion rules.
+    :param wasb_conn_id: The ``wasb`` connection of the storage account the job wrote to.
+    :param evaluation_port: The job's evaluation output port.
+    :param deployment_target: The deployment record to read the baseline from (same name as the promotion task's).
+    :param record_container: The container of deployment records.
+    :param on_reject: ``skip`` or ``fail``.
+    :param evaluation_row: Which row of the evaluation CSV to judge (0: the first scored set).
+    """
+
+    template_fields = ("training_result", "rules", "deployment_target")
+    template_fields_renderers = {"training_result": "json", "rules": "json"}
+    ui_color = "#fdebd0"
+
+    def __init__(
+        self,
+        *,
+        training_result: Any,
+        rules: Sequence[Mapping[str, Any]],
+        wasb_conn_id: str,
+        evaluation_port: str = "output2",
+        deployment_target: str | None = None,
+        record_container: str = "deployments",
+        on_reject: str = "skip",
+        evaluation_row: int = 0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_reject not in ON_REJECT:
+            raise AzureMLConfigError(f"on_reject must be one of {ON_REJECT}, not {on_reject!r}.")
+        self.training_result = training_result
+        self.rules = rules
+        self.wasb_conn_id = wasb_conn_id
+        self.evaluation_port = evaluation_port
+        self.deployment_target = deployment_target
+        self.record_container = record_container
+        self.on_reject = on_reject
+        self.evaluation_row = evaluation_row
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Judge the model; return the decision, or skip/fail when it is rejected."""
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        location = output_location(self.training_result, self.evaluation_port, "evaluation")
+        container, _, blob = location.partition("/")
+        text = WasbHook(wasb_conn_id=self.wasb_conn_id).read_file(container_name=container, blob_name=blob)
+        challenger = parse_evaluation_csv(text, row=self.evaluation_row, source=location)
+        baseline = None
+        if self.deployment_target:
+            record = DeploymentRecordStore(self.wasb_conn_id, self.record_container).read(self.deployment_target).record
+            baseline = record.baseline_metrics
+            self.log.info(
+                "Baseline for %s: %s", self.deployment_target,
+                f"model {record.current['model_uri']}" if record.current else "nothing deployed yet",
+            )
+        decision = decide(self.rules, challenger, baseline)
+        for verdict in decision.verdicts:
+            self.log.info("%s %s", "PASS" if verdict.passed else "FAIL", verdict.reason)
+        summary = {**decision.to_summary(), "evaluation": location, "deployment_target": self.deployment_target}
+        context["ti"].xcom_push(key="gate_decision", value=summary)
+        if decision.promote:
+            self.log.info("The retrained model meets every rule: promote it.")
+            return summary
+        failed = "; ".join(v.reason for v in decision.verdicts if not v.passed)
+        if self.on_reject == "fail":
+            raise EvaluationGateRejectedError(f"The retrained model is not promoted: {failed}")
+        raise AirflowSkipException(f"The retrained model is not promoted (promotion skipped): {failed}")

@@ -1,0 +1,218 @@
+"""What every promotion operator does: fresh model location, record guard, deploy, smoke test, rollback."""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
+
+from airflow_provider_amlretrain.api.references import BlobLocation
+from airflow_provider_amlretrain.api.rrs import ScoringTable
+from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
+from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+from airflow_provider_amlretrain.operators.evaluation_gate import output_location
+from airflow_provider_amlretrain.promotion import CandidateModel, ClaimOutcome, DeploymentGuard
+from airflow_provider_amlretrain.redaction import redact
+from airflow_provider_amlretrain.smoke_test import SmokeSample, SmokeTestError, check_scoring, load_sample
+
+if TYPE_CHECKING:
+    from airflow.providers.common.compat.sdk import Context
+
+
+class RollbackError(AzureMLError):
+    """The new model failed its smoke test and putting the previous one back failed too."""
+
+
+@dataclass
+class Deployment:
+    """
+    What :meth:`BaseModelPromotionOperator.deploy` did: enough to undo it, and facts for the record.
+
+    :param previous_model_uri: What the target ran before (no SAS).
+    :param undo: Subclass data to roll back with (may hold secrets: never logged or pushed).
+    :param details: Secret-free facts for the record and the result.
+    """
+
+    previous_model_uri: str | None
+    undo: Any = field(repr=False)
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+class BaseModelPromotionOperator(BaseOperator):
+    """
+    Deploy the model a BES job trained, safely.
+
+    The model's location is read again from the job (a fresh SAS; no SAS ever crosses XCom).
+    A deployment record per target (JSON in blob storage, conditional writes) decides whether
+    this run may deploy: a model trained on older data than the deployed one is not deployed
+    (the task is skipped) unless ``force``; of two runs racing for one target exactly one
+    deploys. After deploying, a few rows of real data are scored; if that fails the previous
+    model is put back and the task fails.
+
+    :param deployment_target: The record's name for this target (the gate reads the same record).
+    :param training_result: The BES operator's result (templated, e.g. ``retrain.output``).
+    :param training_conn_id: The ``azureml_studio`` connection of the training web service (to re-read the job).
+    :param wasb_conn_id: The ``wasb`` connection holding records and the smoke-test sample.
+    :param model_port: The job's trained-model output port.
+    :param gate_result: The gate's decision (templated), whose metrics go into the record.
+    :param smoke_test_sample: ``container/blob`` of a CSV to score after deploying (templated); ``None`` skips the smoke test.
+    :param smoke_test_input_name: The web service input port.
+    :param smoke_test_drop_columns: Columns of the sample not sent for scoring (the label).
+    :param smoke_test_rows: How many rows to score.
+    :param record_container: The container of deployment records.
+    :param force: Deploy even over a model trained on newer data.
+    """
+
+    template_fields: Sequence[str] = ("deployment_target", "training_result", "gate_result", "smoke_test_sample", "force")
+    template_fields_renderers = {"training_result": "json", "gate_result": "json"}
+    ui_color = "#d5f5e3"
+
+    def __init__(
+        self,
+        *,
+        deployment_target: str,
+        training_result: Any,
+        training_conn_id: str,
+        wasb_conn_id: str,
+        model_port: str = "output1",
+        gate_result: Any = None,
+        smoke_test_sample: str | None = None,
+        smoke_test_input_name: str = "input1",
+        smoke_test_drop_columns: Sequence[str] = ("label", "target"),
+        smoke_test_rows: int = 5,
+        record_container: str = "deployments",
+        force: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.deployment_target = deployment_target
+        self.training_result = training_result
+        self.training_conn_id = training_conn_id
+        self.wasb_conn_id = wasb_conn_id
+        self.model_port = model_port
+        self.gate_result = gate_result
+        self.smoke_test_sample = smoke_test_sample
+        self.smoke_test_input_name = smoke_test_input_name
+        self.smoke_test_drop_columns = smoke_test_drop_columns
+        self.smoke_test_rows = smoke_test_rows
+        self.record_container = record_container
+        self.force = force
+
+    # -- what subclasses provide ------------------------------------------------------------------
+
+    @abstractmethod
+    def deploy(self, model: BlobLocation) -> Deployment:
+        """Point the target at ``model`` and confirm it; return how to undo it."""
+
+    @abstractmethod
+    def rollback(self, deployment: Deployment) -> None:
+        """Put the previous model back and confirm it."""
+
+    @abstractmethod
+    def score(self, sample: SmokeSample) -> ScoringTable:
+        """Score the sample through the target's RRS."""
+
+    # -- the flow ---------------------------------------------------------------------------------
+
+    def fresh_model_location(self) -> tuple[str, BlobLocation]:
+        """Re-read the training job for the model's location with a fresh read-only SAS."""
+        relative = output_location(self.training_result, self.model_port, "trained model")
+        job_id = str(self.training_result.get("job_id") or "")
+        state = AzureMLStudioHook(azureml_conn_id=self.training_conn_id).get_job(job_id)
+        if not state.status.is_success:
+            raise AzureMLConfigError(f"BES job {job_id} is {state.status.value}, not Finished: there is no model to promote.")
+        location = state.results.get(self.model_port)
+        if location is None or location.relative_location != relative:
+            raise AzureMLConfigError(
+                f"BES job {job_id} reports output {self.model_port!r} at "
+                f"{location.relative_location if location else 'nowhere'}, not {relative}: wrong training_result?"
+            )
+        return job_id, location
+
+    def _candidate(self, context: Context, job_id: str, model: BlobLocation) -> CandidateModel:
+        gate = self.gate_result if isinstance(self.gate_result, Mapping) else {}
+        metrics = gate.get("metrics")
+        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        return CandidateModel(
+            model_uri=model.uri,
+            job_id=job_id,
+            metrics={str(k): float(v) for k, v in metrics.items()} if isinstance(metrics, Mapping) else None,
+            data_interval_start=start.isoformat() if start else None,
+            data_interval_end=end.isoformat() if end else None,
+            dag_id=context["dag"].dag_id,
+            run_id=context["run_id"],
+        )
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """Claim, deploy, smoke-test, commit (or roll back)."""
+        job_id, model = self.fresh_model_location()
+        candidate = self._candidate(context, job_id, model)
+        guard = DeploymentGuard(
+            DeploymentRecordStore(self.wasb_conn_id, self.record_container),
+            self.deployment_target,
+            candidate,
+            force=bool(self.force),
+        )
+        outcome = guard.claim()
+        if outcome is ClaimOutcome.STALE:
+            self.log.warning("%s", guard.reason)
+            raise AirflowSkipException(guard.reason)
+        if outcome is ClaimOutcome.ALREADY_DEPLOYED:
+            self.log.info("%s Nothing to do.", guard.reason)
+            return {"deployment_target": self.deployment_target, "model_uri": model.uri, "outcome": outcome.value}
+        self.log.info("Claimed %s for model %s (BES job %s).", self.deployment_target, model.uri, job_id)
+        try:
+            deployment = self.deploy(model)
+        except Exception as err:
+            guard.abandon("failed", redact(str(err)))
+            raise
+        self.log.info("%s now serves %s (was %s).", self.deployment_target, model.uri, deployment.previous_model_uri)
+        try:
+            smoke = self._smoke_test()
+        except (SmokeTestError, AzureMLError) as err:
+            reason = redact(str(err))
+            self.log.error("Smoke test failed: %s. Rolling back to %s.", reason, deployment.previous_model_uri)
+            try:
+                self.rollback(deployment)
+            except Exception as rollback_err:
+                guard.abandon("rollback_failed", f"{reason}; rollback: {redact(str(rollback_err))}", **deployment.details)
+                raise RollbackError(
+                    f"The new model failed its smoke test ({reason}) and the rollback failed "
+                    f"({redact(str(rollback_err))}). Point {self.deployment_target} back to "
+                    f"{deployment.previous_model_uri} by hand."
+                ) from None
+            guard.abandon("rolled_back", reason, **deployment.details)
+            raise SmokeTestError(
+                f"The new model failed its smoke test ({reason}); {self.deployment_target} was rolled back to "
+                f"{deployment.previous_model_uri}."
+            ) from None
+        entry = guard.commit(
+            **deployment.details,
+            previous_model_uri=deployment.previous_model_uri,
+            smoke_test=smoke.to_summary() if smoke else None,
+        )
+        return {
+            "deployment_target": self.deployment_target,
+            "outcome": "deployed",
+            "model_uri": model.uri,
+            "previous_model_uri": deployment.previous_model_uri,
+            "job_id": job_id,
+            "details": deployment.details,
+            "smoke_test": smoke.to_summary() if smoke else None,
+            "deployed_at": entry["deployed_at"],
+        }
+
+    def _smoke_test(self) -> Any:
+        if not self.smoke_test_sample:
+            self.log.info("No smoke_test_sample given: smoke test skipped.")
+            return None
+        sample = load_sample(
+            self.wasb_conn_id, self.smoke_test_sample, max_rows=self.smoke_test_rows, drop_columns=self.smoke_test_drop_columns
+        )
+        result = check_scoring(sample, self.score(sample))
+        self.log.info("Smoke test passed: %d rows scored, predictions %s.", len(sample.rows), result.predictions)
+        return result

@@ -1,0 +1,100 @@
+"""Operator that puts a retrained model behind a new (ARM) web service with a JSON Patch."""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from typing import Any
+
+from airflow_provider_amlretrain.api.references import BlobLocation
+from airflow_provider_amlretrain.api.rrs import ScoringTable
+from airflow_provider_amlretrain.exceptions import AzureMLApiError
+from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
+from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
+from airflow_provider_amlretrain.smoke_test import SmokeSample
+from airflow_provider_amlretrain.web_service_patch import (
+    apply_patch,
+    build_model_patch,
+    find_trained_model_asset,
+    inverse_model_patch,
+)
+
+
+class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
+    """
+    Promote a retrained model to a new-style (Azure Resource Manager) web service.
+
+    GETs the definition, finds the trained-model asset (``asset_key``, ``asset_name``, or the one
+    ``Resource`` asset with an ``.ilearner`` location), builds a JSON Patch (``test`` the old URI,
+    ``replace`` it with the new), applies it, PATCHes the service and waits for provisioning, then
+    smoke-tests through RRS. A failed smoke test applies the inverse patch. The applied patch is
+    logged and returned. See :class:`BaseModelPromotionOperator` for the record rules.
+
+    :param web_service_name: The web service's resource name.
+    :param azureml_arm_conn_id: The ``azureml_web_services`` connection.
+    :param asset_key: The asset's key in ``properties.assets``.
+    :param asset_name: The asset's name.
+    :param provisioning_timeout: Seconds to wait for each update to provision.
+    :param poll_interval: Seconds between provisioning polls.
+    """
+
+    template_fields = (*BaseModelPromotionOperator.template_fields, "web_service_name", "asset_key", "asset_name")
+
+    def __init__(
+        self,
+        *,
+        web_service_name: str,
+        azureml_arm_conn_id: str = AzureMLWebServicesHook.default_conn_name,
+        asset_key: str | None = None,
+        asset_name: str | None = None,
+        provisioning_timeout: float = 600.0,
+        poll_interval: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.web_service_name = web_service_name
+        self.azureml_arm_conn_id = azureml_arm_conn_id
+        self.asset_key = asset_key
+        self.asset_name = asset_name
+        self.provisioning_timeout = provisioning_timeout
+        self.poll_interval = poll_interval
+
+    @cached_property
+    def hook(self) -> AzureMLWebServicesHook:
+        """The ARM web services hook."""
+        return AzureMLWebServicesHook(self.azureml_arm_conn_id)
+
+    def _apply(self, patch: list[dict[str, Any]], asset_key: str, what: str) -> dict[str, Any]:
+        definition = self.hook.get_web_service(self.web_service_name)
+        self.log.info("Applying JSON Patch (%s) to %s: %s", what, self.web_service_name, json.dumps(patch))
+        updated = self.hook.update_web_service(
+            self.web_service_name,
+            apply_patch(definition, patch),
+            timeout=self.provisioning_timeout,
+            poll_interval=self.poll_interval,
+        )
+        expected = patch[-1]["value"]
+        now = find_trained_model_asset(updated, asset_key=asset_key)
+        if now.uri != expected:
+            raise AzureMLApiError(f"Web service {self.web_service_name!r} provisioned but serves {now.uri}, not {expected}.")
+        return updated
+
+    def deploy(self, model: BlobLocation) -> Deployment:
+        """Patch the trained-model asset's location and wait for provisioning."""
+        definition = self.hook.get_web_service(self.web_service_name)
+        asset = find_trained_model_asset(definition, asset_key=self.asset_key, asset_name=self.asset_name)
+        patch = build_model_patch(asset, model.uri)
+        self._apply(patch, asset.key, "promote")
+        return Deployment(
+            previous_model_uri=asset.uri,
+            undo=patch,
+            details={"web_service": self.web_service_name, "asset_key": asset.key, "asset_name": asset.name, "json_patch": patch},
+        )
+
+    def rollback(self, deployment: Deployment) -> None:
+        """Apply the inverse patch."""
+        self._apply(inverse_model_patch(deployment.undo), deployment.details["asset_key"], "rollback")
+
+    def score(self, sample: SmokeSample) -> ScoringTable:
+        """Score through the web service's RRS with its primary key."""
+        return self.hook.score(self.web_service_name, input_name=self.smoke_test_input_name, columns=sample.columns, rows=sample.rows)

@@ -1,0 +1,173 @@
+"""
+Safe promotion: one guard around every deployment, shared by classic endpoints and new web services.
+
+The guard reads the target's deployment record, refuses to replace a model trained on newer data
+(unless forced), claims the target with a conditional write (so of two racing runs exactly one
+proceeds), and afterwards commits the new deployment, or records the failed attempt and releases
+the claim.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from airflow_provider_amlretrain.deployment_record import (
+    DeploymentConflictError,
+    DeploymentRecord,
+    DeploymentRecordStore,
+    utcnow_iso,
+)
+
+
+class ClaimOutcome(str, Enum):
+    """What the guard decided before deploying."""
+
+    CLAIMED = "claimed"
+    """This run holds the target: deploy."""
+    STALE = "stale"
+    """The target runs a model trained on newer data: do not replace it."""
+    ALREADY_DEPLOYED = "already_deployed"
+    """This very model is already deployed (a re-run): nothing to do."""
+
+
+@dataclass(frozen=True)
+class CandidateModel:
+    """
+    The model a run wants to deploy, as the record describes it (no secrets).
+
+    :param model_uri: The ``.ilearner`` URI without SAS.
+    :param job_id: The BES job that trained it.
+    :param metrics: Its evaluation metrics.
+    :param data_interval_start: Start of the data interval it was trained on (ISO 8601).
+    :param data_interval_end: End of that interval (ISO 8601).
+    :param dag_id: The DAG of the run.
+    :param run_id: The run.
+    """
+
+    model_uri: str
+    job_id: str | None
+    metrics: dict[str, float] | None
+    data_interval_start: str | None
+    data_interval_end: str | None
+    dag_id: str
+    run_id: str
+
+    def entry(self, **details: Any) -> dict[str, Any]:
+        """The record entry for this model, with target-specific details."""
+        return {
+            "model_uri": self.model_uri,
+            "job_id": self.job_id,
+            "metrics": self.metrics,
+            "data_interval_start": self.data_interval_start,
+            "data_interval_end": self.data_interval_end,
+            "dag_id": self.dag_id,
+            "run_id": self.run_id,
+            **details,
+        }
+
+
+def _as_datetime(value: Any) -> datetime | None:
+    if not value:
+        return None
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+
+
+@dataclass
+class DeploymentGuard:
+    """
+    :param store: Where records live.
+    :param target: The target's stable name.
+    :param candidate: The model to deploy.
+    :param force: Replace a model trained on newer data anyway.
+    :param lease_seconds: How long a claim holds before another run may take the target over.
+    """
+
+    store: DeploymentRecordStore
+    target: str
+    candidate: CandidateModel
+    force: bool = False
+    lease_seconds: float = 1800.0
+    record: DeploymentRecord | None = field(default=None, init=False)
+    _etag: str | None = field(default=None, init=False, repr=False)
+    reason: str = field(default="", init=False)
+
+    def claim(self) -> ClaimOutcome:
+        """
+        Decide and, when deploying, claim the target.
+
+        :raises DeploymentConflictError: when another run holds or just took the target.
+        """
+        versioned = self.store.read(self.target)
+        record = versioned.record
+        current = record.current or {}
+        if current.get("model_uri") == self.candidate.model_uri:
+            self.record = record
+            self.reason = f"{self.candidate.model_uri} is already deployed to {self.target}."
+            return ClaimOutcome.ALREADY_DEPLOYED
+        deployed_end = _as_datetime(current.get("data_interval_end"))
+        candidate_end = _as_datetime(self.candidate.data_interval_end)
+        if deployed_end and candidate_end and candidate_end < deployed_end and not self.force:
+            self.record = record
+            self.reason = (
+                f"{self.target} runs a model trained on data up to {current.get('data_interval_end')} "
+                f"(run {current.get('run_id')}); this run's model covers data up to "
+                f"{self.candidate.data_interval_end}, which is older, so it is not deployed. "
+                "Set force=True to deploy it anyway."
+            )
+            return ClaimOutcome.STALE
+        if record.pending and record.pending.get("run_id") != self.candidate.run_id and record.pending_is_live():
+            raise DeploymentConflictError(
+                f"Run {record.pending.get('run_id')} is promoting to {self.target} since "
+                f"{record.pending.get('claimed_at')}; this run did not deploy. Retry after it finishes "
+                f"(its claim expires after {record.pending.get('lease_seconds')} s)."
+            )
+        record.pending = {
+            "run_id": self.candidate.run_id,
+            "dag_id": self.candidate.dag_id,
+            "model_uri": self.candidate.model_uri,
+            "claimed_at": utcnow_iso(),
+            "lease_seconds": self.lease_seconds,
+        }
+        self._etag = self.store.write(record, versioned.etag)
+        self.record = record
+        return ClaimOutcome.CLAIMED
+
+    @property
+    def baseline(self) -> dict[str, Any] | None:
+        """What was deployed before this promotion (``current`` of the record read)."""
+        return self.record.current if self.record else None
+
+    def commit(self, **details: Any) -> dict[str, Any]:
+        """
+        Record the new deployment and release the claim.
+
+        :param details: Target-specific facts (endpoint, asset, previous location...).
+        :return: The new ``current`` entry.
+        """
+        assert self.record is not None
+        entry = self.candidate.entry(deployed_at=utcnow_iso(), **details)
+        if self.record.current:
+            self.record.history.append({**self.record.current, "replaced_at": entry["deployed_at"], "outcome": "replaced"})
+        self.record.current = entry
+        self.record.pending = None
+        self._etag = self.store.write(self.record, self._etag)
+        return entry
+
+    def abandon(self, outcome: str, reason: str, **details: Any) -> None:
+        """
+        Record a failed or rolled-back attempt and release the claim; ``current`` is unchanged.
+
+        :param outcome: E.g. ``rolled_back`` or ``failed``.
+        :param reason: Why.
+        :param details: Target-specific facts.
+        """
+        assert self.record is not None
+        self.record.history.append(self.candidate.entry(attempted_at=utcnow_iso(), outcome=outcome, reason=reason, **details))
+        self.record.pending = None
+        self._etag = self.store.write(self.record, self._etag)
