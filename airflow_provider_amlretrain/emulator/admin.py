@@ -68,3 +68,26 @@ async def put_faults(request: Request) -> JSONResponse:
         return JSONResponse(get_context(request).faults.set(document))
     except ValueError as exc:
         raise bad_request(f"Invalid fault document: {exc}.") from None
+
+
+JOB_SUMMARY_KEYS = (
+    "id",
+    "service_id",
+    "web_service_id",
+    "status",
+    "created_at",
+    "start_requested_at",
+    "started_at",
+    "ended_at",
+    "details",
+)
+
+
+@router.get("/jobs")
+async def list_jobs(request: Request) -> JSONResponse:
+    """All BES jobs, oldest first, without their request bodies (they hold connection strings)."""
+    require_loopback(request)
+    jobs = sorted(
+        get_context(request).store.list("jobs"), key=lambda job: (job.get("created_at") or "", job["id"])
+    )
+    return JSONResponse({"jobs": [{key: job.get(key) for key in JOB_SUMMARY_KEYS} for job in jobs]})

@@ -206,3 +206,13 @@ def test_admin_refuses_remote_clients() -> None:
     require_loopback(
         Request({"type": "http", "client": ("127.0.0.1", 5000), "headers": [], "method": "GET", "path": "/"})
     )
+
+
+def test_admin_lists_jobs_without_secrets(emulator: Any) -> None:
+    service = emulator.service("binary")
+    job_id = emulator.submit(service, emulator.body(service, "listed"))
+    answer = emulator.client.get("/_emulator/jobs")
+    assert answer.status_code == 200
+    jobs = answer.json()["jobs"]
+    assert next(j for j in jobs if j["id"] == job_id)["status"] == "NotStarted"
+    assert "AccountKey" not in answer.text and "request" not in jobs[0]
