@@ -6,9 +6,12 @@ into ``node_modules/``; only the Blob service is started.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -107,7 +110,13 @@ def azurite_binary(project_root: Path | None = None) -> Path:
     binary = root / "node_modules" / ".bin" / "azurite-blob"
     if binary.exists():
         return binary
-    npm_install(root)
+    # Serialise concurrent installs of the same checkout (`npm ci` deletes node_modules first).
+    digest = hashlib.sha256(str(root).encode()).hexdigest()[:16]
+    lock_path = Path(tempfile.gettempdir()) / f"amlretrain-npm-{digest}.lock"
+    with open(lock_path, "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not binary.exists():
+            npm_install(root)
     if not binary.exists():
         raise DevStackError(
             f"`npm ci` finished but {binary} is missing; check that package.json depends on azurite."

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.devstack.connections import (
     airflow_connection_env,
     seeded_services,
+    service_conn_id,
     shell_exports,
 )
 from airflow_provider_amlretrain.devstack.errors import DevStackError
@@ -67,8 +68,15 @@ def summary(stack: Stack) -> str:
         if workspace:
             lines.append(f"  Workspace: {workspace}")
         for service in seeded_services(seed):
-            location = service.get("api_location") or ""
-            lines.append(f"  Service {service.get('name')}: {location}")
+            kind = service.get("kind") or "service"
+            lines.append(
+                f"  {kind.capitalize()} service {service.get('name')} "
+                f"(conn {service_conn_id(service)}): {service.get('api_location') or ''}"
+            )
+        if seed.get("data_container"):
+            dates = seed.get("dates") or []
+            span = f", {len(dates)} dates {dates[0]}..{dates[-1]}" if dates else ""
+            lines.append(f"  Training data: container {seed['data_container']}{span}")
     else:
         lines.append("  AML emulator: not started (Azurite only)")
     lines += [

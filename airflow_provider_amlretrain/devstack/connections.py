@@ -71,10 +71,30 @@ def _service_host(emulator_url: str, service: Mapping[str, Any]) -> str:
 
 def _is_predictive(service: Mapping[str, Any]) -> bool:
     kind = _first(service, _KIND_FIELDS)
-    if isinstance(kind, str) and kind.lower() in PREDICTIVE_KINDS:
-        return True
+    if isinstance(kind, str):
+        return kind.lower() in PREDICTIVE_KINDS
     name = str(service.get("name") or "")
-    return "web_service_id" in service or name.lower().startswith(("predict", "score"))
+    return name.lower().startswith(("predict", "score"))
+
+
+def service_conn_id(service: Mapping[str, Any]) -> str:
+    """Return the Airflow connection id of a seeded service.
+
+    An explicit ``conn_id`` wins; a service with a ``task`` gets
+    ``azureml_train_<task>`` (training) or ``azureml_predict_<task>`` (predictive);
+    anything else gets ``azureml_<name>``.
+
+    :param service: one entry of :func:`seeded_services`.
+    :return: e.g. ``azureml_train_binary``.
+    """
+    if service.get("conn_id"):
+        return str(service["conn_id"])
+    task = service.get("task")
+    if task:
+        role = "predict" if _is_predictive(service) else "train"
+        return f"azureml_{role}_{_slug(str(task))}"
+    name = str(service.get("name") or service.get("id") or "service")
+    return f"azureml_{_slug(name)}"
 
 
 def _workspace(seed: Mapping[str, Any]) -> tuple[str | None, str | None]:
@@ -100,8 +120,7 @@ def service_connection(
     :param seed: the whole seed document (for the workspace id and token).
     :return: ``(conn_id, connection JSON object)``.
     """
-    name = str(service.get("name") or service.get("id") or "service")
-    conn_id = str(service.get("conn_id") or f"azureml_{_slug(name)}")
+    conn_id = service_conn_id(service)
     extra: dict[str, Any] = {}
     if _is_predictive(service):
         workspace_id, token = _workspace(seed)

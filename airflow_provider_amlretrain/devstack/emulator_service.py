@@ -2,8 +2,8 @@
 
 Two commands of the emulator are used:
 
-* ``seed --state-dir D --storage-connection-string CS`` prints a JSON document
-  (workspace, services and their keys, data blobs) on standard output;
+* ``seed --state-dir D`` (connection string in ``AMLRETRAIN_EMULATOR_STORAGE_CONNECTION_STRING``)
+  prints a JSON document (workspace, services and their keys, data blobs) on standard output;
 * ``serve --host H --port P --state-dir D --config FILE`` runs the HTTP server,
   ready once ``GET /_emulator/health`` answers 200.
 """
@@ -31,6 +31,8 @@ EMULATOR_MODULE = "airflow_provider_amlretrain.emulator"
 HEALTH_PATH = "/_emulator/health"
 #: Path of the emulator's managed-identity token endpoint (enabled by ``identity_header``).
 MSI_PATH = "/msi/token"
+#: Environment variable the emulator reads the storage connection string from.
+CONNECTION_STRING_ENV = "AMLRETRAIN_EMULATOR_STORAGE_CONNECTION_STRING"
 #: Keys of the emulator config that the dev stack always sets itself.
 RESERVED_CONFIG_KEYS = frozenset({"storage_connection_string"})
 
@@ -126,9 +128,9 @@ def run_seed(
     :raises DevStackError: if the command fails, times out or prints no JSON.
     """
     state_dir.mkdir(parents=True, exist_ok=True)
-    argv = _emulator_cmd(
-        "seed", "--state-dir", str(state_dir), "--storage-connection-string", connection_string
-    )
+    # The connection string goes through the environment, not argv (process listings).
+    argv = _emulator_cmd("seed", "--state-dir", str(state_dir))
+    env = {**env, CONNECTION_STRING_ENV: connection_string}
     log_file.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     with os.fdopen(fd, "a") as log:

@@ -28,19 +28,40 @@ def test_wasb_connection_only_for_azurite_only_stack() -> None:
     }
 
 
-def test_training_and_predictive_services_from_list() -> None:
+def test_training_and_predictive_services_from_seed_shape() -> None:
     services = [
-        {"name": "train_binary", "api_key": "k1", "api_location": "/workspaces/ws1/services/s1"},
-        {"name": "train-regression", "api_key": "k2", "api_location": "workspaces/ws1/services/s2"},
         {
-            "name": "predict_binary",
+            "name": "amlretrain-binary-training",
+            "kind": "training",
+            "task": "binary",
+            "web_service_id": "w1",
+            "api_key": "k1",
+            "api_location": "/workspaces/ws1/services/s1",
+        },
+        {
+            "name": "amlretrain-regression-training",
+            "kind": "training",
+            "task": "regression",
+            "web_service_id": "w2",
+            "api_key": "k2",
+            "api_location": "workspaces/ws1/services/s2",
+        },
+        {
+            "name": "amlretrain-binary-scoring",
             "kind": "predictive",
+            "task": "binary",
             "api_key": "k3",
             "api_location": "/workspaces/ws1/services/s3",
             "web_service_id": "wsvc3",
         },
     ]
     env = airflow_connection_env(_stack(services))
+    assert sorted(env) == [
+        "AIRFLOW_CONN_AZUREML_PREDICT_BINARY",
+        "AIRFLOW_CONN_AZUREML_TRAIN_BINARY",
+        "AIRFLOW_CONN_AZUREML_TRAIN_REGRESSION",
+        "AIRFLOW_CONN_AZURITE_DEFAULT",
+    ]
     train = json.loads(env["AIRFLOW_CONN_AZUREML_TRAIN_BINARY"])
     assert train == {
         "conn_type": "azureml_studio",
@@ -58,6 +79,11 @@ def test_training_and_predictive_services_from_list() -> None:
         "workspace_token": "wstoken",
         "web_service_id": "wsvc3",
     }
+
+
+def test_services_without_task_use_their_name() -> None:
+    env = airflow_connection_env(_stack([{"name": "My Service", "api_key": "k", "api_location": "/x"}]))
+    assert json.loads(env["AIRFLOW_CONN_AZUREML_MY_SERVICE"])["extra"] == {}
 
 
 def test_services_keyed_by_name_and_explicit_conn_id() -> None:

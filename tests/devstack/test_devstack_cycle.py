@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+import requests
 from azure.storage.blob import BlobServiceClient
 
 from airflow_provider_amlretrain.devstack import (
@@ -115,21 +116,52 @@ def test_python_api_context_manager_and_restart_keeps_data(stack_dir: Path) -> N
     assert group_members(restarted.info["azurite"]["pid"]) == []
 
 
-def test_dead_process_is_restarted(stack_dir: Path) -> None:
-    first = start_stack(stack_dir, with_emulator=False)
-    old_pid = first.info["azurite"]["pid"]
-    stop_stack(first)
-    # Pretend the recorded stack is still "running" although its process died.
-    info = load_stack(stack_dir)
-    info["status"] = "running"
-    info["azurite"]["pid"] = old_pid
+def _fake_running_stack(stack_dir: Path, pid: int) -> None:
+    """Record a "running" Azurite-only stack whose pid is ``pid`` (dead, or not Azurite)."""
+    stack_dir.mkdir(parents=True)
+    info = {
+        "version": 1,
+        "status": "running",
+        "azurite": {
+            "host": "127.0.0.1",
+            "port": 9,
+            "pid": pid,
+            "connection_string": "x",
+            "blob_endpoint": "x",
+        },
+        "emulator": None,
+        "seed": None,
+    }
     (stack_dir / "stack.json").write_text(json.dumps(info))
-    second = start_stack(stack_dir, with_emulator=False)
+
+
+def test_dead_process_is_restarted(stack_dir: Path) -> None:
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    _fake_running_stack(stack_dir, dead.pid)
+    assert not stack_status(stack_dir)["up"]
+    stack = start_stack(stack_dir, with_emulator=False)
     try:
-        assert second.started
-        _roundtrip_blob(second.connection_string)
+        assert stack.started
+        assert stack.info["azurite"]["pid"] != dead.pid
+        _roundtrip_blob(stack.connection_string)
     finally:
-        stop_stack(second)
+        stop_stack(stack)
+
+
+def test_recycled_pid_is_never_signalled(stack_dir: Path) -> None:
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
+    )
+    try:
+        _fake_running_stack(stack_dir, bystander.pid)  # as if the OS had reused the pid
+        assert not stack_status(stack_dir)["azurite"]["alive"]
+        assert stop_stack(stack_dir) == []
+        assert bystander.poll() is None, "an unrelated process must not be killed"
+        assert load_stack(stack_dir)["status"] == "stopped"
+    finally:
+        bystander.kill()
+        bystander.wait()
 
 
 @pytest.mark.skipif(
@@ -151,6 +183,16 @@ def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -
         assert config["min_job_seconds"] == 0
         assert config["storage_connection_string"] == stack["azurite"]["connection_string"]
 
+        token = requests.get(
+            emulator["msi_endpoint"],
+            params={"api-version": "2019-08-01", "resource": "https://management.azure.com/"},
+            headers={"X-IDENTITY-HEADER": emulator["identity_header"]},
+            timeout=10,
+        )
+        # 404 while the emulator's /msi/token route is not mounted yet; once it is, the
+        # identity header written by the dev stack must be accepted.
+        assert token.status_code in (200, 404), token.text
+
         again = cli("up", "--dir", str(stack_dir), "--fault-config", str(faults))
         assert "already running" in again.stdout
 
@@ -166,24 +208,3 @@ def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -
         cli("down", "--dir", str(stack_dir))
     assert group_members(stack["emulator"]["pid"]) == []
     assert group_members(stack["azurite"]["pid"]) == []
-
-
-def test_recycled_pid_is_never_signalled(stack_dir: Path) -> None:
-    first = start_stack(stack_dir, with_emulator=False)
-    stop_stack(first)
-    bystander = subprocess.Popen(
-        [sys.executable, "-c", "import time; time.sleep(60)"], start_new_session=True
-    )
-    try:
-        info = load_stack(stack_dir)
-        info["status"] = "running"
-        info["azurite"]["pid"] = bystander.pid  # as if the OS had reused the pid
-        (stack_dir / "stack.json").write_text(json.dumps(info))
-        assert not stack_status(stack_dir)["azurite"]["alive"]
-        second = start_stack(stack_dir, with_emulator=False)
-        assert second.started
-        stop_stack(second)
-        assert bystander.poll() is None, "an unrelated process must not be killed"
-    finally:
-        bystander.kill()
-        bystander.wait()
