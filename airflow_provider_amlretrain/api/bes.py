@@ -120,29 +120,31 @@ class BesApi:
         return self._url(f"/jobs/{_job_path(job_id)}")
 
     @staticmethod
-    def parse_job_id(body: Any) -> str:
+    def parse_job_id(body: Any, *secrets: str | None) -> str:
         """
         Parse the submit answer: a JSON string holding the job id.
 
         :param body: The decoded JSON body.
+        :param secrets: Literal secrets (the API key) to scrub from an error message.
         """
         if isinstance(body, str) and _JOB_ID.match(body.strip()):
             return body.strip()
         raise AzureMLResponseError(
-            f"BES answered the job submission with {redact(repr(body))[:120]} instead of a job id string."
+            f"BES answered the job submission with {redact(repr(body), *secrets)[:120]} instead of a job id string."
         )
 
     @staticmethod
-    def parse_job_state(job_id: str, body: Any) -> BatchJobState:
+    def parse_job_state(job_id: str, body: Any, *secrets: str | None) -> BatchJobState:
         """
         Parse a job status answer.
 
         :param job_id: The job asked for.
         :param body: The decoded JSON body.
+        :param secrets: Literal secrets (the API key) to scrub from ``Details`` and error messages.
         """
         if not isinstance(body, dict) or "StatusCode" not in body:
             raise AzureMLResponseError(
-                f"BES answered the status of job {job_id} without a StatusCode: {redact(repr(body))[:200]}."
+                f"BES answered the status of job {job_id} without a StatusCode: {redact(repr(body), *secrets)[:200]}."
             )
         status = BatchJobStatus.parse(body["StatusCode"])
         raw_results = body.get("Results") or {}
@@ -156,7 +158,7 @@ class BesApi:
             job_id=job_id,
             status=status,
             results=results,
-            details=redact(str(details)) if details else None,
+            details=redact(str(details), *secrets) if details else None,
         )
 
 

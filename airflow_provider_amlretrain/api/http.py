@@ -58,11 +58,12 @@ class ApiResponse:
         """Azure's ``x-ms-request-id`` header."""
         return self.headers.get("x-ms-request-id")
 
-    def json(self, request: ApiRequest) -> Any:
+    def json(self, request: ApiRequest, *secrets: str | None) -> Any:
         """
         Parse the body as JSON.
 
         :param request: The request, for the error message.
+        :param secrets: Literal secrets to scrub from the body quoted in the error message.
         :raises AzureMLResponseError: if the body is not JSON.
         """
         try:
@@ -70,7 +71,7 @@ class ApiResponse:
         except ValueError as err:
             raise AzureMLResponseError(
                 f"Could not {request.operation}: {request.method} {request.safe_url} answered "
-                f"{self.status_code} with a body that is not JSON: {redact(self.text[:200])!r}.",
+                f"{self.status_code} with a body that is not JSON: {redact(self.text, *secrets)[:200]!r}.",
                 status_code=self.status_code,
                 method=request.method,
                 url=request.safe_url,
@@ -107,8 +108,8 @@ def error_for(request: ApiRequest, response: ApiResponse, *secrets: str | None) 
         code = str(raw_code) if raw_code else None
         message = str(raw_message) if raw_message else None
     if message is None and response.text.strip():
-        message = response.text.strip()[:300]
-    message = redact(message, *secrets) if message else None
+        message = response.text.strip()
+    message = redact(message, *secrets)[:300] if message else None
     status = response.status_code
     text = f"Could not {request.operation}: {request.method} {request.safe_url} answered {status}"
     if code:

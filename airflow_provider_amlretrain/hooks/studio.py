@@ -68,12 +68,13 @@ class StudioConnectionSettings:
             )
         host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
         try:
-            timeout = float(extras.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
-            max_attempts = int(extras.get("max_retries", 4)) + 1
-            backoff = float(extras.get("retry_backoff", 1.0))
+            timeout = float(_extra(extras, "request_timeout", DEFAULT_REQUEST_TIMEOUT))
+            max_attempts = int(_extra(extras, "max_retries", 4)) + 1
+            backoff = float(_extra(extras, "retry_backoff", 1.0))
         except (TypeError, ValueError) as err:
             raise AzureMLConfigError(
-                f"Connection {conn_id!r} has a non-numeric request_timeout, max_retries or retry_backoff extra."
+                f"Connection {conn_id!r} has a non-numeric request_timeout, max_retries or retry_backoff extra: "
+                "set them to numbers or leave them empty."
             ) from err
         if timeout <= 0 or max_attempts < 1 or backoff < 0:
             raise AzureMLConfigError(
@@ -204,7 +205,7 @@ class AzureMLStudioHook(BaseHook):
                 self._sleep(delay)
                 continue
             if response.status_code in request.expected:
-                return response.json(request)
+                return response.json(request, self.settings.api_key)
             delay = _status_retry_delay(policy, attempt, response)
             if delay is None:
                 raise error_for(request, response, self.settings.api_key)
@@ -222,7 +223,7 @@ class AzureMLStudioHook(BaseHook):
 
         :param body: The request body (see :func:`~airflow_provider_amlretrain.api.bes.build_batch_request`).
         """
-        return self.bes.parse_job_id(self.call(self.bes.submit(body)))
+        return self.bes.parse_job_id(self.call(self.bes.submit(body)), self.settings.api_key)
 
     def start_job(self, job_id: str) -> None:
         """
@@ -238,7 +239,7 @@ class AzureMLStudioHook(BaseHook):
 
         :param job_id: The job id.
         """
-        return self.bes.parse_job_state(job_id, self.call(self.bes.get(job_id)))
+        return self.bes.parse_job_state(job_id, self.call(self.bes.get(job_id)), self.settings.api_key)
 
     def cancel_job(self, job_id: str) -> None:
         """
@@ -359,7 +360,7 @@ class AzureMLStudioAsyncHook(AzureMLStudioHook):
                 await self._asleep(delay)
                 continue
             if response.status_code in request.expected:
-                return response.json(request)
+                return response.json(request, settings.api_key)
             delay = _status_retry_delay(policy, attempt, response)
             if delay is None:
                 raise error_for(request, response, settings.api_key)
@@ -377,7 +378,7 @@ class AzureMLStudioAsyncHook(AzureMLStudioHook):
         """
         settings = await self.aget_settings()
         api = BesApi(settings.api_location)
-        return api.parse_job_state(job_id, await self.acall(api.get(job_id)))
+        return api.parse_job_state(job_id, await self.acall(api.get(job_id)), settings.api_key)
 
     async def acancel_job(self, job_id: str) -> None:
         """
@@ -394,6 +395,12 @@ class AzureMLStudioAsyncHook(AzureMLStudioHook):
             if err.status_code not in (400, 409):
                 raise
             self.log.info("BES job %s was not cancelled (%s); it has most likely ended.", job_id, err)
+
+
+def _extra(extras: dict[str, Any], name: str, default: float) -> Any:
+    """An optional numeric extra; unset, null (a cleared UI field) and "" mean the default."""
+    value = extras.get(name)
+    return default if value is None or value == "" else value
 
 
 def _transport_retry_delay(policy: RetryPolicy, attempt: int) -> float | None:

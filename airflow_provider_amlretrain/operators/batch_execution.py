@@ -100,7 +100,12 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run (or reattach to) the job and return its secret-free summary."""
-        return self.execute_resumable(context)
+        result = self.execute_resumable(context)
+        if result is None and self.job_id is not None:
+            # On reattach the mixin returns what poll_until_complete returns (None) without calling
+            # get_job_result: read the outcome here so a failed job raises and a finished one returns.
+            result = self.get_job_result(self.job_id, context)
+        return result
 
     # -- ResumableJobMixin ------------------------------------------------------------------------
 

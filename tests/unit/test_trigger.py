@@ -1,0 +1,211 @@
+"""The BES job trigger: serialization, one event per wait, deadline, errors, cancel on kill."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import time
+
+import pytest
+
+from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
+from tests.unit.support import API_KEY, CONN_ID, JOB_ID, job_url, status_body
+
+
+@pytest.fixture
+def recorded_sleeps(monkeypatch, sleeps):
+    """Let the trigger build its real async hook, with the hook's waits recorded instead of slept."""
+    original = AzureMLBatchJobTrigger._hook
+
+    def _hook(self):
+        hook = original(self)
+        hook._asleep = sleeps.asleep
+        return hook
+
+    monkeypatch.setattr(AzureMLBatchJobTrigger, "_hook", _hook)
+    return sleeps
+
+
+def _trigger(**kwargs) -> AzureMLBatchJobTrigger:
+    params = {"azureml_conn_id": CONN_ID, "job_id": JOB_ID, "poll_interval": 15}
+    params.update(kwargs)
+    return AzureMLBatchJobTrigger(**params)
+
+
+async def _only_event(trigger: AzureMLBatchJobTrigger) -> dict:
+    gen = trigger.run()
+    event = await anext(gen)
+    with pytest.raises(StopAsyncIteration):
+        await anext(gen)
+    return event.payload
+
+
+def _get_calls(aio) -> int:
+    return sum(len(calls) for (method, _), calls in aio.requests.items() if method == "GET")
+
+
+# -- serialize ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("deadline", [None, 1_900_000_000.5])
+@pytest.mark.parametrize("cancel_on_kill", [True, False])
+def test_serialize_round_trip(deadline, cancel_on_kill):
+    trigger = _trigger(poll_interval=12, deadline=deadline, cancel_on_kill=cancel_on_kill)
+
+    classpath, kwargs = trigger.serialize()
+
+    assert classpath == "airflow_provider_amlretrain.triggers.batch_job.AzureMLBatchJobTrigger"
+    assert json.loads(json.dumps(kwargs)) == kwargs  # plain data only
+    module, _, name = classpath.rpartition(".")
+    clone = getattr(importlib.import_module(module), name)(**kwargs)
+    assert clone.serialize() == (classpath, kwargs)
+    assert kwargs == {
+        "azureml_conn_id": CONN_ID,
+        "job_id": JOB_ID,
+        "poll_interval": 12.0,
+        "deadline": deadline,
+        "cancel_on_kill": cancel_on_kill,
+    }
+
+
+def test_constructor_does_not_touch_the_network(aio):
+    _trigger()
+    assert aio.requests == {}
+
+
+# -- run ---------------------------------------------------------------------------------------------
+
+
+async def test_polls_until_finished_then_yields_one_event(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("NotStarted"))
+    aio.get(job_url(), payload=status_body("Running"))
+    aio.get(job_url(), payload=status_body("Finished", results={}))
+
+    payload = await _only_event(_trigger(poll_interval=15))
+
+    assert payload == {"job_id": JOB_ID, "outcome": "ended", "status": "Finished", "message": None}
+    assert recorded_sleeps.delays == [15.0, 15.0]
+    assert _get_calls(aio) == 3
+
+
+async def test_failed_job_event_carries_details(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body(1))
+    aio.get(job_url(), payload=status_body(2, details="Error 0018: Dataset contains invalid data."))
+
+    payload = await _only_event(_trigger())
+
+    assert payload["outcome"] == "ended"
+    assert payload["status"] == "Failed"
+    assert payload["message"] == "Error 0018: Dataset contains invalid data."
+
+
+async def test_cancelled_job_event(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("Cancelled"))
+
+    payload = await _only_event(_trigger())
+
+    assert (payload["outcome"], payload["status"]) == ("ended", "Cancelled")
+    assert recorded_sleeps.delays == []
+
+
+async def test_deadline_passed_yields_timed_out(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("Running"))
+
+    payload = await _only_event(_trigger(deadline=time.time() - 1))
+
+    assert (payload["outcome"], payload["status"]) == ("timed_out", "Running")
+    assert payload["message"]
+    assert recorded_sleeps.delays == []
+
+
+async def test_sleep_is_cut_to_meet_the_deadline(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("Running"))
+    aio.get(job_url(), payload=status_body("Finished"))
+
+    payload = await _only_event(_trigger(poll_interval=600, deadline=time.time() + 20))
+
+    assert payload["status"] == "Finished"
+    (delay,) = recorded_sleeps.delays
+    assert 15 < delay <= 20
+
+
+async def test_job_that_ended_before_the_deadline_is_ended_not_timed_out(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("Finished"))
+
+    payload = await _only_event(_trigger(deadline=time.time() - 100))
+
+    assert payload["outcome"] == "ended"
+
+
+@pytest.mark.parametrize(
+    ("status", "words"),
+    [(401, "API key"), (404, "404")],
+)
+async def test_service_errors_yield_an_error_event(azureml_conn, aio, recorded_sleeps, status, words):
+    aio.get(job_url(), status=status, payload={"error": {"code": "Denied", "message": f"key {API_KEY} is invalid"}})
+
+    payload = await _only_event(_trigger())
+
+    assert payload["outcome"] == "error"
+    assert payload["status"] is None
+    assert words in payload["message"]
+    assert API_KEY not in payload["message"]
+
+
+async def test_unknown_status_is_an_error_event_not_success(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("Succeeded"))
+
+    payload = await _only_event(_trigger())
+
+    assert payload["outcome"] == "error"
+    assert "Succeeded" in payload["message"]
+
+
+async def test_missing_connection_is_an_error_event(monkeypatch, aio, recorded_sleeps):
+    from tests.unit.support import set_connection
+
+    set_connection(monkeypatch, "azureml_nokey", conn_type="azureml_studio", host="https://h/workspaces/w/services/s")
+
+    payload = await _only_event(_trigger(azureml_conn_id="azureml_nokey"))
+
+    assert payload["outcome"] == "error"
+    assert "azureml_nokey" in payload["message"]
+    assert aio.requests == {}
+
+
+async def test_transient_errors_are_retried_inside_the_trigger(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), status=503)
+    aio.get(job_url(), status=429, headers={"Retry-After": "4"})
+    aio.get(job_url(), payload=status_body("Finished"))
+
+    payload = await _only_event(_trigger())
+
+    assert payload["status"] == "Finished"
+    assert recorded_sleeps.delays == [0.0, 4.0]
+
+
+# -- on_kill -------------------------------------------------------------------------------------------
+
+
+async def test_on_kill_cancels_the_job(azureml_conn, aio):
+    aio.delete(job_url(), status=204)
+
+    await _trigger().on_kill()
+
+    ((method, url), calls), = aio.requests.items()
+    assert (method, str(url)) == ("DELETE", job_url())
+    assert calls[0].kwargs["headers"]["Authorization"] == f"Bearer {API_KEY}"
+
+
+async def test_on_kill_tolerates_an_ended_job(azureml_conn, aio):
+    aio.delete(job_url(), status=400, payload={"error": {"code": "JobAlreadyFinished", "message": "done"}})
+
+    await _trigger().on_kill()
+
+    assert len(aio.requests) == 1
+
+
+async def test_on_kill_does_nothing_without_cancel_on_kill(azureml_conn, aio):
+    await _trigger(cancel_on_kill=False).on_kill()
+
+    assert aio.requests == {}
