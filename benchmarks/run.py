@@ -79,11 +79,11 @@ def bench_jobs(jobs: int) -> dict[str, Any]:
 
         service = next(s for s in stack.seed["services"] if s.get("kind") == "training" and s.get("task") == "binary")
         hook = AzureMLStudioHook("azureml_train_binary")
-        data = service["data"]
+        training_blob = service["blobs"][0]["relative_location"]
         latencies = []
         for index in range(jobs):
             body = build_batch_request(
-                inputs={service["input_port"]: BlobReference(f"{data['container']}/{data['blobs'][0]}", stack.connection_string)},
+                inputs={service["input_ports"][0]: BlobReference(training_blob, stack.connection_string)},
                 outputs={
                     service["model_output"]: BlobReference(f"models/bench/{index}/model.ilearner", stack.connection_string),
                     service["evaluation_output"]: BlobReference(f"models/bench/{index}/evaluation.csv", stack.connection_string),

@@ -55,18 +55,25 @@ def http_tuning(conn_id: str, extras: dict[str, Any]) -> tuple[float, RetryPolic
     :param extras: The connection's extras.
     """
     try:
-        timeout = float(extras.get("request_timeout") or DEFAULT_REQUEST_TIMEOUT)
-        max_attempts = int(extras.get("max_retries", 4)) + 1
-        backoff = float(extras.get("retry_backoff", 1.0))
+        timeout = float(_extra(extras, "request_timeout", DEFAULT_REQUEST_TIMEOUT))
+        max_attempts = int(_extra(extras, "max_retries", 4)) + 1
+        backoff = float(_extra(extras, "retry_backoff", 1.0))
     except (TypeError, ValueError) as err:
         raise AzureMLConfigError(
-            f"Connection {conn_id!r} has a non-numeric request_timeout, max_retries or retry_backoff extra."
+            f"Connection {conn_id!r} has a non-numeric request_timeout, max_retries or retry_backoff extra: "
+            "set them to numbers or leave them empty."
         ) from err
     if timeout <= 0 or max_attempts < 1 or backoff < 0:
         raise AzureMLConfigError(
             f"Connection {conn_id!r}: request_timeout must be > 0, max_retries >= 0, retry_backoff >= 0."
         )
     return timeout, RetryPolicy(max_attempts=max_attempts, backoff_base=backoff)
+
+
+def _extra(extras: dict[str, Any], name: str, default: float) -> Any:
+    """An optional numeric extra; unset, null (a cleared UI field) and "" mean the default."""
+    value = extras.get(name)
+    return default if value is None or value == "" else value
 
 
 def transport_retry_delay(policy: RetryPolicy, attempt: int) -> float | None:
@@ -190,7 +197,8 @@ class AzureMLHttpHook(BaseHook):
         :param request: The request to send.
         :param settings: Other credentials for this call; default :meth:`http_settings`.
         """
-        return self.call_raw(request, settings).json(request)
+        settings = settings or self.http_settings()
+        return self.call_raw(request, settings).json(request, *settings.secrets)
 
     def with_key(self, key: str) -> HttpSettings:
         """
@@ -255,7 +263,7 @@ class AzureMLAsyncHttpMixin:
                 await self._asleep(delay)
                 continue
             if response.status_code in request.expected:
-                return response.json(request)
+                return response.json(request, *settings.secrets)
             delay = status_retry_delay(policy, attempt, response)
             if delay is None:
                 raise error_for(request, response, *settings.secrets)

@@ -2,32 +2,26 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseHook
-
 from airflow_provider_amlretrain.api.bes import BatchJobState, BesApi, normalize_api_location
-from airflow_provider_amlretrain.api.http import ApiRequest, ApiResponse, error_for
 from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision
 from airflow_provider_amlretrain.api.retry import RetryPolicy
-from airflow_provider_amlretrain.exceptions import (
-    AzureMLApiError,
-    AzureMLConfigError,
-    AzureMLNotFoundError,
-    AzureMLTransportError,
+from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLNotFoundError
+from airflow_provider_amlretrain.hooks.base import (
+    DEFAULT_REQUEST_TIMEOUT,
+    AzureMLAsyncHttpMixin,
+    AzureMLHttpHook,
+    HttpSettings,
+    bearer_headers,
+    http_tuning,
 )
 from airflow_provider_amlretrain.redaction import redact
 
 if TYPE_CHECKING:
-    import requests
-
     from airflow.providers.common.compat.sdk import Connection
-
-DEFAULT_REQUEST_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -67,37 +61,25 @@ class StudioConnectionSettings:
                 f"Connection {conn_id!r} has no API key: put the web service's API key in its password field."
             )
         host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
-        try:
-            timeout = float(_extra(extras, "request_timeout", DEFAULT_REQUEST_TIMEOUT))
-            max_attempts = int(_extra(extras, "max_retries", 4)) + 1
-            backoff = float(_extra(extras, "retry_backoff", 1.0))
-        except (TypeError, ValueError) as err:
-            raise AzureMLConfigError(
-                f"Connection {conn_id!r} has a non-numeric request_timeout, max_retries or retry_backoff extra: "
-                "set them to numbers or leave them empty."
-            ) from err
-        if timeout <= 0 or max_attempts < 1 or backoff < 0:
-            raise AzureMLConfigError(
-                f"Connection {conn_id!r}: request_timeout must be > 0, max_retries >= 0, retry_backoff >= 0."
-            )
+        timeout, policy = http_tuning(conn_id, extras)
         return cls(
             conn_id=conn_id,
             api_location=normalize_api_location(host),
             api_key=conn.password,
             request_timeout=timeout,
-            retry_policy=RetryPolicy(max_attempts=max_attempts, backoff_base=backoff),
+            retry_policy=policy,
         )
 
     def headers(self) -> dict[str, str]:
         """Request headers, the API key included (never log them)."""
-        return {
-            "Authorization": f"Bearer {self.api_key}",
-            "Content-Type": "application/json",
-            "Accept": "application/json",
-        }
+        return bearer_headers(self.api_key)
+
+    def http(self) -> HttpSettings:
+        """These settings as the shared request path takes them."""
+        return HttpSettings(self.headers(), self.request_timeout, self.retry_policy, (self.api_key,))
 
 
-class AzureMLStudioHook(BaseHook):
+class AzureMLStudioHook(AzureMLHttpHook):
     """
     Calls one Azure ML Studio (classic) web service: its Batch Execution Service.
 
@@ -117,7 +99,6 @@ class AzureMLStudioHook(BaseHook):
         super().__init__()
         self.azureml_conn_id = azureml_conn_id
         self._retry_policy_override = retry_policy
-        self._sleep = time.sleep
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -131,14 +112,11 @@ class AzureMLStudioHook(BaseHook):
             },
         }
 
-    # -- connection -------------------------------------------------------------------------------
-
     @cached_property
     def settings(self) -> StudioConnectionSettings:
         """The checked connection settings."""
         conn = self.get_connection(self.azureml_conn_id)
-        settings = StudioConnectionSettings.from_connection(conn, conn.extra_dejson)
-        return self._with_override(settings)
+        return self._with_override(StudioConnectionSettings.from_connection(conn, conn.extra_dejson))
 
     def _with_override(self, settings: StudioConnectionSettings) -> StudioConnectionSettings:
         if self._retry_policy_override is None:
@@ -151,71 +129,14 @@ class AzureMLStudioHook(BaseHook):
             retry_policy=self._retry_policy_override,
         )
 
+    def http_settings(self) -> HttpSettings:
+        """API-key auth for every call."""
+        return self.settings.http()
+
     @property
     def bes(self) -> BesApi:
         """Request builder for this service's BES API."""
         return BesApi(self.settings.api_location)
-
-    @cached_property
-    def _session(self) -> requests.Session:
-        import requests
-
-        return requests.Session()
-
-    # -- the one request path ---------------------------------------------------------------------
-
-    def _send(self, request: ApiRequest) -> ApiResponse:
-        answer = self._session.request(
-            request.method,
-            request.url,
-            json=request.json_body,
-            headers=self.settings.headers(),
-            timeout=self.settings.request_timeout,
-        )
-        return ApiResponse(
-            status_code=answer.status_code,
-            headers={k.lower(): v for k, v in answer.headers.items()},
-            text=answer.text,
-        )
-
-    def call(self, request: ApiRequest) -> Any:
-        """
-        Send ``request`` with retries and return the decoded JSON body (``None`` if empty).
-
-        :param request: The request to send.
-        :raises AzureMLApiError: (or a subclass) when the service answers an error.
-        :raises AzureMLTransportError: when the service cannot be reached after every retry.
-        """
-        import requests
-
-        policy = self.settings.retry_policy
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = self._send(request)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
-                delay = _transport_retry_delay(policy, attempt)
-                if delay is None:
-                    raise _transport_error(request, attempt, err, self.settings.api_key) from None
-                self.log.warning(
-                    "Could not %s (%s); retrying in %.1f s (attempt %d of %d).",
-                    request.operation, type(err).__name__, delay, attempt + 1, policy.max_attempts,
-                )
-                self._sleep(delay)
-                continue
-            if response.status_code in request.expected:
-                return response.json(request, self.settings.api_key)
-            delay = _status_retry_delay(policy, attempt, response)
-            if delay is None:
-                raise error_for(request, response, self.settings.api_key)
-            self.log.warning(
-                "Azure ML answered %d to %s; retrying in %.1f s (attempt %d of %d).",
-                response.status_code, request.operation, delay, attempt + 1, policy.max_attempts,
-            )
-            self._sleep(delay)
-
-    # -- BES --------------------------------------------------------------------------------------
 
     def submit_job(self, body: dict[str, Any]) -> str:
         """
@@ -249,13 +170,10 @@ class AzureMLStudioHook(BaseHook):
         """
         try:
             self.call(self.bes.cancel(job_id))
-        except AzureMLNotFoundError:
-            self.log.info("BES job %s no longer exists; nothing to cancel.", job_id)
         except AzureMLApiError as err:
-            if err.status_code in (400, 409):
-                self.log.info("BES job %s was not cancelled (%s); it has most likely ended.", job_id, err)
-                return
-            raise
+            if not _cancel_is_moot(err):
+                raise
+            self.log.info("BES job %s was not cancelled (%s): it has ended or no longer exists.", job_id, err)
 
     def wait_for_job(self, job_id: str, rules: JobPollingRules) -> BatchJobState:
         """
@@ -267,8 +185,7 @@ class AzureMLStudioHook(BaseHook):
         """
         while True:
             state = self.get_job(job_id)
-            decision = rules.decide(state.status)
-            if decision is not PollDecision.WAIT:
+            if rules.decide(state.status) is not PollDecision.WAIT:
                 return state
             self.log.info("BES job %s is %s; next check in %.0f s.", job_id, state.status.value, rules.poll_interval)
             self._sleep(rules.sleep_seconds())
@@ -283,9 +200,8 @@ class AzureMLStudioHook(BaseHook):
 
     def test_connection(self) -> tuple[bool, str]:
         """Check that the service answers and accepts the API key, without creating a job."""
-        probe = "0" * 32
         try:
-            self.get_job(probe)
+            self.get_job("0" * 32)
         except AzureMLNotFoundError as err:
             if err.error_code and "service" in err.error_code.lower():
                 return False, str(err)
@@ -295,7 +211,7 @@ class AzureMLStudioHook(BaseHook):
         return True, "The web service answered and accepted the API key."
 
 
-class AzureMLStudioAsyncHook(AzureMLStudioHook):
+class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
     """
     The async twin of :class:`AzureMLStudioHook` for triggers: same requests, parsing, states and
     retry policy; only the transport (aiohttp) differs.
@@ -307,7 +223,6 @@ class AzureMLStudioAsyncHook(AzureMLStudioHook):
     def __init__(self, azureml_conn_id: str = AzureMLStudioHook.default_conn_name, retry_policy: RetryPolicy | None = None):
         super().__init__(azureml_conn_id=azureml_conn_id, retry_policy=retry_policy)
         self._async_settings: StudioConnectionSettings | None = None
-        self._asleep = asyncio.sleep
 
     async def aget_settings(self) -> StudioConnectionSettings:
         """The checked connection settings, read without blocking the event loop."""
@@ -319,56 +234,9 @@ class AzureMLStudioAsyncHook(AzureMLStudioHook):
             self._async_settings = self._with_override(StudioConnectionSettings.from_connection(conn, extras))
         return self._async_settings
 
-    async def _asend(self, request: ApiRequest, settings: StudioConnectionSettings) -> ApiResponse:
-        import aiohttp
-
-        timeout = aiohttp.ClientTimeout(total=settings.request_timeout)
-        async with aiohttp.ClientSession(timeout=timeout) as session:
-            async with session.request(
-                request.method, request.url, json=request.json_body, headers=settings.headers()
-            ) as answer:
-                text = await answer.text()
-                return ApiResponse(
-                    status_code=answer.status,
-                    headers={k.lower(): v for k, v in answer.headers.items()},
-                    text=text,
-                )
-
-    async def acall(self, request: ApiRequest) -> Any:
-        """
-        Async :meth:`AzureMLStudioHook.call`: same retries, same errors.
-
-        :param request: The request to send.
-        """
-        import aiohttp
-
-        settings = await self.aget_settings()
-        policy = settings.retry_policy
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                response = await self._asend(request, settings)
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as err:
-                delay = _transport_retry_delay(policy, attempt)
-                if delay is None:
-                    raise _transport_error(request, attempt, err, settings.api_key) from None
-                self.log.warning(
-                    "Could not %s (%s); retrying in %.1f s (attempt %d of %d).",
-                    request.operation, type(err).__name__, delay, attempt + 1, policy.max_attempts,
-                )
-                await self._asleep(delay)
-                continue
-            if response.status_code in request.expected:
-                return response.json(request, settings.api_key)
-            delay = _status_retry_delay(policy, attempt, response)
-            if delay is None:
-                raise error_for(request, response, settings.api_key)
-            self.log.warning(
-                "Azure ML answered %d to %s; retrying in %.1f s (attempt %d of %d).",
-                response.status_code, request.operation, delay, attempt + 1, policy.max_attempts,
-            )
-            await self._asleep(delay)
+    async def ahttp_settings(self) -> HttpSettings:
+        """API-key auth, read without blocking the event loop."""
+        return (await self.aget_settings()).http()
 
     async def aget_job(self, job_id: str) -> BatchJobState:
         """
@@ -389,35 +257,12 @@ class AzureMLStudioAsyncHook(AzureMLStudioHook):
         settings = await self.aget_settings()
         try:
             await self.acall(BesApi(settings.api_location).cancel(job_id))
-        except AzureMLNotFoundError:
-            self.log.info("BES job %s no longer exists; nothing to cancel.", job_id)
         except AzureMLApiError as err:
-            if err.status_code not in (400, 409):
+            if not _cancel_is_moot(err):
                 raise
-            self.log.info("BES job %s was not cancelled (%s); it has most likely ended.", job_id, err)
+            self.log.info("BES job %s was not cancelled (%s): it has ended or no longer exists.", job_id, err)
 
 
-def _extra(extras: dict[str, Any], name: str, default: float) -> Any:
-    """An optional numeric extra; unset, null (a cleared UI field) and "" mean the default."""
-    value = extras.get(name)
-    return default if value is None or value == "" else value
-
-
-def _transport_retry_delay(policy: RetryPolicy, attempt: int) -> float | None:
-    return policy.delay(attempt) if policy.can_retry(attempt) else None
-
-
-def _status_retry_delay(policy: RetryPolicy, attempt: int, response: ApiResponse) -> float | None:
-    if not policy.is_retryable_status(response.status_code) or not policy.can_retry(attempt):
-        return None
-    return policy.delay(attempt, response.headers.get("retry-after"))
-
-
-def _transport_error(request: ApiRequest, attempts: int, err: BaseException, api_key: str) -> AzureMLTransportError:
-    return AzureMLTransportError(
-        f"Could not {request.operation}: {request.method} {request.safe_url} failed after {attempts} "
-        f"attempt(s): {type(err).__name__}: {redact(str(err), api_key)}. Check that the host is "
-        "reachable and the region in the connection's host is right.",
-        method=request.method,
-        url=request.safe_url,
-    )
+def _cancel_is_moot(err: AzureMLApiError) -> bool:
+    """Whether a failed cancel means the job has already ended or is gone (404, or 400/409)."""
+    return isinstance(err, AzureMLNotFoundError) or err.status_code in (400, 409)

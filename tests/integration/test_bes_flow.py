@@ -178,6 +178,7 @@ def emulator_job_count(emulator: EmulatorAdmin) -> int:
 
 
 def _submit_and_start(stack: Any, seed_name: str = "kill") -> str:
+    """Submit and start a training job directly through the hook (a job 'started elsewhere')."""
     from airflow_provider_amlretrain.api.bes import build_batch_request
     from airflow_provider_amlretrain.api.references import BlobReference
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
@@ -185,7 +186,7 @@ def _submit_and_start(stack: Any, seed_name: str = "kill") -> str:
     hook = AzureMLStudioHook(TRAINING)
     cs = stack.connection_string
     body = build_batch_request(
-        inputs={"input1": BlobReference("training-data/binary/sample.csv", cs)},
+        inputs={"input1": BlobReference(f"training-data/binary/dt={seeded_dates(stack.seed)[0]}/train.csv", cs)},
         outputs={
             "output1": BlobReference(f"models/tests/{seed_name}/model.ilearner", cs),
             "output2": BlobReference(f"models/tests/{seed_name}/evaluation.csv", cs),
