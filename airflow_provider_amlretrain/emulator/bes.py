@@ -29,8 +29,7 @@ from airflow_provider_amlretrain.emulator.jobs import JobStatus
 from airflow_provider_amlretrain.emulator.storage import (
     BlobReference,
     BlobReferenceError,
-    account_of,
-    read_sas,
+    read_location,
 )
 
 API_VERSION = "2.0"
@@ -286,20 +285,4 @@ async def cancel_job(request: Request, workspace_id: str, service_id: str, job_i
 def _result_location(ctx: EmulatorContext, job: dict[str, Any], port: str) -> dict[str, Any]:
     """One entry of ``Results``: where the output is, with a fresh read-only SAS."""
     reference = BlobReference.parse(job["request"]["Outputs"][port], f"output '{port}'")
-    base = reference.base_url()
-    account = reference.account_name()
-    key = reference.account_key()
-    if key is None and ctx.config.storage_connection_string:
-        own_account, own_key, _ = account_of(ctx.config.storage_connection_string)
-        if own_account == account:
-            key = own_key
-    if key:
-        sas = read_sas(account, key, reference.container, reference.blob, ctx.config.sas_ttl_seconds)
-    else:  # an account the emulator holds no key for: hand back the caller's own token
-        sas = "?" + (reference.sas_token or "").lstrip("?")
-    return {
-        "ConnectionString": None,
-        "BaseLocation": base,
-        "RelativeLocation": reference.describe(),
-        "SasBlobToken": sas,
-    }
+    return read_location(reference, ctx.config.storage_connection_string, ctx.config.sas_ttl_seconds)

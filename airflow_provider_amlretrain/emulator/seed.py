@@ -8,6 +8,7 @@ Partition content depends only on the task and its distance from the first seede
 from __future__ import annotations
 
 import datetime as dt
+import uuid
 from typing import Any
 
 from airflow_provider_amlretrain.emulator.context import utc_now
@@ -18,11 +19,18 @@ from airflow_provider_amlretrain.emulator.records import (
     new_id,
     new_key,
     new_webservice,
+    resource_name,
 )
+from airflow_provider_amlretrain.emulator.scoring import dump_model
 from airflow_provider_amlretrain.emulator.state import StateStore
 from airflow_provider_amlretrain.emulator.storage import account_of, service_client, write_blob
+from airflow_provider_amlretrain.emulator.training import train
 
 DATA_CONTAINER = "training-data"
+MODELS_CONTAINER = "models"
+RESOURCE_GROUP = "amlretrain-rg"
+LOCATION = "southcentralus"
+ARM_API_VERSION = "2017-01-01"
 
 
 def training_blob(task: str, date: dt.date) -> str:
@@ -41,8 +49,9 @@ def ensure_workspace(store: StateStore, start: dt.date) -> dict[str, Any]:
     :param start: the first date being seeded (becomes ``data_epoch`` on creation).
     """
     workspace = store.workspace()
-    if workspace is None:
+    if workspace is None or "id" not in workspace:
         workspace = {
+            **(workspace or {}),
             "id": new_id(),
             "name": "amlretrain-emulator",
             "token": new_key(),
@@ -50,7 +59,11 @@ def ensure_workspace(store: StateStore, start: dt.date) -> dict[str, Any]:
             "created_at": utc_now(),
             "data_epoch": start.isoformat(),
         }
-        store.put_workspace(workspace)
+    if "subscription_id" not in workspace:
+        workspace.update(
+            {"subscription_id": str(uuid.uuid4()), "resource_group": RESOURCE_GROUP, "location": LOCATION}
+        )
+    store.put_workspace(workspace)
     return workspace
 
 
@@ -105,6 +118,134 @@ def upload_training_data(
     return blobs
 
 
+def initial_model_blob(task: str) -> str:
+    """Blob name (in the models container) of the initial model of a task.
+
+    :param task: ``binary`` or ``regression``.
+    """
+    return f"initial/{task}/model.ilearner"
+
+
+def ensure_predictive(
+    store: StateStore, connection_string: str, task: str, epoch: dt.date, blob_endpoint: str
+) -> dict[str, Any]:
+    """The predictive web service of a task; its default endpoint serves a model trained on ``epoch``.
+
+    :param store: the state store.
+    :param connection_string: storage connection string.
+    :param task: ``binary`` or ``regression``.
+    :param epoch: first seeded date (its partition trains the initial model).
+    :param blob_endpoint: the storage blob endpoint (ending in ``/``).
+    """
+    webservice = ensure_webservice(
+        store,
+        f"amlretrain-{task}-predictive",
+        "predictive",
+        task,
+        f"{TASKS[task].experiment} predictive experiment",
+    )
+    endpoint = webservice["endpoints"][webservice["default_endpoint"]]
+    if endpoint.get("model") is None:
+        data = partition_csv(task, epoch, 0)
+        endpoint["model"] = train(
+            task, data, TASKS[task].label, f"initial {task} data", extra={"job_id": None}
+        ).model
+        endpoint["resources"] = [
+            {
+                "name": resource_name(task),
+                "kind": "TrainedModel",
+                "location": {
+                    "BaseLocation": blob_endpoint,
+                    "RelativeLocation": f"{MODELS_CONTAINER}/{initial_model_blob(task)}",
+                    "SasBlobToken": "",
+                },
+            }
+        ]
+        store.put("webservices", webservice["id"], webservice)
+    container = service_client(connection_string).get_container_client(MODELS_CONTAINER)
+    name = initial_model_blob(task)
+    write_blob(
+        container.get_blob_client(name),
+        dump_model(endpoint["model"]),
+        f"{MODELS_CONTAINER}/{name}",
+        "application/json",
+        container,
+    )
+    return webservice
+
+
+def ensure_arm_service(
+    store: StateStore,
+    workspace: dict[str, Any],
+    task: str,
+    model: dict[str, Any],
+    blob_endpoint: str,
+    account: str,
+) -> dict[str, Any]:
+    """The new-style (ARM) web service of a task, serving the initial model.
+
+    :param store: the state store.
+    :param workspace: the workspace record (subscription, resource group, location).
+    :param task: ``binary`` or ``regression``.
+    :param model: the initial model document.
+    :param blob_endpoint: the storage blob endpoint.
+    :param account: the storage account name.
+    """
+    from airflow_provider_amlretrain.emulator.arm_definition import build_definition
+
+    name = f"amlretrain-{task}-web"
+    record = store.get("arm", name)
+    if record is None:
+        definition = build_definition(
+            workspace["subscription_id"],
+            workspace["resource_group"],
+            name,
+            workspace["location"],
+            task,
+            model["feature_names"],
+            f"{blob_endpoint}{MODELS_CONTAINER}/{initial_model_blob(task)}",
+            workspace["id"],
+            account,
+        )
+        record = {
+            "name": name,
+            "subscription_id": workspace["subscription_id"],
+            "resource_group": workspace["resource_group"],
+            "service_id": new_id(),
+            "task": task,
+            "keys": {"primary": new_key(), "secondary": new_key()},
+            "definition": definition,
+            "previous_definition": None,
+            "model": model,
+            "operation": None,
+            "operations": {},
+        }
+        store.put("arm", name, record)
+    return record
+
+
+def describe_arm_service(workspace: dict[str, Any], record: dict[str, Any]) -> dict[str, Any]:
+    """The seed output entry of an ARM web service.
+
+    :param workspace: the workspace record.
+    :param record: the ARM record.
+    """
+    from airflow_provider_amlretrain.emulator.arm_definition import MODEL_ASSET
+
+    return {
+        "name": record["name"],
+        "task": record["task"],
+        "resource_id": record["definition"]["id"],
+        "arm_path": record["definition"]["id"],
+        "api_version": ARM_API_VERSION,
+        "service_id": record["service_id"],
+        "api_location": f"/subscriptions/{workspace['subscription_id']}/services/{record['service_id']}",
+        "primary_key": record["keys"]["primary"],
+        "model_asset": MODEL_ASSET,
+        "model_asset_name": record["definition"]["properties"]["assets"][MODEL_ASSET]["name"],
+    }
+
+
 def describe_webservice(
     workspace: dict[str, Any], webservice: dict[str, Any], container: str, blobs: list[dict[str, str]]
 ) -> dict[str, Any]:
@@ -137,7 +278,16 @@ def describe_webservice(
         "blob_prefix": f"{webservice['task']}/",
         "blobs": blobs,
         "sample_blob": f"{container}/{webservice['task']}/sample.csv",
+        "feature_columns": _feature_columns(webservice),
+        "resource_names": [r["name"] for r in endpoint.get("resources", [])],
+        "management_path": f"/workspaces/{workspace['id']}/webservices/{webservice['id']}",
     }
+
+
+def _feature_columns(webservice: dict[str, Any]) -> list[str]:
+    from airflow_provider_amlretrain.emulator.datasets import load_task_data
+
+    return load_task_data(webservice["task"])[0]
 
 
 def seed(
@@ -164,7 +314,8 @@ def seed(
     epoch = dt.date.fromisoformat(workspace["data_epoch"])
     dates = date_range(start_date, days)
     account, _, blob_endpoint = account_of(storage_connection_string)
-    services = []
+    services: list[dict[str, Any]] = []
+    arm_services: list[dict[str, Any]] = []
     for task in TASKS:
         blobs = upload_training_data(storage_connection_string, container, task, dates, epoch)
         training = ensure_webservice(
@@ -175,11 +326,29 @@ def seed(
             f"{TASKS[task].experiment} training experiment",
         )
         services.append(describe_webservice(workspace, training, container, blobs))
+        predictive = ensure_predictive(store, storage_connection_string, task, epoch, blob_endpoint)
+        services.append(describe_webservice(workspace, predictive, container, blobs))
+        default_model = predictive["endpoints"][predictive["default_endpoint"]]["model"]
+        arm_services.append(
+            describe_arm_service(
+                workspace, ensure_arm_service(store, workspace, task, default_model, blob_endpoint, account)
+            )
+        )
     return {
         "workspace_id": workspace["id"],
         "workspace_token": workspace["token"],
         "storage": {"account_name": account, "blob_endpoint": blob_endpoint},
         "data_container": container,
         "dates": [d.isoformat() for d in dates],
+        "models_container": MODELS_CONTAINER,
         "services": services,
+        "arm": {
+            "subscription_id": workspace["subscription_id"],
+            "resource_group": workspace["resource_group"],
+            "location": workspace["location"],
+            "api_version": ARM_API_VERSION,
+            "token_path": "/msi/token",
+            "token_resource": "https://management.azure.com/",
+            "web_services": arm_services,
+        },
     }

@@ -71,6 +71,14 @@ class StateStore:
             (self.root / kind).mkdir(exist_ok=True)
         self.lock = threading.RLock()
 
+    @staticmethod
+    def valid_id(record_id: str) -> bool:
+        """Whether a record id is safe as a file name.
+
+        :param record_id: the id.
+        """
+        return bool(_SAFE_ID.match(record_id))
+
     def _path(self, kind: str, record_id: str) -> Path:
         if kind not in KINDS:
             raise ValueError(f"unknown record kind {kind!r}")

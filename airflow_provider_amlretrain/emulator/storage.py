@@ -255,10 +255,12 @@ def _storage_failure(action: str, what: str, exc: Exception) -> StorageError:
 
     if isinstance(exc, ResourceNotFoundError):
         code = getattr(exc, "error_code", None) or "BlobNotFound"
+        code = getattr(code, "value", code)
         return StorageError(f"could not {action} '{what}': it does not exist ({code})")
     if isinstance(exc, ClientAuthenticationError | HttpResponseError):
         status = getattr(exc, "status_code", None)
         code = getattr(exc, "error_code", None) or "error"
+        code = getattr(code, "value", code)  # StorageErrorCode enum
         hint = " (expired or wrong SAS token or key?)" if status == 403 else ""
         return StorageError(f"could not {action} '{what}': storage answered {status} {code}{hint}")
     if isinstance(exc, ServiceRequestError):
@@ -335,3 +337,35 @@ def read_sas(account_name: str, account_key: str, container: str, blob: str, ttl
         expiry=now + dt.timedelta(seconds=ttl_seconds),
     )
     return "?" + token
+
+
+def read_location(
+    reference: BlobReference, own_connection_string: str | None, ttl_seconds: int
+) -> dict[str, Any]:
+    """Where a blob is, as the APIs answer it, with a fresh read-only SAS when a key is known.
+
+    The key comes from the reference's connection string, or from the emulator's own storage
+    when the reference points into that account; otherwise the caller's own token is echoed.
+
+    :param reference: the blob reference.
+    :param own_connection_string: the emulator's storage connection string.
+    :param ttl_seconds: SAS lifetime.
+    :return: ``{"ConnectionString": None, "BaseLocation", "RelativeLocation", "SasBlobToken"}``.
+    """
+    base = reference.base_url()
+    account = reference.account_name()
+    key = reference.account_key()
+    if key is None and own_connection_string:
+        own_account, own_key, _ = account_of(own_connection_string)
+        if own_account == account:
+            key = own_key
+    if key:
+        sas = read_sas(account, key, reference.container, reference.blob, ttl_seconds)
+    else:
+        sas = "?" + (reference.sas_token or "").lstrip("?")
+    return {
+        "ConnectionString": None,
+        "BaseLocation": base,
+        "RelativeLocation": reference.describe(),
+        "SasBlobToken": sas,
+    }

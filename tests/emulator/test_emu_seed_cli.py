@@ -99,3 +99,31 @@ def test_cli_usage_errors(tmp_path: Path) -> None:
     )
     assert result.returncode == 2 and "storage-connection-string" in result.stderr
     assert _cli("bogus").returncode == 2
+
+
+def test_seed_predictive_and_arm(seeded: dict[str, Any]) -> None:
+    document = seeded["seed"]
+    predictive = [s for s in document["services"] if s["kind"] == "predictive"]
+    assert sorted(s["task"] for s in predictive) == ["binary", "regression"]
+    for service in predictive:
+        assert service["output_ports"] == {"output1": "scores"} and service["global_parameters"] == []
+        assert service["resource_names"] == [
+            "Breast Cancer Model [trained model]"
+            if service["task"] == "binary"
+            else "Diabetes Model [trained model]"
+        ]
+        assert (
+            service["management_path"]
+            == f"/workspaces/{document['workspace_id']}/webservices/{service['web_service_id']}"
+        )
+    arm = document["arm"]
+    assert arm["api_version"] == "2017-01-01" and arm["token_path"] == "/msi/token"
+    assert sorted(s["task"] for s in arm["web_services"]) == ["binary", "regression"]
+    for service in arm["web_services"]:
+        assert service["arm_path"].startswith(
+            f"/subscriptions/{arm['subscription_id']}/resourceGroups/{arm['resource_group']}/"
+        )
+        assert (
+            service["api_location"]
+            == f"/subscriptions/{arm['subscription_id']}/services/{service['service_id']}"
+        )
