@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Any
 
 import pytest
@@ -28,39 +28,11 @@ def utc(date: str) -> datetime:
     return datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
 
 
-def retrain_dag(
-    dag_id: str,
-    *,
-    deferrable: bool = False,
-    retries: int = 0,
-    training_blob: str = "binary/dt={{ ds }}/train.csv",
-    conn_id: str = TRAINING,
-    **operator_kwargs: Any,
-):
-    from airflow.sdk import DAG
+def flow_dag(dag_id: str):
+    """A DAG of ``tests/integration/dags/bes_test_dags.py``."""
+    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
 
-    from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
-
-    prefix = f"tests/{dag_id}/{{{{ ds }}}}"
-    with DAG(
-        dag_id,
-        schedule=None,
-        start_date=datetime(2026, 1, 1),
-        default_args={"retries": retries, "retry_delay": timedelta(seconds=0)},
-    ) as dag:
-        AzureMLBatchExecutionOperator(
-            task_id="retrain",
-            azureml_conn_id=conn_id,
-            inputs={"input1": {"wasb_conn_id": WASB, "container": "training-data", "blob": training_blob}},
-            outputs={
-                "output1": {"wasb_conn_id": WASB, "container": "models", "blob": f"{prefix}/model.ilearner"},
-                "output2": {"wasb_conn_id": WASB, "container": "models", "blob": f"{prefix}/evaluation.csv"},
-            },
-            poll_interval=0.5,
-            deferrable=deferrable,
-            **operator_kwargs,
-        )
-    return dag
+    return load_dag_file(REPO_ROOT / "tests/integration/dags/bes_test_dags.py", dag_id)
 
 
 @pytest.fixture
@@ -102,7 +74,7 @@ def test_example_dag_retrains_and_reports_metrics(run, date: str) -> None:
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
 def test_retrain_in_both_modes(run, date: str, deferrable: bool) -> None:
-    outcome = run(retrain_dag(f"bes_modes_{deferrable}", deferrable=deferrable), utc(date))
+    outcome = run(flow_dag("bes_deferrable" if deferrable else "bes_sync"), utc(date))
 
     assert outcome.state == "success", dump(outcome.task_states)
     result = outcome.xcom("retrain")
@@ -114,8 +86,7 @@ def test_retrain_in_both_modes(run, date: str, deferrable: bool) -> None:
 
 
 def test_failed_job_details_reach_the_task_log(run, date: str, capfd: pytest.CaptureFixture[str]) -> None:
-    dag = retrain_dag("bes_missing_input", training_blob="binary/dt=1999-01-01/missing.csv")
-    outcome = run(dag, utc(date))
+    outcome = run(flow_dag("bes_missing_input"), utc(date))
 
     assert outcome.task_states["retrain"] == "failed"
     log = capfd.readouterr()
@@ -134,7 +105,7 @@ def test_throttling_and_unavailable_answers_are_survived(run, date: str, emulato
             ]
         }
     )
-    outcome = run(retrain_dag("bes_faults"), utc(date))
+    outcome = run(flow_dag("bes_faults"), utc(date))
 
     assert outcome.state == "success", dump(outcome.task_states)
     assert outcome.try_numbers["retrain"] == 1, "HTTP retries must absorb the faults without a task retry"
@@ -142,11 +113,12 @@ def test_throttling_and_unavailable_answers_are_survived(run, date: str, emulato
     assert remaining == [], f"every injected fault must have been hit: {remaining}"
 
 
-def test_job_timeout_cancels_the_remote_job(run, date: str, emulator: EmulatorAdmin) -> None:
+@pytest.mark.parametrize("dag_id", ["bes_timeout", "bes_timeout_deferrable"])
+def test_job_timeout_cancels_the_remote_job(run, date: str, emulator: EmulatorAdmin, dag_id: str) -> None:
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
     emulator.set_faults({"rules": [], "job_seconds": 30})
-    outcome = run(retrain_dag("bes_timeout", job_timeout=2), utc(date))
+    outcome = run(flow_dag(dag_id), utc(date))
 
     assert outcome.task_states["retrain"] == "failed"
     job_id = outcome.xcom("retrain", "job_id")
@@ -157,10 +129,9 @@ def test_job_timeout_cancels_the_remote_job(run, date: str, emulator: EmulatorAd
 def test_retry_reattaches_to_the_running_job(run, date: str, emulator: EmulatorAdmin) -> None:
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
-    emulator.set_faults({"rules": [], "job_seconds": 8})
+    emulator.set_faults({"rules": [], "job_seconds": 7})
     jobs_before = emulator_job_count(emulator)
-    dag = retrain_dag("bes_reattach", retries=1, cancel_on_kill=False, execution_timeout=timedelta(seconds=3))
-    outcome = run(dag, utc(date))
+    outcome = run(flow_dag("bes_reattach"), utc(date))
 
     assert outcome.state == "success", dump(outcome.task_states)
     assert outcome.try_numbers["retrain"] == 2, "the first try must have timed out while the job ran"
@@ -221,14 +192,6 @@ def test_kill_cancels_the_job_on_the_worker_and_in_the_triggerer(stack: Any, emu
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
 def test_sensor_waits_for_a_job_started_elsewhere(run, stack: Any, date: str, deferrable: bool) -> None:
-    from airflow.sdk import DAG
-
-    from airflow_provider_amlretrain.sensors.batch_job import AzureMLBatchJobSensor
-
     job_id = _submit_and_start(stack, f"sensor-{deferrable}")
-    with DAG(f"bes_sensor_{deferrable}", schedule=None, start_date=datetime(2026, 1, 1)) as dag:
-        AzureMLBatchJobSensor(
-            task_id="wait", job_id=job_id, azureml_conn_id=TRAINING, poke_interval=0.5, timeout=120, deferrable=deferrable
-        )
-    outcome = run(dag, utc(date))
+    outcome = run(flow_dag("bes_sensor_deferrable" if deferrable else "bes_sensor_poke"), utc(date), run_conf={"job_id": job_id})
     assert outcome.state == "success", dump(outcome.task_states)
