@@ -17,8 +17,14 @@ if TYPE_CHECKING:
 
 #: Connection id of the Azurite ``wasb`` connection.
 WASB_CONN_ID = "azurite_default"
-#: Connection type of the Azure ML Studio (classic) connections.
+#: Connection type of the Azure ML Studio (classic) web service connections.
 AZUREML_CONN_TYPE = "azureml_studio"
+#: Connection id and type of the classic management API of the seeded workspace.
+MANAGEMENT_CONN_ID = "azureml_management"
+MANAGEMENT_CONN_TYPE = "azureml_classic_management"
+#: Connection id and type of the ARM web services of the seeded resource group.
+ARM_CONN_ID = "azureml_arm"
+ARM_CONN_TYPE = "azureml_web_services"
 #: Values of a service's ``kind``/``type``/``role`` that mark a predictive (scoring) web service.
 PREDICTIVE_KINDS = frozenset({"predictive", "predict", "scoring", "score"})
 
@@ -121,22 +127,63 @@ def service_connection(
     :return: ``(conn_id, connection JSON object)``.
     """
     conn_id = service_conn_id(service)
-    extra: dict[str, Any] = {}
-    if _is_predictive(service):
-        workspace_id, token = _workspace(seed)
-        extra = {
-            "management_url": emulator_url,
-            "workspace_id": service.get("workspace_id") or workspace_id,
-            "workspace_token": service.get("workspace_token") or token,
-            "web_service_id": service.get("web_service_id") or service.get("id"),
-        }
     connection = {
         "conn_type": AZUREML_CONN_TYPE,
         "host": _service_host(emulator_url, service),
         "password": _first(service, _KEY_FIELDS),
-        "extra": extra,
+        "extra": {},
     }
     return conn_id, connection
+
+
+def management_connection(emulator_url: str, seed: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``azureml_classic_management`` connection of the seeded workspace, if it has a token.
+
+    :param emulator_url: the emulator base URL (it serves the management API too).
+    :param seed: the seed document.
+    """
+    workspace_id, token = _workspace(seed)
+    if not workspace_id or not token:
+        return None
+    return {
+        "conn_type": MANAGEMENT_CONN_TYPE,
+        "host": emulator_url,
+        "password": token,
+        "extra": {"workspace_id": workspace_id},
+    }
+
+
+def arm_connection(emulator_url: str, seed: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The ``azureml_web_services`` connection of the seeded resource group, if ARM services were seeded.
+
+    Tokens come from the emulator's managed-identity endpoint (see :func:`identity_env`).
+
+    :param emulator_url: the emulator base URL (it serves ARM too).
+    :param seed: the seed document.
+    """
+    arm = seed.get("arm")
+    if not isinstance(arm, dict) or not arm.get("subscription_id"):
+        return None
+    return {
+        "conn_type": ARM_CONN_TYPE,
+        "host": emulator_url,
+        "extra": {
+            "subscription_id": arm["subscription_id"],
+            "resource_group": arm["resource_group"],
+            "use_managed_identity": True,
+        },
+    }
+
+
+def identity_env(stack: Mapping[str, Any]) -> dict[str, str]:
+    """``IDENTITY_ENDPOINT`` / ``IDENTITY_HEADER`` so azure-identity's managed identity uses the emulator.
+
+    :param stack: the ``stack.json`` document.
+    """
+    emulator = stack.get("emulator") or {}
+    if not emulator.get("msi_endpoint") or not emulator.get("identity_header"):
+        return {}
+    return {"IDENTITY_ENDPOINT": str(emulator["msi_endpoint"]), "IDENTITY_HEADER": str(emulator["identity_header"])}
 
 
 def airflow_connections(stack: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -159,16 +206,27 @@ def airflow_connections(stack: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
         for service in seeded_services(seed):
             conn_id, connection = service_connection(service, emulator["url"], seed)
             connections[conn_id] = connection
+        for conn_id, maybe in (
+            (MANAGEMENT_CONN_ID, management_connection(emulator["url"], seed)),
+            (ARM_CONN_ID, arm_connection(emulator["url"], seed)),
+        ):
+            if maybe is not None:
+                connections[conn_id] = maybe
     return connections
 
 
 def airflow_connection_env(stack: Mapping[str, Any]) -> dict[str, str]:
-    """Build ``AIRFLOW_CONN_*`` environment variables for a stack.
+    """Build the environment a process needs to use the stack from Airflow.
+
+    ``AIRFLOW_CONN_*`` variables for every connection, plus the managed-identity variables
+    (:func:`identity_env`) that let azure-identity get ARM tokens from the emulator.
 
     :param stack: the ``stack.json`` document (see :func:`~.state.load_stack`).
     :return: ``{"AIRFLOW_CONN_AZURITE_DEFAULT": '{"conn_type": "wasb", ...}', ...}``.
     """
-    return {env_var_name(conn_id): json.dumps(conn) for conn_id, conn in airflow_connections(stack).items()}
+    env = {env_var_name(conn_id): json.dumps(conn) for conn_id, conn in airflow_connections(stack).items()}
+    env.update(identity_env(stack))
+    return env
 
 
 def shell_exports(env: Mapping[str, str]) -> str:

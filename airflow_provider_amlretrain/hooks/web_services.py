@@ -26,7 +26,7 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
     Tokens come from ``azure-identity``: a service principal when the connection has login
     (client id), password (secret) and extra ``tenant_id``; otherwise ``DefaultAzureCredential``
     (workload identity, managed identity, environment...), or ``ManagedIdentityCredential`` with
-    extra ``managed_identity_client_id``. Extras: ``subscription_id``, ``resource_group``
+    extra ``managed_identity_client_id`` or ``use_managed_identity: true``. Extras: ``subscription_id``, ``resource_group``
     (required), ``execution_url`` (the RRS host, e.g. ``https://ussouthcentral.services.azureml.net``),
     and the usual ``request_timeout``, ``max_retries``, ``retry_backoff``. Host: the ARM URL
     (default ``https://management.azure.com``).
@@ -73,6 +73,7 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             "client_secret": conn.password,
             "tenant_id": extras.get("tenant_id"),
             "managed_identity_client_id": extras.get("managed_identity_client_id"),
+            "use_managed_identity": str(extras.get("use_managed_identity", "")).lower() in ("true", "1", "yes"),
         }
 
     @cached_property
@@ -83,10 +84,10 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             from azure.identity import ClientSecretCredential
 
             return ClientSecretCredential(config["tenant_id"], config["client_id"], config["client_secret"])
-        if config["managed_identity_client_id"]:
+        if config["managed_identity_client_id"] or config["use_managed_identity"]:
             from azure.identity import ManagedIdentityCredential
 
-            return ManagedIdentityCredential(client_id=config["managed_identity_client_id"])
+            return ManagedIdentityCredential(client_id=config["managed_identity_client_id"] or None)
         from azure.identity import DefaultAzureCredential
 
         return DefaultAzureCredential()
@@ -155,17 +156,26 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
                 mask_secret(value)
         return keys
 
-    def execution_location(self, name: str) -> str:
+    def execution_location(self, name: str, definition: dict[str, Any] | None = None) -> str:
         """
-        The RRS base URL of a web service: ``{execution_url}/subscriptions/{sub}/services/{name}``.
+        The RRS base URL of a web service.
+
+        Taken from the definition's ``properties.swaggerLocation`` (``.../services/{id}/swagger.json``),
+        else built from the ``execution_url`` extra as ``{execution_url}/subscriptions/{sub}/services/{name}``.
 
         :param name: The web service's resource name.
+        :param definition: The definition, if already read.
         """
+        definition = definition if definition is not None else self.get_web_service(name)
+        swagger = str((definition.get("properties") or {}).get("swaggerLocation") or "")
+        if swagger.split("?", 1)[0].endswith("/swagger.json"):
+            return swagger.split("?", 1)[0][: -len("/swagger.json")]
         config = self._config
         if not config["execution_url"]:
             raise AzureMLConfigError(
-                f"Connection {self.azureml_arm_conn_id!r} has no 'execution_url' extra (the region's RRS host, "
-                "e.g. https://ussouthcentral.services.azureml.net): needed to smoke-test the web service."
+                f"Web service {name!r} has no properties.swaggerLocation and connection "
+                f"{self.azureml_arm_conn_id!r} has no 'execution_url' extra (the region's RRS host, e.g. "
+                "https://ussouthcentral.services.azureml.net): one is needed to score through the web service."
             )
         return f"{config['execution_url'].rstrip('/')}/subscriptions/{quote(config['subscription_id'], safe='')}/services/{quote(name, safe='')}"
 

@@ -57,6 +57,7 @@ def test_training_and_predictive_services_from_seed_shape() -> None:
     ]
     env = airflow_connection_env(_stack(services))
     assert sorted(env) == [
+        "AIRFLOW_CONN_AZUREML_MANAGEMENT",
         "AIRFLOW_CONN_AZUREML_PREDICT_BINARY",
         "AIRFLOW_CONN_AZUREML_TRAIN_BINARY",
         "AIRFLOW_CONN_AZUREML_TRAIN_REGRESSION",
@@ -73,11 +74,12 @@ def test_training_and_predictive_services_from_seed_shape() -> None:
     assert regression["host"] == f"{EMULATOR}/workspaces/ws1/services/s2"
     predict = json.loads(env["AIRFLOW_CONN_AZUREML_PREDICT_BINARY"])
     assert predict["password"] == "k3"
-    assert predict["extra"] == {
-        "management_url": EMULATOR,
-        "workspace_id": "ws1",
-        "workspace_token": "wstoken",
-        "web_service_id": "wsvc3",
+    assert predict["extra"] == {}
+    assert json.loads(env["AIRFLOW_CONN_AZUREML_MANAGEMENT"]) == {
+        "conn_type": "azureml_classic_management",
+        "host": EMULATOR,
+        "password": "wstoken",
+        "extra": {"workspace_id": "ws1"},
     }
 
 
