@@ -226,7 +226,32 @@ def airflow_connection_env(stack: Mapping[str, Any]) -> dict[str, str]:
     """
     env = {env_var_name(conn_id): json.dumps(conn) for conn_id, conn in airflow_connections(stack).items()}
     env.update(identity_env(stack))
+    env.update({f"AIRFLOW_VAR_{name.upper()}": value for name, value in airflow_variables(stack).items()})
     return env
+
+
+def airflow_variables(stack: Mapping[str, Any]) -> dict[str, str]:
+    """Airflow Variables naming the seeded web services, for the example DAGs.
+
+    ``amlretrain_<task>_web_service_id`` (the classic predictive web service),
+    ``amlretrain_<task>_training_web_service_id`` and ``amlretrain_<task>_arm_web_service``
+    (the new-style web service's resource name).
+
+    :param stack: the ``stack.json`` document.
+    """
+    seed = stack.get("seed") or {}
+    variables: dict[str, str] = {}
+    for service in seeded_services(seed):
+        task, web_service_id = service.get("task"), service.get("web_service_id")
+        if not task or not web_service_id:
+            continue
+        role = "" if _is_predictive(service) else "_training"
+        variables[f"amlretrain_{_slug(str(task))}{role}_web_service_id"] = str(web_service_id)
+    arm = seed.get("arm") if isinstance(seed.get("arm"), dict) else {}
+    for web_service in arm.get("web_services") or []:
+        if web_service.get("task") and web_service.get("name"):
+            variables[f"amlretrain_{_slug(str(web_service['task']))}_arm_web_service"] = str(web_service["name"])
+    return variables
 
 
 def shell_exports(env: Mapping[str, str]) -> str:

@@ -74,6 +74,9 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
             )
         endpoint = self.hook.find_endpoint(self.web_service_id, self.endpoint_name)
         if endpoint is None:
+            if default_name:
+                # Refuse a training (or model-less) web service before creating anything on it.
+                self.hook.get_endpoint(self.web_service_id, default_name).trained_model(self.resource_name)
             if not self.create_endpoint:
                 raise AzureMLConfigError(
                     f"Web service {self.web_service_id} has no endpoint {self.endpoint_name!r}; create it or set create_endpoint=True."

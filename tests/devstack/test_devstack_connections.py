@@ -56,7 +56,7 @@ def test_training_and_predictive_services_from_seed_shape() -> None:
         },
     ]
     env = airflow_connection_env(_stack(services))
-    assert sorted(env) == [
+    assert sorted(k for k in env if k.startswith("AIRFLOW_CONN_")) == [
         "AIRFLOW_CONN_AZUREML_MANAGEMENT",
         "AIRFLOW_CONN_AZUREML_PREDICT_BINARY",
         "AIRFLOW_CONN_AZUREML_TRAIN_BINARY",
@@ -75,6 +75,8 @@ def test_training_and_predictive_services_from_seed_shape() -> None:
     predict = json.loads(env["AIRFLOW_CONN_AZUREML_PREDICT_BINARY"])
     assert predict["password"] == "k3"
     assert predict["extra"] == {}
+    assert env["AIRFLOW_VAR_AMLRETRAIN_BINARY_WEB_SERVICE_ID"] == "wsvc3"
+    assert env["AIRFLOW_VAR_AMLRETRAIN_BINARY_TRAINING_WEB_SERVICE_ID"] == "w1"
     assert json.loads(env["AIRFLOW_CONN_AZUREML_MANAGEMENT"]) == {
         "conn_type": "azureml_classic_management",
         "host": EMULATOR,
