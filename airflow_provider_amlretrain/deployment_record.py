@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.exceptions import AzureMLError
@@ -32,7 +32,7 @@ class DeploymentRecordError(AzureMLError):
 
 def utcnow_iso() -> str:
     """The current UTC time, ISO 8601."""
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @dataclass
@@ -97,7 +97,7 @@ class DeploymentRecord:
         """
         if not self.pending:
             return False
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         claimed = datetime.fromisoformat(str(self.pending["claimed_at"]))
         return (now - claimed).total_seconds() < float(self.pending.get("lease_seconds", 1800))
 

@@ -38,7 +38,8 @@ class AzureMLApiError(AzureMLError):
         request_id: str | None = None,
     ) -> None:
         super().__init__(message)
-        self.status_code = status_code
+        # AirflowException types a class-level HTTPStatus for the API server; here it is the answer's status.
+        self.status_code = status_code  # type: ignore[assignment]
         self.method = method
         self.url = url
         self.error_code = error_code

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -178,7 +179,8 @@ def judge(rule: MetricRule, challenger: EvaluationResult, baseline: Mapping[str,
         else:
             higher = rule.resolved_direction is MetricDirection.HIGHER_IS_BETTER
             worse_by = (base_value - value) if higher else (value - base_value)
-            ok = worse_by <= rule.tolerance
+            # Exactly at tolerance passes: absorb the float error of the subtraction (0.85 - 0.84 > 0.01).
+            ok = worse_by <= rule.tolerance or math.isclose(worse_by, rule.tolerance, rel_tol=1e-9, abs_tol=1e-12)
             passed &= ok
             word = "higher" if higher else "lower"
             reasons.append(

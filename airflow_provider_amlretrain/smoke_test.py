@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amlretrain.api.rrs import ScoringTable
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_provider_amlretrain.api.rrs import ScoringTable
 
 
 class SmokeTestError(AzureMLError):

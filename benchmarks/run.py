@@ -60,7 +60,7 @@ def bench_imports(repeats: int) -> dict[str, Any]:
             rss.append(int(out[-1]) / 1024)
         results[name] = {"median_seconds": round(statistics.median(times), 3), "peak_rss_mb": round(max(rss), 1)}
     base = results["airflow.sdk (baseline)"]["median_seconds"]
-    for name, value in results.items():
+    for value in results.values():
         value["over_baseline_seconds"] = round(value["median_seconds"] - base, 3)
     return results
 

@@ -19,7 +19,9 @@ from airflow.sdk import DAG
 
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
-from airflow_provider_amlretrain.operators.update_web_service_model import AzureMLUpdateWebServiceModelOperator
+from airflow_provider_amlretrain.operators.update_web_service_model import (
+    AzureMLUpdateWebServiceModelOperator,
+)
 
 WASB_CONN_ID = "azurite_default"
 TRAINING_BLOB = "binary/dt={{ ds }}/train.csv"

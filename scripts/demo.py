@@ -1,10 +1,12 @@
 #!/usr/bin/env python
 """
-``make demo``: start the local Azure world, retrain a model through BES with Airflow, say what happened.
+``make demo``: start the local Azure world, retrain, gate and promote a model with Airflow, say what happened.
 
 Runs on embedded defaults: Azurite and the AML classic emulator on loopback (``.amlretrain/``),
 an Airflow home with a SQLite metadata DB in ``.amlretrain/airflow``, and the example DAG
-``dags/amlretrain_bes_retrain.py`` run with ``dag.test()``. The full Airflow log goes to a file.
+``dags/amlretrain_retrain_and_promote.py`` run with ``dag.test()``: retrain through BES, gate on
+the Evaluate Model metrics against the production model, PATCH the model into a classic endpoint,
+smoke-test it. The full Airflow log goes to a file.
 """
 
 from __future__ import annotations
@@ -16,13 +18,16 @@ import os
 import re
 import sys
 import time
-from collections.abc import Iterator
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+ENDPOINT = "retrained"
 
 
 @contextlib.contextmanager
@@ -88,29 +93,66 @@ def main() -> int:
     if date is None:
         print("The emulator's seed lists no training partitions; run `make down` and try again.", file=sys.stderr)
         return 2
-    logical_date = datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
-    dag = load_dag_file(REPO_ROOT / "dags/amlretrain_bes_retrain.py")
+    predictions_before = predict(stack.seed, ENDPOINT)
+    logical_date = datetime.fromisoformat(date).replace(tzinfo=UTC)
+    dag = load_dag_file(REPO_ROOT / "dags/amlretrain_retrain_and_promote.py")
     log_file = args.stack_dir.resolve() / f"demo-{time.strftime('%Y%m%dT%H%M%S')}.log"
     print(f"3. Running DAG {dag.dag_id} for {date} (Airflow log: {log_file}) ...", flush=True)
     with output_to(log_file):
         outcome = run_dag(dag, logical_date)
 
     print(f"   DAG run {outcome.run_id}: {outcome.state}")
-    for task_id, state in sorted(outcome.task_states.items()):
-        print(f"   - {task_id}: {state} (try {outcome.try_numbers.get(task_id)})")
-    report = outcome.xcom("report")
-    if outcome.state != "success" or not report:
+    for task_id in ("wait_for_training_data", "retrain", "evaluate", "promote"):
+        print(f"   - {task_id}: {outcome.task_states.get(task_id)} (try {outcome.try_numbers.get(task_id)})")
+    retrain = outcome.xcom("retrain")
+    if outcome.state != "success" or not retrain:
         print(f"The run did not succeed; see {log_file}.", file=sys.stderr)
         return 1
-    print("4. What happened")
-    print(f"   BES job id:  {report['job_id']}")
-    print(f"   job time:    {report['duration_seconds']} s (submit + start + train + evaluate)")
-    print(f"   model:       {report['model_uri']}")
-    print("   evaluation (Evaluate Model, held-out split):")
-    for name, value in report["metrics"].items():
-        print(f"     {name:<28} {value:.4f}")
+    decision = outcome.xcom("evaluate", "gate_decision") or {}
+    promotion = outcome.xcom("promote")
+
+    print("4. Retraining (BES)")
+    print(f"   job id:      {retrain['job_id']}")
+    print(f"   job time:    {retrain['duration_seconds']} s (start, queue, train, evaluate)")
+    print(f"   model:       {retrain['outputs']['output1']['uri']}")
+    print("5. Evaluation gate (Evaluate Model on a held-out split; production values from the deployment record)")
+    baseline = decision.get("baseline_metrics") or {}
+    for name, value in (decision.get("metrics") or {}).items():
+        if name in ("Positive Label", "Negative Label"):
+            continue
+        before = f"   (production {baseline[name]:.4f})" if name in baseline else ""
+        print(f"     {name:<22} {value:>10.4f}{before}")
+    for verdict in decision.get("verdicts", []):
+        print(f"   {'PASS' if verdict['passed'] else 'FAIL'}  {verdict['reason']}")
+    print(f"   decision:    {'promote' if decision.get('promote') else 'keep the production model'}")
+    print("6. Promotion to the classic endpoint")
+    if promotion and promotion.get("outcome") == "deployed":
+        print(f"   endpoint {ENDPOINT!r} now serves {promotion['model_uri']}")
+        print(f"   (previously {promotion['previous_model_uri']}); smoke test passed")
+    else:
+        print(f"   not promoted ({outcome.task_states.get('promote')}); the endpoint keeps its model")
+    predictions_after = predict(stack.seed, ENDPOINT)
+    print("7. Predictions for 5 sample rows (Scored Probabilities)")
+    print(f"   before: {predictions_before}")
+    print(f"   after:  {predictions_after}")
     print(f"Demo finished in {time.monotonic() - began:.1f} s. The stack keeps running: `make down` stops it.")
     return 0
+
+
+def predict(seed: dict[str, Any], endpoint: str) -> list[str]:
+    """What ``endpoint`` (or, before it exists, the default endpoint) predicts for the sample rows."""
+    from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
+    from airflow_provider_amlretrain.smoke_test import load_sample
+
+    training = next(s for s in seed["services"] if s["kind"] == "training" and s["task"] == "binary")
+    web_service = next(s for s in seed["services"] if s["kind"] == "predictive" and s["task"] == "binary")
+    hook = AzureMLClassicManagementHook("azureml_management")
+    sample = load_sample("azurite_default", training["sample_blob"], max_rows=5)
+    found = hook.find_endpoint(web_service["web_service_id"], endpoint) or hook.get_endpoint(
+        web_service["web_service_id"], web_service["endpoint_name"]
+    )
+    scores = hook.score(found, input_name="input1", columns=sample.columns, rows=sample.rows)
+    return [f"{float(p):.3f}" for p in scores.column("Scored Probabilities")]
 
 
 if __name__ == "__main__":

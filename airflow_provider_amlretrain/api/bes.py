@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from airflow_provider_amlretrain.api.http import ApiRequest
@@ -13,6 +12,9 @@ from airflow_provider_amlretrain.api.references import BlobLocation, BlobReferen
 from airflow_provider_amlretrain.api.states import BatchJobStatus
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
 from airflow_provider_amlretrain.redaction import redact
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
 
 BES_API_VERSION = "2.0"
 _JOB_ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")

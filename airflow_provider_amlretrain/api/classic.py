@@ -21,7 +21,7 @@ def check_endpoint_name(name: str) -> str:
 
     :param name: The name.
     """
-    if not isinstance(name, str) or not ENDPOINT_NAME.match(name):
+    if not isinstance(name, str) or not ENDPOINT_NAME.fullmatch(name):
         raise AzureMLConfigError(
             f"Endpoint name {name!r} is not valid: use at most 24 lowercase letters, digits and hyphens, "
             "not starting or ending with a hyphen."

@@ -102,7 +102,8 @@ def error_for(request: ApiRequest, response: ApiResponse, *secrets: str | None) 
     except ValueError:
         body = None
     if isinstance(body, dict):
-        error = body.get("error") if isinstance(body.get("error"), dict) else body
+        nested = body.get("error")
+        error: dict[str, Any] = nested if isinstance(nested, dict) else body
         raw_code = error.get("code") or error.get("Code")
         raw_message = error.get("message") or error.get("Message") or error.get("details")
         code = str(raw_code) if raw_code else None

@@ -5,8 +5,10 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from enum import Enum
+from typing import TYPE_CHECKING
 
-from airflow_provider_amlretrain.api.states import BatchJobStatus
+if TYPE_CHECKING:
+    from airflow_provider_amlretrain.api.states import BatchJobStatus
 
 
 class PollDecision(str, Enum):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.api.http import ApiRequest
 from airflow_provider_amlretrain.exceptions import AzureMLResponseError
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 RRS_API_VERSION = "2.0"
 

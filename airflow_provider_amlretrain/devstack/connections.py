@@ -247,7 +247,8 @@ def airflow_variables(stack: Mapping[str, Any]) -> dict[str, str]:
             continue
         role = "" if _is_predictive(service) else "_training"
         variables[f"amlretrain_{_slug(str(task))}{role}_web_service_id"] = str(web_service_id)
-    arm = seed.get("arm") if isinstance(seed.get("arm"), dict) else {}
+    arm_section = seed.get("arm")
+    arm: dict[str, Any] = arm_section if isinstance(arm_section, dict) else {}
     for web_service in arm.get("web_services") or []:
         if web_service.get("task") and web_service.get("name"):
             variables[f"amlretrain_{_slug(str(web_service['task']))}_arm_web_service"] = str(web_service["name"])

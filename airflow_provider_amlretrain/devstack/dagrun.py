@@ -6,11 +6,12 @@ import importlib.util
 import subprocess
 import sys
 from dataclasses import dataclass, field
-from datetime import datetime
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
+    from datetime import datetime
+    from pathlib import Path
+
     from airflow.sdk import DAG
 
 
@@ -89,11 +90,10 @@ def run_dag(
     :param run_conf: The run's conf.
     :param mark_success_pattern: Tasks to mark successful without running.
     """
+    from airflow.models.taskinstance import TaskInstance
     from airflow.models.xcom import XComModel
     from airflow.utils.session import create_session
     from sqlalchemy import select
-
-    from airflow.models.taskinstance import TaskInstance
 
     run = dag.test(logical_date=logical_date, run_conf=run_conf, mark_success_pattern=mark_success_pattern)
     outcome = DagRunOutcome(dag_id=dag.dag_id, run_id=run.run_id, state=str(run.state))
@@ -105,7 +105,9 @@ def run_dag(
             name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
             outcome.task_states[name] = str(ti.state) if ti.state else None
             outcome.try_numbers[name] = ti.try_number
-        for row in session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=dag.dag_id)).all():
+        # get_many is typed as selecting 1-tuples; scalars() yields the XComModel rows themselves.
+        rows = cast("list[XComModel]", session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=dag.dag_id)).all())
+        for row in rows:
             name = row.task_id if row.map_index < 0 else f"{row.task_id}[{row.map_index}]"
             outcome.xcoms[(name, row.key)] = XComModel.deserialize_value(row)
     return outcome

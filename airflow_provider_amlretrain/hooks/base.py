@@ -252,7 +252,7 @@ class AzureMLAsyncHttpMixin:
             attempt += 1
             try:
                 response = await self._asend(request, settings)
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError, asyncio.TimeoutError) as err:
+            except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
                 delay = transport_retry_delay(policy, attempt)
                 if delay is None:
                     raise transport_error(request, attempt, err, settings.secrets) from None

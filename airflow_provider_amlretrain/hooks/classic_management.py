@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.api.classic import ClassicEndpoint, ClassicManagementApi
-from airflow_provider_amlretrain.api.references import BlobLocation
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLNotFoundError
 from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from airflow_provider_amlretrain.api.references import BlobLocation
 
 DEFAULT_MANAGEMENT_URL = "https://management.azureml.net"
 

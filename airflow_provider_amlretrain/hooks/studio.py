@@ -227,7 +227,10 @@ class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
     async def aget_settings(self) -> StudioConnectionSettings:
         """The checked connection settings, read without blocking the event loop."""
         if self._async_settings is None:
-            from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
+            from airflow.providers.common.compat.connection import (
+                get_async_connection,
+                get_async_extra_dejson,
+            )
 
             conn = await get_async_connection(self.azureml_conn_id)
             extras = await get_async_extra_dejson(conn)

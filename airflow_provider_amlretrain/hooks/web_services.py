@@ -3,17 +3,24 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
-from airflow_provider_amlretrain.api.arm import ARM_SCOPE, WebServicesApi, operation_status, provisioning_state
+from airflow_provider_amlretrain.api.arm import (
+    ARM_SCOPE,
+    WebServicesApi,
+    operation_status,
+    provisioning_state,
+)
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
 from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
+from airflow_provider_amlretrain.redaction import redact
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from azure.core.credentials import TokenCredential
 
 DEFAULT_ARM_URL = "https://management.azure.com"
@@ -135,8 +142,9 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             if status == "Succeeded":
                 return self.get_web_service(name)
             if status in ("Failed", "Canceled", "Cancelled"):
+                details = redact(message, *self.http_settings().secrets) if message else "no details"
                 raise AzureMLApiError(
-                    f"Updating web service {name!r} ended {status}: {message or 'no details'}. The service keeps its previous definition."
+                    f"Updating web service {name!r} ended {status}: {details}. The service keeps its previous definition."
                 )
             if time.monotonic() >= deadline:
                 raise AzureMLApiError(f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {status}).")

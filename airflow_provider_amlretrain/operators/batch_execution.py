@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -27,6 +26,8 @@ from airflow_provider_amlretrain.links.batch_job import AzureMLBatchJobLink
 from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from airflow.providers.common.compat.sdk import Context
 
 _GONE = "Gone"

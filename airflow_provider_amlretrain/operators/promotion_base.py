@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
-from airflow_provider_amlretrain.api.references import BlobLocation
-from airflow_provider_amlretrain.api.rrs import ScoringTable
 from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
 from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
@@ -21,6 +19,9 @@ from airflow_provider_amlretrain.smoke_test import SmokeSample, SmokeTestError, 
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_amlretrain.api.references import BlobLocation
+    from airflow_provider_amlretrain.api.rrs import ScoringTable
 
 
 class RollbackError(AzureMLError):

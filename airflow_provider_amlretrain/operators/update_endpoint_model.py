@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.api.classic import ClassicEndpoint, check_endpoint_name
-from airflow_provider_amlretrain.api.references import BlobLocation
-from airflow_provider_amlretrain.api.rrs import ScoringTable
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
 from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
 from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
-from airflow_provider_amlretrain.smoke_test import SmokeSample
+
+if TYPE_CHECKING:
+    from airflow_provider_amlretrain.api.references import BlobLocation
+    from airflow_provider_amlretrain.api.rrs import ScoringTable
+    from airflow_provider_amlretrain.smoke_test import SmokeSample
 
 
 class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):

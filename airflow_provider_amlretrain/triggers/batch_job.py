@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
@@ -12,6 +11,9 @@ from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecisio
 from airflow_provider_amlretrain.exceptions import AzureMLError
 from airflow_provider_amlretrain.hooks.studio import AzureMLStudioAsyncHook
 from airflow_provider_amlretrain.redaction import redact
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator
 
 
 class AzureMLBatchJobTrigger(BaseTrigger):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -25,7 +25,7 @@ def seeded_dates(seed: dict[str, Any], task: str = "binary") -> list[str]:
 
 
 def utc(date: str) -> datetime:
-    return datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(date).replace(tzinfo=UTC)
 
 
 def flow_dag(dag_id: str):

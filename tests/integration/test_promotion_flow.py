@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -19,7 +19,7 @@ MANAGEMENT = "azureml_management"
 
 
 def utc(date: str) -> datetime:
-    return datetime.fromisoformat(date).replace(tzinfo=timezone.utc)
+    return datetime.fromisoformat(date).replace(tzinfo=UTC)
 
 
 def flow_dag(dag_id: str):
@@ -257,7 +257,7 @@ def test_expired_sas_is_refused_with_a_clear_message(stack, seed, trained) -> No
     container, blob = relative.split("/", 1)
     sas = generate_blob_sas(
         info["account_name"], container, blob, account_key=info["account_key"],
-        permission=BlobSasPermissions(read=True), expiry=datetime.now(timezone.utc) - timedelta(hours=1),
+        permission=BlobSasPermissions(read=True), expiry=datetime.now(UTC) - timedelta(hours=1),
     )
     expired = BlobLocation(trained["outputs"]["output1"]["base_location"], relative, "?" + sas)
     hook = management()

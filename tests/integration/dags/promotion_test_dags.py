@@ -9,7 +9,9 @@ from airflow.sdk import DAG, Param
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
-from airflow_provider_amlretrain.operators.update_web_service_model import AzureMLUpdateWebServiceModelOperator
+from airflow_provider_amlretrain.operators.update_web_service_model import (
+    AzureMLUpdateWebServiceModelOperator,
+)
 
 WASB = "azurite_default"
 TRAINING = "azureml_train_binary"
