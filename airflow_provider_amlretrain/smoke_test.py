@@ -45,6 +45,11 @@ def sample_from_csv(text: str, *, max_rows: int = 5, drop_columns: Sequence[str]
     if len(rows) < 2:
         raise AzureMLConfigError(f"The smoke-test sample {source} needs a header and at least one row.")
     header = [c.strip() for c in rows[0]]
+    for number, row in enumerate(rows[1 : max_rows + 1], start=1):
+        if len(row) != len(header):
+            raise AzureMLConfigError(
+                f"The smoke-test sample {source} row {number} has {len(row)} values for {len(header)} columns."
+            )
     drop = {c.lower() for c in drop_columns}
     keep = [i for i, name in enumerate(header) if name.lower() not in drop]
     return SmokeSample(columns=[header[i] for i in keep], rows=[[row[i] for i in keep] for row in rows[1 : max_rows + 1]])

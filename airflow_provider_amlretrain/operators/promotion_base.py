@@ -174,7 +174,7 @@ class BaseModelPromotionOperator(BaseOperator):
         self.log.info("%s now serves %s (was %s).", self.deployment_target, model.uri, deployment.previous_model_uri)
         try:
             smoke = self._smoke_test()
-        except (SmokeTestError, AzureMLError) as err:
+        except Exception as err:  # any failure (a missing sample blob too) means the new model is unverified
             reason = redact(str(err))
             self.log.error("Smoke test failed: %s. Rolling back to %s.", reason, deployment.previous_model_uri)
             try:

@@ -1,0 +1,254 @@
+"""The deployment record (pure parts) and the promotion guard on an in-memory store with ETag semantics."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from airflow_provider_amlretrain.deployment_record import (
+    HISTORY_LIMIT,
+    RECORD_FORMAT,
+    DeploymentConflictError,
+    DeploymentRecord,
+    DeploymentRecordError,
+    DeploymentRecordStore,
+)
+from airflow_provider_amlretrain.promotion import CandidateModel, ClaimOutcome, DeploymentGuard
+from tests.unit.promotion_support import FakeRecordStore
+
+TARGET = "classic:ws1/pred1/ep1"
+MODEL_V1 = "https://acct.blob.core.windows.net/models/runs/v1/model.ilearner"
+MODEL_V2 = "https://acct.blob.core.windows.net/models/runs/v2/model.ilearner"
+
+
+def candidate(model_uri: str = MODEL_V2, *, end: str | None = "2024-06-02T00:00:00+00:00", run_id: str = "run-2"):
+    return CandidateModel(
+        model_uri=model_uri,
+        job_id="job2",
+        metrics={"AUC": 0.9},
+        data_interval_start="2024-06-01T00:00:00+00:00",
+        data_interval_end=end,
+        dag_id="retrain",
+        run_id=run_id,
+    )
+
+
+def deployed(model_uri: str = MODEL_V1, end: str = "2024-06-01T00:00:00+00:00", **extra):
+    return {"model_uri": model_uri, "run_id": "run-1", "data_interval_end": end, "metrics": {"AUC": 0.85}, **extra}
+
+
+@pytest.fixture
+def store() -> FakeRecordStore:
+    return FakeRecordStore()
+
+
+# -- the record --------------------------------------------------------------------------------------
+
+
+def test_record_round_trips_through_json():
+    record = DeploymentRecord(TARGET, current=deployed(), pending={"run_id": "r", "claimed_at": "2024-01-01T00:00:00+00:00"}, history=[{"a": 1}])
+    text = record.to_json()
+    assert json.loads(text)["format"] == RECORD_FORMAT
+    assert DeploymentRecord.from_json(text, source="c/b.json") == record
+
+
+def test_history_is_capped_at_the_newest_entries():
+    record = DeploymentRecord(TARGET, history=[{"n": i} for i in range(HISTORY_LIMIT + 5)])
+    history = DeploymentRecord.from_json(record.to_json(), source="x").history
+    assert len(history) == HISTORY_LIMIT
+    assert history[0] == {"n": 5} and history[-1] == {"n": HISTORY_LIMIT + 4}
+
+
+@pytest.mark.parametrize(
+    ("text", "match"),
+    [
+        ("not json", "is not JSON"),
+        ("[1, 2]", "not in format"),
+        (json.dumps({"target": TARGET}), "not in format"),
+        (json.dumps({"format": "other/9", "target": TARGET}), "not in format"),
+    ],
+)
+def test_foreign_blobs_are_refused_naming_the_blob(text, match):
+    with pytest.raises(DeploymentRecordError, match=match) as info:
+        DeploymentRecord.from_json(text, source="deployments/deployments/x.json")
+    assert "deployments/deployments/x.json" in str(info.value)
+
+
+def test_baseline_metrics():
+    assert DeploymentRecord(TARGET).baseline_metrics is None
+    assert DeploymentRecord(TARGET, current={"model_uri": MODEL_V1}).baseline_metrics is None
+    assert DeploymentRecord(TARGET, current=deployed(metrics={"AUC": "0.8", "RMSE": 2})).baseline_metrics == {"AUC": 0.8, "RMSE": 2.0}
+
+
+def test_pending_is_live_until_the_lease_ends():
+    claimed = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+    record = DeploymentRecord(TARGET, pending={"run_id": "r", "claimed_at": claimed.isoformat(), "lease_seconds": 60})
+    assert record.pending_is_live(claimed + timedelta(seconds=59))
+    assert not record.pending_is_live(claimed + timedelta(seconds=60))
+    assert not DeploymentRecord(TARGET).pending_is_live(claimed)
+    default_lease = DeploymentRecord(TARGET, pending={"run_id": "r", "claimed_at": claimed.isoformat()})
+    assert default_lease.pending_is_live(claimed + timedelta(seconds=1799))
+    assert not default_lease.pending_is_live(claimed + timedelta(seconds=1800))
+
+
+def test_blob_names_are_sanitized():
+    store = DeploymentRecordStore("wasb", "deployments", prefix="/records/")
+    assert store.blob_name("classic:ws1/pred 1/ep1") == "records/classic_ws1_pred_1_ep1.json"
+
+
+# -- the fake store honours ETags (so the guard tests mean something) --------------------------------
+
+
+def test_fake_store_enforces_etags(store):
+    first = store.read(TARGET)
+    assert first.etag is None
+    etag = store.write(DeploymentRecord(TARGET), None)
+    with pytest.raises(DeploymentConflictError):
+        store.write(DeploymentRecord(TARGET), None)
+    store.write(DeploymentRecord(TARGET, current=deployed()), etag)
+    with pytest.raises(DeploymentConflictError):
+        store.write(DeploymentRecord(TARGET), etag)
+
+
+# -- claim -----------------------------------------------------------------------------------------
+
+
+def test_first_claim_creates_the_record(store):
+    guard = DeploymentGuard(store, TARGET, candidate(), lease_seconds=120)
+    assert guard.claim() is ClaimOutcome.CLAIMED
+    assert guard.baseline is None
+    pending = store.record(TARGET).pending
+    assert pending["run_id"] == "run-2" and pending["model_uri"] == MODEL_V2 and pending["lease_seconds"] == 120
+    assert store.record(TARGET).pending_is_live()
+
+
+def test_claim_over_an_older_model(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed()))
+    guard = DeploymentGuard(store, TARGET, candidate())
+    assert guard.claim() is ClaimOutcome.CLAIMED
+    assert guard.baseline["model_uri"] == MODEL_V1
+
+
+def test_same_model_is_already_deployed(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed(MODEL_V2)))
+    writes = len(store.writes)
+    guard = DeploymentGuard(store, TARGET, candidate(MODEL_V2))
+    assert guard.claim() is ClaimOutcome.ALREADY_DEPLOYED
+    assert "already deployed" in guard.reason
+    assert len(store.writes) == writes
+
+
+def test_model_trained_on_older_data_is_stale(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed(end="2024-06-03T00:00:00+00:00")))
+    writes = len(store.writes)
+    guard = DeploymentGuard(store, TARGET, candidate(end="2024-06-02T00:00:00+00:00"))
+    assert guard.claim() is ClaimOutcome.STALE
+    assert "2024-06-03" in guard.reason and "force=True" in guard.reason
+    assert len(store.writes) == writes
+    assert store.record(TARGET).pending is None
+
+
+def test_force_deploys_a_stale_model(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed(end="2024-06-03T00:00:00+00:00")))
+    assert DeploymentGuard(store, TARGET, candidate(), force=True).claim() is ClaimOutcome.CLAIMED
+
+
+@pytest.mark.parametrize("end", [None, "not a date"])
+def test_unknown_intervals_are_not_stale(store, end):
+    store.seed(DeploymentRecord(TARGET, current=deployed(end="2024-06-03T00:00:00+00:00")))
+    assert DeploymentGuard(store, TARGET, candidate(end=end)).claim() is ClaimOutcome.CLAIMED
+
+
+def test_live_claim_of_another_run_is_a_conflict(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed(), pending={"run_id": "run-9", "claimed_at": datetime.now(UTC).isoformat(), "lease_seconds": 600}))
+    with pytest.raises(DeploymentConflictError, match="Run run-9 is promoting"):
+        DeploymentGuard(store, TARGET, candidate()).claim()
+    assert store.record(TARGET).pending["run_id"] == "run-9"
+
+
+def test_expired_claim_is_taken_over(store):
+    old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
+    store.seed(DeploymentRecord(TARGET, current=deployed(), pending={"run_id": "run-9", "claimed_at": old, "lease_seconds": 600}))
+    assert DeploymentGuard(store, TARGET, candidate()).claim() is ClaimOutcome.CLAIMED
+    assert store.record(TARGET).pending["run_id"] == "run-2"
+
+
+def test_own_claim_is_reclaimed_on_retry(store):
+    store.seed(DeploymentRecord(TARGET, pending={"run_id": "run-2", "claimed_at": datetime.now(UTC).isoformat()}))
+    assert DeploymentGuard(store, TARGET, candidate()).claim() is ClaimOutcome.CLAIMED
+
+
+def test_of_two_racing_runs_exactly_one_claims(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed()))
+    a = DeploymentGuard(store, TARGET, candidate(run_id="run-a"))
+    b = DeploymentGuard(store, TARGET, candidate(MODEL_V2.replace("v2", "v3"), run_id="run-b"))
+    real_read = store.read
+    reads = [real_read(TARGET), real_read(TARGET)]  # both read before either writes
+    store.read = lambda target: reads.pop(0)
+    assert a.claim() is ClaimOutcome.CLAIMED
+    with pytest.raises(DeploymentConflictError):
+        b.claim()
+    assert real_read(TARGET).record.pending["run_id"] == "run-a"
+
+
+def test_first_claim_race_on_a_new_record(store):
+    a = DeploymentGuard(store, TARGET, candidate(run_id="run-a"))
+    b = DeploymentGuard(store, TARGET, candidate(run_id="run-b"))
+    real_read = store.read
+    reads = [real_read(TARGET), real_read(TARGET)]
+    store.read = lambda target: reads.pop(0)
+    a.claim()
+    with pytest.raises(DeploymentConflictError):
+        b.claim()
+
+
+# -- commit / abandon --------------------------------------------------------------------------------
+
+
+def test_commit_moves_current_to_history_and_releases(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed()))
+    guard = DeploymentGuard(store, TARGET, candidate())
+    guard.claim()
+    entry = guard.commit(endpoint="ep1", previous_model_uri=MODEL_V1)
+    record = store.record(TARGET)
+    assert record.pending is None
+    assert record.current == entry
+    assert entry["model_uri"] == MODEL_V2 and entry["endpoint"] == "ep1" and entry["metrics"] == {"AUC": 0.9}
+    assert entry["deployed_at"]
+    assert record.history[-1]["model_uri"] == MODEL_V1
+    assert record.history[-1]["outcome"] == "replaced"
+    assert record.history[-1]["replaced_at"] == entry["deployed_at"]
+
+
+def test_first_commit_has_no_history(store):
+    guard = DeploymentGuard(store, TARGET, candidate())
+    guard.claim()
+    guard.commit()
+    record = store.record(TARGET)
+    assert record.history == [] and record.current["model_uri"] == MODEL_V2
+
+
+def test_commit_fails_when_someone_else_wrote_meanwhile(store):
+    guard = DeploymentGuard(store, TARGET, candidate())
+    guard.claim()
+    other = store.read(TARGET)
+    store.write(other.record, other.etag)
+    with pytest.raises(DeploymentConflictError):
+        guard.commit()
+
+
+def test_abandon_records_the_attempt_and_releases(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed()))
+    guard = DeploymentGuard(store, TARGET, candidate())
+    guard.claim()
+    guard.abandon("rolled_back", "smoke test failed", endpoint="ep1")
+    record = store.record(TARGET)
+    assert record.pending is None
+    assert record.current["model_uri"] == MODEL_V1
+    attempt = record.history[-1]
+    assert attempt["outcome"] == "rolled_back" and attempt["reason"] == "smoke test failed"
+    assert attempt["model_uri"] == MODEL_V2 and attempt["endpoint"] == "ep1" and attempt["attempted_at"]
+    # the target is free again
+    assert DeploymentGuard(store, TARGET, candidate(run_id="run-3")).claim() is ClaimOutcome.CLAIMED
