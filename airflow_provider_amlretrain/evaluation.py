@@ -82,6 +82,12 @@ class EvaluationResult:
         for name, value in self.metrics.items():
             if normalize_metric_name(name) == wanted:
                 return value
+        for name, text in self.labels.items():
+            if normalize_metric_name(name) == wanted:
+                raise EvaluationError(
+                    f"The evaluation's {name!r} is {text!r}, not a number: the model could not be scored on "
+                    "that metric. Check the training data and the Evaluate Model settings."
+                )
         raise EvaluationError(
             f"The evaluation has no metric {metric!r}; its columns are: {', '.join(self.columns)}. "
             "Fix the metric name in the rule (names match case-insensitively)."

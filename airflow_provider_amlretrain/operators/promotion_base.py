@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
@@ -25,7 +25,20 @@ if TYPE_CHECKING:
 
 
 class RollbackError(AzureMLError):
-    """The new model failed its smoke test and putting the previous one back failed too."""
+    """The new model failed its smoke test (or was not confirmed) and putting the previous one back failed too."""
+
+
+class UnconfirmedDeploymentError(AzureMLError):
+    """
+    The target accepted the update but does not report the new model afterwards.
+
+    :param message: What the target reports instead.
+    :param deployment: How to undo the update.
+    """
+
+    def __init__(self, message: str, deployment: Deployment) -> None:
+        super().__init__(message)
+        self.deployment = deployment
 
 
 @dataclass
@@ -168,6 +181,8 @@ class BaseModelPromotionOperator(BaseOperator):
         self.log.info("Claimed %s for model %s (BES job %s).", self.deployment_target, model.uri, job_id)
         try:
             deployment = self.deploy(model)
+        except UnconfirmedDeploymentError as err:
+            self._roll_back(guard, err.deployment, f"the update was not confirmed: {redact(str(err))}", AzureMLError)
         except Exception as err:
             guard.abandon("failed", redact(str(err)))
             raise
@@ -175,22 +190,7 @@ class BaseModelPromotionOperator(BaseOperator):
         try:
             smoke = self._smoke_test()
         except Exception as err:  # any failure (a missing sample blob too) means the new model is unverified
-            reason = redact(str(err))
-            self.log.error("Smoke test failed: %s. Rolling back to %s.", reason, deployment.previous_model_uri)
-            try:
-                self.rollback(deployment)
-            except Exception as rollback_err:
-                guard.abandon("rollback_failed", f"{reason}; rollback: {redact(str(rollback_err))}", **deployment.details)
-                raise RollbackError(
-                    f"The new model failed its smoke test ({reason}) and the rollback failed "
-                    f"({redact(str(rollback_err))}). Point {self.deployment_target} back to "
-                    f"{deployment.previous_model_uri} by hand."
-                ) from None
-            guard.abandon("rolled_back", reason, **deployment.details)
-            raise SmokeTestError(
-                f"The new model failed its smoke test ({reason}); {self.deployment_target} was rolled back to "
-                f"{deployment.previous_model_uri}."
-            ) from None
+            self._roll_back(guard, deployment, f"the new model failed its smoke test: {redact(str(err))}", SmokeTestError)
         entry = guard.commit(
             **deployment.details,
             previous_model_uri=deployment.previous_model_uri,
@@ -206,6 +206,25 @@ class BaseModelPromotionOperator(BaseOperator):
             "smoke_test": smoke.to_summary() if smoke else None,
             "deployed_at": entry["deployed_at"],
         }
+
+    def _roll_back(
+        self, guard: DeploymentGuard, deployment: Deployment, reason: str, error: type[AzureMLError]
+    ) -> NoReturn:
+        """Put the previous model back, record the attempt, and fail with ``error`` (or RollbackError)."""
+        self.log.error("%s. Rolling back to %s.", reason, deployment.previous_model_uri)
+        try:
+            self.rollback(deployment)
+        except Exception as rollback_err:
+            failure = redact(str(rollback_err))
+            guard.abandon("rollback_failed", f"{reason}; rollback: {failure}", **deployment.details)
+            raise RollbackError(
+                f"{reason[0].upper()}{reason[1:]}, and the rollback failed ({failure}). Point "
+                f"{self.deployment_target} back to {deployment.previous_model_uri} by hand."
+            ) from None
+        guard.abandon("rolled_back", reason, **deployment.details)
+        raise error(
+            f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} was rolled back to {deployment.previous_model_uri}."
+        ) from None
 
     def _smoke_test(self) -> Any:
         if not self.smoke_test_sample:

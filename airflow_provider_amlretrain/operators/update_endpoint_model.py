@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.api.classic import ClassicEndpoint, check_endpoint_name
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
 from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
-from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
+from airflow_provider_amlretrain.operators.promotion_base import (
+    BaseModelPromotionOperator,
+    Deployment,
+    UnconfirmedDeploymentError,
+)
 
 if TYPE_CHECKING:
     from airflow_provider_amlretrain.api.references import BlobLocation
@@ -95,6 +99,9 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
 
     def _patch_and_confirm(self, resource_name: str, location: BlobLocation) -> ClassicEndpoint:
         self.hook.patch_trained_model(self.web_service_id, self.endpoint_name, resource_name, location)
+        return self._confirm(resource_name, location)
+
+    def _confirm(self, resource_name: str, location: BlobLocation) -> ClassicEndpoint:
         endpoint = self.hook.get_endpoint(self.web_service_id, self.endpoint_name)
         now = endpoint.trained_model(resource_name).location
         if now is None or now.relative_location != location.relative_location:
@@ -110,12 +117,17 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         resource = endpoint.trained_model(self.resource_name)
         previous = resource.location
         self.log.info("Updating %r of endpoint %s to %s.", resource.name, self.endpoint_name, model.uri)
-        self._patch_and_confirm(resource.name, model)
-        return Deployment(
+        deployment = Deployment(
             previous_model_uri=previous.uri if previous else None,
             undo=(resource.name, previous),
             details={"web_service_id": self.web_service_id, "endpoint": self.endpoint_name, "resource_name": resource.name},
         )
+        self.hook.patch_trained_model(self.web_service_id, self.endpoint_name, resource.name, model)
+        try:
+            self._confirm(resource.name, model)
+        except AzureMLApiError as err:
+            raise UnconfirmedDeploymentError(str(err), deployment) from err
+        return deployment
 
     def rollback(self, deployment: Deployment) -> None:
         """PATCH the previous location back (with the SAS the endpoint reported)."""

@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.exceptions import AzureMLApiError
 from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
-from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
+from airflow_provider_amlretrain.operators.promotion_base import (
+    BaseModelPromotionOperator,
+    Deployment,
+    UnconfirmedDeploymentError,
+)
 from airflow_provider_amlretrain.web_service_patch import (
     apply_patch,
     build_model_patch,
@@ -66,7 +70,8 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         """The ARM web services hook."""
         return AzureMLWebServicesHook(self.azureml_arm_conn_id)
 
-    def _apply(self, patch: list[dict[str, Any]], asset_key: str, what: str) -> dict[str, Any]:
+    def _apply(self, patch: list[dict[str, Any]], asset_key: str, what: str) -> str:
+        """Apply ``patch`` to the current definition, PATCH it, wait; return the URI the service reports now."""
         definition = self.hook.get_web_service(self.web_service_name)
         self.log.info("Applying JSON Patch (%s) to %s: %s", what, self.web_service_name, json.dumps(patch))
         updated = self.hook.update_web_service(
@@ -75,27 +80,31 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
             timeout=self.provisioning_timeout,
             poll_interval=self.poll_interval,
         )
-        expected = patch[-1]["value"]
-        now = find_trained_model_asset(updated, asset_key=asset_key)
-        if now.uri != expected:
-            raise AzureMLApiError(f"Web service {self.web_service_name!r} provisioned but serves {now.uri}, not {expected}.")
-        return updated
+        return find_trained_model_asset(updated, asset_key=asset_key).uri
 
     def deploy(self, model: BlobLocation) -> Deployment:
         """Patch the trained-model asset's location and wait for provisioning."""
         definition = self.hook.get_web_service(self.web_service_name)
         asset = find_trained_model_asset(definition, asset_key=self.asset_key, asset_name=self.asset_name)
         patch = build_model_patch(asset, model.uri)
-        self._apply(patch, asset.key, "promote")
-        return Deployment(
+        deployment = Deployment(
             previous_model_uri=asset.uri,
             undo=patch,
             details={"web_service": self.web_service_name, "asset_key": asset.key, "asset_name": asset.name, "json_patch": patch},
         )
+        serving = self._apply(patch, asset.key, "promote")
+        if serving != model.uri:
+            raise UnconfirmedDeploymentError(
+                f"Web service {self.web_service_name!r} provisioned but serves {serving}, not {model.uri}", deployment
+            )
+        return deployment
 
     def rollback(self, deployment: Deployment) -> None:
         """Apply the inverse patch."""
-        self._apply(inverse_model_patch(deployment.undo), deployment.details["asset_key"], "rollback")
+        inverse = inverse_model_patch(deployment.undo)
+        serving = self._apply(inverse, deployment.details["asset_key"], "rollback")
+        if serving != inverse[-1]["value"]:
+            raise AzureMLApiError(f"Web service {self.web_service_name!r} serves {serving} after the rollback.")
 
     def score(self, sample: SmokeSample) -> ScoringTable:
         """Score through the web service's RRS with its primary key."""

@@ -43,10 +43,12 @@ def _roundtrip_blob(connection_string: str) -> None:
 
 
 def _exports(text: str) -> dict[str, Any]:
+    """The ``AIRFLOW_CONN_*`` exports, decoded; other variables (Variables, identity) as text."""
     env: dict[str, Any] = {}
     for line in text.splitlines():
         name, _, value = line.removeprefix("export ").partition("=")
-        env[name] = json.loads(shlex.split(value)[0])
+        raw = shlex.split(value)[0]
+        env[name] = json.loads(raw) if name.startswith("AIRFLOW_CONN_") else raw
     return env
 
 
@@ -197,13 +199,16 @@ def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -
         assert "already running" in again.stdout
 
         env = _exports(cli("env", "--dir", str(stack_dir)).stdout)
-        studio = {k: v for k, v in env.items() if v["conn_type"] == "azureml_studio"}
+        studio = {k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_") and v["conn_type"] == "azureml_studio"}
         assert studio, f"no azureml_studio connection built from seed: {stack['seed']}"
         for conn in studio.values():
             assert conn["host"].startswith(emulator["url"] + "/")
             assert conn["password"]
         assert "AIRFLOW_CONN_AZUREML_TRAIN_BINARY" in env
         assert "AIRFLOW_CONN_AZUREML_TRAIN_REGRESSION" in env
+        assert env["AIRFLOW_CONN_AZUREML_MANAGEMENT"]["conn_type"] == "azureml_classic_management"
+        assert env["AIRFLOW_CONN_AZUREML_ARM"]["conn_type"] == "azureml_web_services"
+        assert env["IDENTITY_ENDPOINT"] == emulator["msi_endpoint"]
     finally:
         cli("down", "--dir", str(stack_dir))
     assert group_members(stack["emulator"]["pid"]) == []

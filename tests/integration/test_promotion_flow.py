@@ -329,3 +329,17 @@ def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkey
     losers = [r for r in outcomes.values() if isinstance(r, DeploymentConflictError)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
     assert record("t-race").record.current["run_id"] == next(k for k, v in outcomes.items() if isinstance(v, dict))
+
+
+def test_many_endpoints_each_get_their_own_model(run, seed, dates) -> None:
+    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
+
+    outcome = run(load_dag_file(REPO_ROOT / "dags/amlretrain_many_endpoints.py"), utc(dates[-1]))
+
+    assert outcome.state == "success", dump(outcome.task_states)
+    promoted = {name: state for name, state in outcome.task_states.items() if name.startswith("retrain_and_promote.promote")}
+    assert len(promoted) == 3 and set(promoted.values()) == {"success"}, dump(outcome.task_states)
+    models = {endpoint_model(seed, name) for name in ("region-east", "region-west", "region-south")}
+    assert len(models) == 3, "each endpoint must serve the model trained on its own data"
+    jobs = {outcome.xcom(f"retrain_and_promote.retrain[{i}]")["job_id"] for i in range(3)}
+    assert len(jobs) == 3

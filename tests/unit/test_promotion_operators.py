@@ -16,7 +16,7 @@ from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
 from airflow_provider_amlretrain.deployment_record import DeploymentConflictError, DeploymentRecord
-from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
+from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLError
 from airflow_provider_amlretrain.operators import promotion_base
 from airflow_provider_amlretrain.operators.promotion_base import RollbackError
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
@@ -275,13 +275,14 @@ def test_invalid_endpoint_name_is_refused(endpoint_operator, classic, context):
     assert "PATCH" not in classic.methods()
 
 
-def test_confirmation_mismatch_raises(endpoint_operator, classic, store, context):
+def test_unconfirmed_update_is_rolled_back(endpoint_operator, classic, store, context):
     classic.ignore_patches = True
-    with pytest.raises(AzureMLApiError, match=rf"accepted the update but still reports {re.escape(OLD_URI)}") as info:
+    with pytest.raises(AzureMLError, match=rf"not confirmed.*still reports {re.escape(OLD_URI)}.*rolled back") as info:
         endpoint_operator().execute(context)
+    assert len(classic.patches) == 2, "the update, then the rollback to the previous location"
     record = store.record("census-ep1")
     assert record.pending is None and record.current is None
-    assert record.history[-1]["outcome"] == "failed"
+    assert record.history[-1]["outcome"] == "rolled_back"
     assert_no_secrets(*_everything(info.value), secrets=SECRETS)
 
 

@@ -1,0 +1,104 @@
+"""
+One training web service, many datasets, many endpoints (Data Factory's "update resource" pattern).
+
+Each endpoint serves a model trained on its own data. The training experiment reads its dataset
+from the ``Data URI`` global parameter (no ``Inputs``), so a single training web service serves
+them all. A mapped task group retrains, gates and promotes each endpoint independently: one
+rejected or failing endpoint does not hold the others back, and each endpoint keeps its own
+deployment record, which keeps backfills safe per endpoint.
+
+Edit ``ENDPOINT_DATA`` to map your endpoints to their data (paths are templated per run).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, task, task_group
+
+from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
+from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
+from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
+
+WASB_CONN_ID = "azurite_default"
+DATA_CONTAINER = "training-data"
+#: Endpoint name -> the blob (in DATA_CONTAINER) its model is trained on, templated per run.
+ENDPOINT_DATA = {
+    "region-east": "binary/dt={{ ds }}/train.csv",
+    "region-west": "binary/dt={{ macros.ds_add(ds, -1) }}/train.csv",
+    "region-south": "binary/dt={{ macros.ds_add(ds, -2) }}/train.csv",
+}
+
+with DAG(
+    dag_id="amlretrain_many_endpoints",
+    description="Retrain one model per endpoint through a single training web service (Data URI), gate and promote each.",
+    schedule="@daily",
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=1,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+    tags=["azureml", "retraining", "promotion"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def plan(endpoint_data: dict[str, str], run_id: str | None = None) -> list[dict[str, Any]]:
+        """One entry per endpoint: its name, the Data URI of its dataset and its output prefix."""
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        account_url = WasbHook(wasb_conn_id=WASB_CONN_ID).get_conn().url.rstrip("/")
+        safe_run = (run_id or "manual").replace(":", "").replace("+", "")
+        plans = []
+        for endpoint, blob in sorted(endpoint_data.items()):
+            prefix = f"many-endpoints/{endpoint}/{safe_run}"
+            plans.append(
+                {
+                    "endpoint": endpoint,
+                    "target": f"binary-classic-{endpoint}",
+                    "global_parameters": {"Data URI": f"{account_url}/{DATA_CONTAINER}/{blob}"},
+                    "outputs": {
+                        "output1": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/model.ilearner"},
+                        "output2": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/evaluation.csv"},
+                    },
+                    "smoke_sample": f"{DATA_CONTAINER}/{blob}",
+                }
+            )
+        return plans
+
+    @task_group
+    def retrain_and_promote(
+        endpoint: str, target: str, global_parameters: dict[str, str], outputs: dict[str, Any], smoke_sample: str
+    ) -> None:
+        """Retrain on the endpoint's data, gate against its production model, promote it."""
+        retrain = AzureMLBatchExecutionOperator(
+            task_id="retrain",
+            azureml_conn_id="azureml_train_binary",
+            global_parameters=global_parameters,
+            outputs=outputs,
+            poll_interval=2,
+            job_timeout=timedelta(minutes=30),
+        )
+        evaluate = AzureMLEvaluationGateOperator(
+            task_id="evaluate",
+            training_result=retrain.output,
+            wasb_conn_id=WASB_CONN_ID,
+            deployment_target=target,
+            rules=[{"metric": "AUC", "min": 0.9}, {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02}],
+        )
+        promote = AzureMLUpdateEndpointModelOperator(
+            task_id="promote",
+            deployment_target=target,
+            training_result=retrain.output,
+            gate_result=evaluate.output,
+            training_conn_id="azureml_train_binary",
+            wasb_conn_id=WASB_CONN_ID,
+            azureml_management_conn_id="azureml_management",
+            web_service_id="{{ var.value.amlretrain_binary_web_service_id }}",
+            endpoint_name=endpoint,
+            smoke_test_sample=smoke_sample,
+            smoke_test_drop_columns=["label"],
+        )
+        retrain >> evaluate >> promote
+
+    retrain_and_promote.expand_kwargs(plan(ENDPOINT_DATA))
