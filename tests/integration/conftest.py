@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -90,4 +92,22 @@ def dump(value: Any) -> str:
     return json.dumps(value, indent=2, default=str)
 
 
-__all__ = ["REPO_ROOT", "EmulatorAdmin", "dump"]
+def utc(date: str) -> datetime:
+    """Midnight UTC of an ISO date."""
+    return datetime.fromisoformat(date).replace(tzinfo=UTC)
+
+
+def seeded_dates(seed: dict[str, Any], task: str = "binary") -> list[str]:
+    """Dates of the training partitions the emulator's seed uploaded for ``task``."""
+    return sorted(set(re.findall(rf"{task}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/", json.dumps(seed))))
+
+
+@pytest.fixture
+def run(airflow_db: None, stack: Any):
+    """Run a DAG with ``dag.test()`` against the session's stack (see ``devstack.dagrun.run_dag``)."""
+    from airflow_provider_amlretrain.devstack.dagrun import run_dag
+
+    return run_dag
+
+
+__all__ = ["REPO_ROOT", "EmulatorAdmin", "dump", "seeded_dates", "utc"]

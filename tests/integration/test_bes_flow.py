@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import EmulatorAdmin, dump
+from tests.integration.conftest import EmulatorAdmin, dump, seeded_dates, utc
 
 pytestmark = pytest.mark.integration
 
@@ -18,28 +17,11 @@ WASB = "azurite_default"
 TRAINING = "azureml_train_binary"
 
 
-def seeded_dates(seed: dict[str, Any], task: str = "binary") -> list[str]:
-    import re
-
-    return sorted(set(re.findall(rf"{task}/dt=(\d{{4}}-\d{{2}}-\d{{2}})/", json.dumps(seed))))
-
-
-def utc(date: str) -> datetime:
-    return datetime.fromisoformat(date).replace(tzinfo=UTC)
-
-
 def flow_dag(dag_id: str):
     """A DAG of ``tests/integration/dags/bes_test_dags.py``."""
     from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
 
     return load_dag_file(REPO_ROOT / "tests/integration/dags/bes_test_dags.py", dag_id)
-
-
-@pytest.fixture
-def run(airflow_db: None, stack: Any):
-    from airflow_provider_amlretrain.devstack.dagrun import run_dag
-
-    return run_dag
 
 
 @pytest.fixture

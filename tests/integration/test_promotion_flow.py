@@ -9,8 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import REPO_ROOT
-from tests.integration.conftest import EmulatorAdmin, dump
-from tests.integration.test_bes_flow import seeded_dates
+from tests.integration.conftest import EmulatorAdmin, dump, seeded_dates, utc
 
 pytestmark = pytest.mark.integration
 
@@ -18,21 +17,10 @@ WASB = "azurite_default"
 MANAGEMENT = "azureml_management"
 
 
-def utc(date: str) -> datetime:
-    return datetime.fromisoformat(date).replace(tzinfo=UTC)
-
-
 def flow_dag(dag_id: str):
     from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
 
     return load_dag_file(REPO_ROOT / "tests/integration/dags/promotion_test_dags.py", dag_id)
-
-
-@pytest.fixture
-def run(airflow_db: None, stack: Any):
-    from airflow_provider_amlretrain.devstack.dagrun import run_dag
-
-    return run_dag
 
 
 @pytest.fixture
