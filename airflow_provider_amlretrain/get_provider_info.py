@@ -61,7 +61,10 @@ def get_provider_info() -> dict[str, Any]:
         "triggers": [
             {
                 "integration-name": "Azure ML Studio (classic)",
-                "python-modules": ["airflow_provider_amlretrain.triggers.batch_job"],
+                "python-modules": [
+                    "airflow_provider_amlretrain.triggers.batch_job",
+                    "airflow_provider_amlretrain.triggers.blob_arrival",
+                ],
             }
         ],
         "extra-links": ["airflow_provider_amlretrain.links.batch_job.AzureMLBatchJobLink"],

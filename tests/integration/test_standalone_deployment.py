@@ -1,8 +1,9 @@
 """
-A backfill through Airflow's REST API (what the UI's backfill button calls), on a real deployment:
-``airflow standalone`` (scheduler, LocalExecutor, triggerer, API server) against the session's stack.
+A real deployment (``airflow standalone``: scheduler, LocalExecutor, triggerer, API server) against the
+session's stack: a backfill through the REST API (what the UI's backfill button calls), and data-aware
+retraining through an asset watcher in the real triggerer.
 
-Three days run at once with deferrable operators (waits happen in the real triggerer). Whatever
+In the backfill, three days run at once with deferrable operators (waits happen in the real triggerer). Whatever
 order they finish in, the endpoint must end up serving the model of the newest day: older runs
 either lose the race for the deployment record and retry, or see newer data deployed and skip.
 """
@@ -43,6 +44,7 @@ def _free_port() -> int:
 class Standalone:
     """A running ``airflow standalone`` and a REST client for it."""
 
+
     def __init__(self, url: str, home: Path, process: subprocess.Popen[bytes]) -> None:
         self.url = url
         self.home = home
@@ -62,9 +64,33 @@ class Standalone:
         assert answer.ok, f"{method} {path}: {answer.status_code} {answer.text[:500]}"
         return answer.json() if answer.content else None
 
+    def unpause(self, dag_id: str) -> None:
+        """Wait until the dag processor has parsed ``dag_id``, then unpause it."""
+        deadline = time.monotonic() + 120
+        while not self.api("GET", "/dags", params={"dag_id_pattern": dag_id})["dags"]:
+            assert time.monotonic() < deadline, f"{dag_id} was not parsed in 120 s"
+            time.sleep(2)
+        self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
-@pytest.fixture
-def standalone(stack: Any, tmp_path: Path) -> Iterator[Standalone]:
+    def wait_for_runs(self, dag_id: str, count: int, timeout: float, **params: Any) -> list[dict[str, Any]]:
+        """Wait until ``count`` runs of ``dag_id`` have ended; return them."""
+        deadline = time.monotonic() + timeout
+        while True:
+            runs = self.api("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
+            if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs):
+                return runs
+            assert time.monotonic() < deadline, dump(runs)
+            time.sleep(3)
+
+    def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
+        """Task id to state of one run."""
+        tis = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}/taskInstances")["task_instances"]
+        return {ti["task_id"]: ti["state"] for ti in tis}
+
+
+@pytest.fixture(scope="module")
+def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
+    tmp_path = tmp_path_factory.mktemp("standalone")
     port = _free_port()
     home = tmp_path / "airflow"
     home.mkdir()
@@ -125,14 +151,7 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
     from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
 
     dates = seeded_dates(seed)[-3:]
-    deadline = time.monotonic() + 120
-    while True:  # the dag processor has to parse the DAG first
-        dags = standalone.api("GET", "/dags", params={"dag_id_pattern": DAG_ID})["dags"]
-        if dags:
-            break
-        assert time.monotonic() < deadline, "the DAG was not parsed in 120 s"
-        time.sleep(2)
-    standalone.api("PATCH", f"/dags/{DAG_ID}", json={"is_paused": False})
+    standalone.unpause(DAG_ID)
     standalone.api(
         "POST",
         "/backfills",
@@ -145,19 +164,10 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
         },
     )
 
-    deadline = time.monotonic() + 420
-    while True:
-        runs = standalone.api("GET", f"/dags/{DAG_ID}/dagRuns", params={"run_type": "backfill"})["dag_runs"]
-        if len(runs) == len(dates) and all(r["state"] in ("success", "failed") for r in runs):
-            break
-        assert time.monotonic() < deadline, dump(runs)
-        time.sleep(3)
+    runs = standalone.wait_for_runs(DAG_ID, len(dates), 420, run_type="backfill")
 
     assert {r["state"] for r in runs} == {"success"}, dump(runs)
-    states = {}
-    for dag_run in runs:
-        tis = standalone.api("GET", f"/dags/{DAG_ID}/dagRuns/{dag_run['dag_run_id']}/taskInstances")["task_instances"]
-        states[dag_run["logical_date"][:10]] = {ti["task_id"]: ti["state"] for ti in tis}
+    states = {r["logical_date"][:10]: standalone.task_states(DAG_ID, r["dag_run_id"]) for r in runs}
     print("backfill task states:", dump(states))
     assert all(s["retrain"] == "success" for s in states.values()), dump(states)
     promoted = sorted(day for day, s in states.items() if s["promote"] == "success")
@@ -172,3 +182,35 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
     for day, task_states in states.items():
         if task_states["evaluate"] == "success" and task_states["promote"] == "skipped":
             assert day < promoted[-1], f"{day} passed the gate but was not deployed, yet it is the newest: {dump(states)}"
+
+
+def test_new_blob_triggers_a_retraining_run(standalone: Standalone, stack: Any, seed: dict[str, Any]) -> None:
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.triggers.blob_arrival import BASELINE, WasbBlobArrivalTrigger
+
+    dag_id = "amlretrain_on_new_data"
+    watch = WasbBlobArrivalTrigger(
+        wasb_conn_id="azurite_default", container="training-data", prefix="binary/", suffix="/train.csv"
+    )
+    wasb = WasbHook(wasb_conn_id="azurite_default")
+    standalone.unpause(dag_id)
+    deadline = time.monotonic() + 180
+    while not wasb.check_for_blob("training-data", f"{watch.marker_root}/{BASELINE}"):
+        assert time.monotonic() < deadline, "the asset watcher did not make its first scan in 180 s"
+        time.sleep(2)
+    assert standalone.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"] == [], "existing blobs must not start runs"
+
+    landed = "binary/dt=2031-01-01/train.csv"
+    existing = seed["services"][0]["blobs"][-1]["blob"]
+    wasb.load_string(wasb.read_file("training-data", existing), "training-data", landed, overwrite=True)
+
+    runs = standalone.wait_for_runs(dag_id, 1, 300)
+    assert [r["state"] for r in runs] == ["success"], dump(runs)
+    states = standalone.task_states(dag_id, runs[0]["dag_run_id"])
+    assert states == {"landed_blob": "success", "retrain": "success", "evaluate": "success", "promote": "success"}, dump(states)
+    xcom = standalone.api("GET", f"/dags/{dag_id}/dagRuns/{runs[0]['dag_run_id']}/taskInstances/landed_blob/xcomEntries/return_value")
+    assert landed in str(xcom["value"])
+    current = DeploymentRecordStore("azurite_default", "deployments").read("binary-classic-on-new-data").record.current
+    assert current is not None and current["run_id"] == runs[0]["dag_run_id"]

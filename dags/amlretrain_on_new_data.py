@@ -1,0 +1,105 @@
+"""
+Retrain, gate and promote whenever a new training partition lands (data-aware scheduling).
+
+An ``AssetWatcher`` runs :class:`WasbBlobArrivalTrigger` in the triggerer: each new
+``binary/dt=*/train.csv`` blob becomes an asset event, and each asset event a run of this DAG,
+which retrains on exactly the blob that landed (read from the triggering asset event), gates
+the model, and promotes it to the ``on-new-data`` endpoint. Runs for data that lands out of
+order are safe: the deployment record never lets older data replace newer data.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import DAG, Asset, AssetWatcher, task
+
+from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
+from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
+from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
+from airflow_provider_amlretrain.triggers.blob_arrival import WasbBlobArrivalTrigger
+
+WASB_CONN_ID = "azurite_default"
+DATA_CONTAINER = "training-data"
+ENDPOINT = "on-new-data"
+TARGET = f"binary-classic-{ENDPOINT}"
+
+new_training_data = Asset(
+    "amlretrain_binary_training_data",
+    uri="wasb://training-data/binary/",
+    watchers=[
+        AssetWatcher(
+            name="binary_training_data_arrivals",
+            trigger=WasbBlobArrivalTrigger(
+                wasb_conn_id=WASB_CONN_ID, container=DATA_CONTAINER, prefix="binary/", suffix="/train.csv", poll_interval=5
+            ),
+        )
+    ],
+)
+
+with DAG(
+    dag_id="amlretrain_on_new_data",
+    description="Retrain, gate and promote each time a training partition lands.",
+    schedule=[new_training_data],
+    start_date=datetime(2026, 11, 1),
+    catchup=False,
+    max_active_runs=3,
+    default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
+    tags=["azureml", "retraining", "promotion", "data-aware"],
+    doc_md=__doc__,
+) as dag:
+
+    @task
+    def landed_blob(triggering_asset_events: Any = None) -> str:
+        """The blob whose arrival triggered this run (the newest, when several were batched)."""
+        payloads = [
+            event.extra["payload"]
+            for events in (triggering_asset_events or {}).values()
+            for event in events
+            if isinstance(event.extra, dict) and event.extra.get("payload")
+        ]
+        if not payloads:
+            raise ValueError("This run was not triggered by a blob arrival: trigger it through the asset.")
+        return str(max(payloads, key=lambda p: p.get("last_modified") or "")["blob"])
+
+    blob = landed_blob()
+    prefix = "on-new-data/{{ run_id | replace(':', '') | replace('+', '') }}"
+    retrain = AzureMLBatchExecutionOperator(
+        task_id="retrain",
+        azureml_conn_id="azureml_train_binary",
+        inputs={
+            "input1": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": DATA_CONTAINER,
+                "blob": "{{ ti.xcom_pull(task_ids='landed_blob') }}",
+            }
+        },
+        outputs={
+            "output1": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/model.ilearner"},
+            "output2": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/evaluation.csv"},
+        },
+        poll_interval=2,
+        job_timeout=timedelta(minutes=30),
+    )
+    evaluate = AzureMLEvaluationGateOperator(
+        task_id="evaluate",
+        training_result=retrain.output,
+        wasb_conn_id=WASB_CONN_ID,
+        deployment_target=TARGET,
+        rules=[{"metric": "AUC", "min": 0.9}, {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02}],
+    )
+    promote = AzureMLUpdateEndpointModelOperator(
+        task_id="promote",
+        deployment_target=TARGET,
+        training_result=retrain.output,
+        gate_result=evaluate.output,
+        training_conn_id="azureml_train_binary",
+        wasb_conn_id=WASB_CONN_ID,
+        azureml_management_conn_id="azureml_management",
+        web_service_id="{{ var.value.amlretrain_binary_web_service_id }}",
+        endpoint_name=ENDPOINT,
+        smoke_test_sample=DATA_CONTAINER + "/{{ ti.xcom_pull(task_ids='landed_blob') }}",
+        smoke_test_drop_columns=["label"],
+    )
+    blob >> retrain >> evaluate >> promote
