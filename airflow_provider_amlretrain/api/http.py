@@ -116,7 +116,7 @@ def error_for(request: ApiRequest, response: ApiResponse, *secrets: str | None) 
     if code:
         text += f" {code}"
     if message:
-        text += f": {message}"
+        text += f": {message.rstrip('. ')}"
     text += "."
     hint = _HINTS.get(status)
     if hint:

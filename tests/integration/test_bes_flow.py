@@ -177,3 +177,20 @@ def test_sensor_waits_for_a_job_started_elsewhere(run, stack: Any, date: str, de
     job_id = _submit_and_start(stack, f"sensor-{deferrable}")
     outcome = run(flow_dag("bes_sensor_deferrable" if deferrable else "bes_sensor_poke"), utc(date), run_conf={"job_id": job_id})
     assert outcome.state == "success", dump(outcome.task_states)
+
+
+def test_connection_test_tells_good_key_bad_key_and_wrong_service(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    good = json.loads(os.environ["AIRFLOW_CONN_AZUREML_TRAIN_BINARY"])
+    monkeypatch.setenv("AIRFLOW_CONN_BES_BAD_KEY", json.dumps({**good, "password": "not-the-key"}))
+    wrong_service = good["host"].rsplit("/", 1)[0] + "/" + "f" * 32
+    monkeypatch.setenv("AIRFLOW_CONN_BES_WRONG_SERVICE", json.dumps({**good, "host": wrong_service}))
+
+    assert AzureMLStudioHook(TRAINING).test_connection()[0] is True
+    ok, message = AzureMLStudioHook("bes_bad_key").test_connection()
+    assert not ok and "401" in message and "API key" in message and "not-the-key" not in message
+    ok, message = AzureMLStudioHook("bes_wrong_service").test_connection()
+    assert not ok and "404" in message and "service" in message.lower()
