@@ -98,6 +98,7 @@ with DAG(
             endpoint_name=endpoint,
             smoke_test_sample=smoke_sample,
             smoke_test_drop_columns=["label"],
+            wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
         )
         retrain >> evaluate >> promote
 

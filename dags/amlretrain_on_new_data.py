@@ -101,5 +101,6 @@ with DAG(
         endpoint_name=ENDPOINT,
         smoke_test_sample=DATA_CONTAINER + "/{{ ti.xcom_pull(task_ids='landed_blob') }}",
         smoke_test_drop_columns=["label"],
+        wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
     )
     blob >> retrain >> evaluate >> promote

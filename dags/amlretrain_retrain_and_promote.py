@@ -91,6 +91,7 @@ with DAG(
         endpoint_name=ENDPOINT,
         smoke_test_sample=f"{DATA_CONTAINER}/{TRAINING_BLOB}",
         smoke_test_drop_columns=["label"],
+        wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
     )
 
     wait_for_data >> retrain >> evaluate >> promote

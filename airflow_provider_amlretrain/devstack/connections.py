@@ -247,6 +247,11 @@ def airflow_variables(stack: Mapping[str, Any]) -> dict[str, str]:
             continue
         role = "" if _is_predictive(service) else "_training"
         variables[f"amlretrain_{_slug(str(task))}{role}_web_service_id"] = str(web_service_id)
+    emulator = stack.get("emulator") or {}
+    if emulator.get("url"):
+        # How long the emulator takes to serve a PATCHed model (real classic endpoints: about 30 s).
+        config = emulator.get("fault_config") or {}
+        variables["amlretrain_wait_after_update"] = str(config.get("endpoint_update_delay_seconds", 0))
     arm_section = seed.get("arm")
     arm: dict[str, Any] = arm_section if isinstance(arm_section, dict) else {}
     for web_service in arm.get("web_services") or []:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -37,9 +38,18 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
     :param endpoint_description: Description of a created endpoint.
     :param throttle_level: ``Low`` or ``High`` for a created endpoint.
     :param max_concurrent_calls: Concurrency of a created endpoint.
+    :param wait_after_update: Seconds to wait after the PATCH before smoke-testing: a classic endpoint
+        serves the new model only after about 30 s, and scoring earlier would test the old one
+        (templated; the local stack's emulator serves at once, ``amlretrain_wait_after_update`` = 0).
     """
 
-    template_fields = (*BaseModelPromotionOperator.template_fields, "web_service_id", "endpoint_name", "resource_name")
+    template_fields = (
+        *BaseModelPromotionOperator.template_fields,
+        "web_service_id",
+        "endpoint_name",
+        "resource_name",
+        "wait_after_update",
+    )
 
     def __init__(
         self,
@@ -52,6 +62,7 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         endpoint_description: str = "Retrained by Airflow (airflow-provider-amlretrain)",
         throttle_level: str = "High",
         max_concurrent_calls: int = 20,
+        wait_after_update: float | str = 30.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,6 +74,7 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         self.endpoint_description = endpoint_description
         self.throttle_level = throttle_level
         self.max_concurrent_calls = max_concurrent_calls
+        self.wait_after_update = wait_after_update
 
     @cached_property
     def hook(self) -> AzureMLClassicManagementHook:
@@ -127,7 +139,17 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
             self._confirm(resource.name, model)
         except AzureMLApiError as err:
             raise UnconfirmedDeploymentError(str(err), deployment) from err
+        self._wait_until_served()
         return deployment
+
+    def _wait_until_served(self) -> None:
+        try:
+            seconds = float(self.wait_after_update)
+        except (TypeError, ValueError):
+            raise AzureMLConfigError(f"wait_after_update must be a number of seconds, not {self.wait_after_update!r}.") from None
+        if seconds > 0:
+            self.log.info("Waiting %.0f s for endpoint %s to serve the new model.", seconds, self.endpoint_name)
+            time.sleep(seconds)
 
     def rollback(self, deployment: Deployment) -> None:
         """PATCH the previous location back (with the SAS the endpoint reported)."""
@@ -135,6 +157,7 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         if previous is None:
             raise AzureMLConfigError(f"Endpoint {self.endpoint_name!r} reported no previous model location to restore.")
         self._patch_and_confirm(resource_name, previous)
+        self._wait_until_served()
         self.log.info("Endpoint %s is back on %s.", self.endpoint_name, previous.uri)
 
     def score(self, sample: SmokeSample) -> ScoringTable:

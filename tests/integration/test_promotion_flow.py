@@ -190,6 +190,7 @@ def _promotion_operator(seed: dict[str, Any], **kwargs: Any):
         "azureml_management_conn_id": MANAGEMENT,
         "web_service_id": predictive(seed)["web_service_id"],
         "endpoint_name": "direct",
+        "wait_after_update": 0,
     }
     return AzureMLUpdateEndpointModelOperator(**{**defaults, **kwargs})
 

@@ -204,6 +204,7 @@ def endpoint_operator(classic, store, sample, sleeps):
             "azureml_management_conn_id": MGMT_CONN,
             "web_service_id": "pred1",
             "endpoint_name": "ep1",
+            "wait_after_update": 0,
         }
         params.update(kwargs)
         op = AzureMLUpdateEndpointModelOperator(**params)
@@ -580,3 +581,22 @@ def test_ragged_smoke_sample_rolls_back(endpoint_operator, classic, store, sampl
         endpoint_operator().execute(context)
     assert classic.location()["RelativeLocation"] == OLD_REL
     assert store.record("census-ep1").history[-1]["outcome"] == "rolled_back"
+
+
+def test_smoke_test_waits_until_the_endpoint_serves_the_new_model(endpoint_operator, classic, context, monkeypatch):
+    import airflow_provider_amlretrain.operators.update_endpoint_model as module
+
+    events: list[str] = []
+    monkeypatch.setattr(module.time, "sleep", lambda seconds: events.append(f"sleep {seconds}"))
+    operator = endpoint_operator(wait_after_update="30")
+    original_score = operator.score
+    monkeypatch.setattr(operator, "score", lambda sample: events.append("score") or original_score(sample))
+
+    operator.execute(context)
+
+    assert events == ["sleep 30.0", "score"], "scoring right after the PATCH would test the old model"
+
+
+def test_wait_after_update_must_be_a_number(endpoint_operator, context):
+    with pytest.raises(AzureMLConfigError, match="wait_after_update must be a number"):
+        endpoint_operator(wait_after_update="soon").execute(context)

@@ -76,6 +76,7 @@ with DAG(
         smoke_test_sample="{{ params.smoke_sample }}",
         smoke_test_drop_columns=["label"],
         force="{{ params.force }}",
+        wait_after_update=0,
     )
 
 with DAG(
