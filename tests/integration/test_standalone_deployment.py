@@ -60,9 +60,29 @@ class Standalone:
         self.session.headers["Authorization"] = f"Bearer {answer.json()['access_token']}"
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
-        answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+        deadline = time.monotonic() + 90
+        while True:
+            answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+            if not (answer.status_code == 503 and "locked" in answer.text and time.monotonic() < deadline):
+                break
+            time.sleep(2)  # SQLite: the scheduler holds the DB for a moment; the call was rolled back
         assert answer.ok, f"{method} {path}: {answer.status_code} {answer.text[:500]}"
         return answer.json() if answer.content else None
+
+    def create_backfill(self, body: dict[str, Any]) -> None:
+        """
+        ``POST /backfills``. On SQLite, Airflow answers 503 "Database is locked" when the scheduler
+        holds the DB at that moment; the request is rolled back, so it is retried (a 409 means an
+        earlier try got through).
+        """
+        deadline = time.monotonic() + 90
+        while True:
+            answer = self.session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
+            if answer.ok or answer.status_code == 409:
+                return
+            assert answer.status_code == 503 and "locked" in answer.text, f"{answer.status_code} {answer.text[:500]}"
+            assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
+            time.sleep(2)
 
     def unpause(self, dag_id: str) -> None:
         """Wait until the dag processor has parsed ``dag_id``, then unpause it."""
@@ -152,16 +172,14 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
 
     dates = seeded_dates(seed)[-3:]
     standalone.unpause(DAG_ID)
-    standalone.api(
-        "POST",
-        "/backfills",
-        json={
+    standalone.create_backfill(
+        {
             "dag_id": DAG_ID,
             "from_date": f"{dates[0]}T00:00:00Z",
             "to_date": f"{dates[-1]}T00:00:00Z",
             "max_active_runs": 3,
             "reprocess_behavior": "none",
-        },
+        }
     )
 
     runs = standalone.wait_for_runs(DAG_ID, len(dates), 420, run_type="backfill")
