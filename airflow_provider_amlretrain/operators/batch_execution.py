@@ -146,12 +146,13 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         """Start the job if it has not started, then wait (here, or deferred to the triggerer)."""
         job_id = str(external_id)
         state = self.hook.get_job(job_id)
-        if state.status is BatchJobStatus.NOT_STARTED:
+        if state.status is BatchJobStatus.NOT_STARTED and self._started_at(context, job_id) is None:
+            # A started job stays NotStarted while it waits in the service's queue: start it only once.
             self.hook.start_job(job_id)
-            self._store(context, self.started_at_key, time.time())
+            self._store(context, self.started_at_key, {"job_id": job_id, "started_at": time.time()})
             self.log.info("Started BES job %s.", job_id)
             state = self.hook.get_job(job_id)
-        rules = JobPollingRules(poll_interval=self.poll_interval, deadline=self._deadline(context))
+        rules = JobPollingRules(poll_interval=self.poll_interval, deadline=self._deadline(context, job_id))
         if state.status.is_terminal:
             return
         if self.deferrable:
@@ -218,11 +219,17 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         store = context.get("task_state_store")
         return store.get(key) if store is not None else None
 
-    def _deadline(self, context: Context) -> float | None:
+    def _started_at(self, context: Context, job_id: str) -> float | None:
+        """When this operator started ``job_id`` (in this or an earlier try), if it did."""
+        stored = self._stored(context, self.started_at_key)
+        if isinstance(stored, dict) and stored.get("job_id") == job_id:
+            return float(stored["started_at"])
+        return None
+
+    def _deadline(self, context: Context, job_id: str) -> float | None:
         if self.job_timeout is None:
             return None
-        started_at = self._stored(context, self.started_at_key) or time.time()
-        return float(started_at) + float(self.job_timeout)
+        return (self._started_at(context, job_id) or time.time()) + float(self.job_timeout)
 
     def _cancel_for_timeout(self, job_id: str, state: BatchJobState) -> None:
         self.log.error("BES job %s is still %s after %s s: cancelling it.", job_id, state.status.value, self.job_timeout)
@@ -245,8 +252,8 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
                 details=state.details,
             )
         summary = state.to_summary()
-        started_at = self._stored(context, self.started_at_key)
-        summary["duration_seconds"] = round(time.time() - float(started_at), 3) if started_at else None
+        started_at = self._started_at(context, state.job_id)
+        summary["duration_seconds"] = round(time.time() - started_at, 3) if started_at else None
         for port, location in summary["outputs"].items():
             self.log.info("BES job %s wrote %s: %s", state.job_id, port, location["uri"])
         return summary

@@ -34,6 +34,11 @@ JOB_2 = "fedcba9876543210fedcba9876543210"
 RESULT_SIG = "RESULTsig987secret"
 ID_KEY = AzureMLBatchExecutionOperator.external_id_key
 STARTED_KEY = AzureMLBatchExecutionOperator.started_at_key
+
+
+def started_record(at: float, job_id: str = JOB_ID) -> dict[str, object]:
+    """What the operator stores when it starts a job."""
+    return {"job_id": job_id, "started_at": at}
 SECRETS = (API_KEY, ACCOUNT_KEY, SAS_SIG, RESULT_SIG)
 
 
@@ -188,7 +193,7 @@ def test_fresh_run_persists_the_job_id_before_starting_it(make_operator, make_co
     assert summary["duration_seconds"] is not None and summary["duration_seconds"] >= 0
     store = context["task_state_store"]
     assert store.data[ID_KEY] == JOB_ID
-    assert isinstance(store.data[STARTED_KEY], float)
+    assert store.data[STARTED_KEY]["job_id"] == JOB_ID and isinstance(store.data[STARTED_KEY]["started_at"], float)
 
     events = [e[:2] for e in journal]
     assert events.index(("http", "submit")) < events.index(("store.set", ID_KEY)) < events.index(("http", "start"))
@@ -267,7 +272,7 @@ def test_timeout_counts_from_the_stored_start_time_on_reattach(make_operator, ma
 
     http.statuses(JOB_ID, status_body("Running"))
     http.cancel()
-    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: time.time() - 3600})
+    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: started_record(time.time() - 3600)})
 
     with pytest.raises(BatchJobTimeoutError):
         make_operator(job_timeout=timedelta(minutes=10)).execute(context)
@@ -291,7 +296,7 @@ def test_no_task_state_store_still_runs(make_operator, http, journal):
 
 def test_retry_with_a_running_job_reattaches_without_submitting(make_operator, make_context, http, sleeps):
     http.statuses(JOB_ID, status_body("Running"), status_body("Running"), status_body("Running"), _finished())
-    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: time.time() - 60})
+    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: started_record(time.time() - 60)})
     op = make_operator()
 
     summary = op.execute(context)
@@ -343,6 +348,20 @@ def test_retry_with_a_failed_or_unknown_job_submits_a_new_one(make_operator, mak
     assert not http.calls("POST", JOB_ID)
 
 
+def test_retry_with_a_queued_job_this_operator_started_does_not_start_it_again(make_operator, make_context, http, journal):
+    # BES keeps a started job NotStarted while it waits in the queue.
+    started = time.time() - 5
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("NotStarted"), _finished())
+    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: started_record(started)})
+
+    summary = make_operator().execute(context)
+
+    _assert_summary(summary)
+    assert not any(event[:2] == ("http", "start") for event in journal)
+    assert context["task_state_store"].data[STARTED_KEY]["started_at"] == started
+    assert summary["duration_seconds"] >= 5
+
+
 def test_retry_with_a_not_started_job_starts_it(make_operator, make_context, http, journal):
     http.statuses(JOB_ID, status_body("NotStarted"), status_body("NotStarted"), _finished())
     http.start()
@@ -373,7 +392,7 @@ def test_deferrable_defers_with_a_deadline(make_operator, make_context, http):
     trigger = info.value.trigger
     assert isinstance(trigger, AzureMLBatchJobTrigger)
     assert info.value.method_name == "execute_complete"
-    started = context["task_state_store"].data[STARTED_KEY]
+    started = context["task_state_store"].data[STARTED_KEY]["started_at"]
     assert trigger.deadline == pytest.approx(started + 600)
     _, kwargs = trigger.serialize()
     assert kwargs == {
@@ -413,7 +432,7 @@ def _event(outcome: str, status: str | None, message: str | None = None) -> dict
 
 def test_execute_complete_finished(make_operator, make_context, http):
     http.statuses(JOB_ID, _finished())
-    context = make_context({STARTED_KEY: time.time() - 30})
+    context = make_context({STARTED_KEY: started_record(time.time() - 30)})
 
     summary = make_operator().execute_complete(context, _event("ended", "Finished"))
 
@@ -529,7 +548,7 @@ def test_deferrable_retry_reattaches_and_defers_without_submitting(make_operator
 
     http.statuses(JOB_ID, status_body("Running"))
     started = time.time() - 120
-    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: started})
+    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: started_record(started)})
 
     with pytest.raises(TaskDeferred) as info:
         make_operator(deferrable=True, job_timeout=600).execute(context)
