@@ -98,7 +98,10 @@ class DeploymentRecord:
         if not self.pending:
             return False
         now = now or datetime.now(UTC)
-        claimed = datetime.fromisoformat(str(self.pending["claimed_at"]))
+        try:
+            claimed = datetime.fromisoformat(str(self.pending["claimed_at"]))
+        except (KeyError, ValueError):
+            return False  # an unreadable claim protects nothing: treat it as expired
         return (now - claimed).total_seconds() < float(self.pending.get("lease_seconds", 1800))
 
 

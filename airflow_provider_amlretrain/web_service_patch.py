@@ -56,6 +56,8 @@ def find_trained_model_asset(
     if asset_key is not None:
         if asset_key not in assets:
             raise WebServicePatchError(f"The web service has no asset {asset_key!r}; its assets are: {describe()}.")
+        if not isinstance(assets[asset_key], dict):
+            raise WebServicePatchError(f"Asset {asset_key!r} of the web service definition is not an object.")
         candidates = [(asset_key, assets[asset_key])]
     elif asset_name is not None:
         candidates = [(k, v) for k, v in assets.items() if isinstance(v, dict) and v.get("name") == asset_name]

@@ -76,7 +76,12 @@ class ClassicEndpoint:
         if not isinstance(data, dict) or not data.get("Name"):
             raise AzureMLResponseError(f"The management API answered an endpoint without a Name: {str(data)[:200]!r}.")
         resources = []
-        for item in data.get("Resources") or []:
+        raw_resources = data.get("Resources") or []
+        if not isinstance(raw_resources, list) or not all(isinstance(item, dict) for item in raw_resources):
+            raise AzureMLResponseError(
+                f"The management API answered endpoint {data['Name']!r} with Resources that are not a list of objects."
+            )
+        for item in raw_resources:
             location = item.get("Location")
             parsed = None
             if isinstance(location, dict) and location.get("RelativeLocation"):

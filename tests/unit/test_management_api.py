@@ -130,3 +130,12 @@ def test_provisioning_state_and_operation_status():
     for body in ({}, "Succeeded"):
         with pytest.raises(AzureMLResponseError):
             operation_status(body)
+
+
+@pytest.mark.parametrize("resources", ["not-a-list", ["not-an-object"]])
+def test_endpoint_with_malformed_resources_is_a_clear_error(resources):
+    from airflow_provider_amlretrain.api.classic import ClassicEndpoint
+    from airflow_provider_amlretrain.exceptions import AzureMLResponseError
+
+    with pytest.raises(AzureMLResponseError, match="Resources that are not a list of objects"):
+        ClassicEndpoint.from_api({"Name": "ep1", "Resources": resources})

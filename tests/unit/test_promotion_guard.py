@@ -252,3 +252,10 @@ def test_abandon_records_the_attempt_and_releases(store):
     assert attempt["model_uri"] == MODEL_V2 and attempt["endpoint"] == "ep1" and attempt["attempted_at"]
     # the target is free again
     assert DeploymentGuard(store, TARGET, candidate(run_id="run-3")).claim() is ClaimOutcome.CLAIMED
+
+
+@pytest.mark.parametrize("pending", [{"run_id": "r"}, {"run_id": "r", "claimed_at": "yesterday-ish"}])
+def test_unreadable_claim_counts_as_expired(pending):
+    from airflow_provider_amlretrain.deployment_record import DeploymentRecord
+
+    assert DeploymentRecord(target="t", pending=pending).pending_is_live() is False

@@ -125,3 +125,10 @@ def test_patch_on_a_wrong_path_is_refused():
     patch = [{"op": "replace", "path": "/properties/assets/asset8/locationInfo/uri", "value": NEW}]
     with pytest.raises(WebServicePatchError, match="does not fit"):
         apply_patch(definition(), patch)
+
+
+def test_asset_that_is_not_an_object_is_a_clear_error():
+    from airflow_provider_amlretrain.web_service_patch import WebServicePatchError, find_trained_model_asset
+
+    with pytest.raises(WebServicePatchError, match="'asset3' .* not an object"):
+        find_trained_model_asset({"properties": {"assets": {"asset3": "oops"}}}, asset_key="asset3")
