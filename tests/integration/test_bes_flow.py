@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 from typing import Any
 
 import pytest
@@ -37,7 +38,7 @@ def read_blob(container: str, blob: str) -> str:
     return WasbHook(wasb_conn_id=WASB).read_file(container_name=container, blob_name=blob)
 
 
-def test_example_dag_retrains_and_reports_metrics(run, date: str) -> None:
+def test_example_dag_retrains_and_reports_metrics(run, date: str, stack: Any) -> None:
     from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
 
     outcome = run(load_dag_file(REPO_ROOT / "dags/amlretrain_bes_retrain.py"), utc(date))
@@ -52,6 +53,26 @@ def test_example_dag_retrains_and_reports_metrics(run, date: str) -> None:
     assert model, "the .ilearner blob is an empty document"
     serialized = json.dumps({f"{k[0]}:{k[1]}": v for k, v in outcome.xcoms.items()}, default=str)
     assert "sig=" not in serialized and "AccountKey" not in serialized
+    rendered = rendered_fields(outcome.dag_id, outcome.run_id)
+    assert "retrain" in rendered and "outputs" in rendered["retrain"]
+    secrets = [stack.info["azurite"]["account_key"], json.loads(os.environ["AIRFLOW_CONN_AZUREML_TRAIN_BINARY"])["password"]]
+    for secret in secrets:
+        assert secret not in serialized and secret not in json.dumps(rendered, default=str)
+
+
+def rendered_fields(dag_id: str, run_id: str) -> dict[str, Any]:
+    """Task id to the rendered template fields Airflow stored for a run (what the UI shows)."""
+    from airflow.models.renderedtifields import RenderedTaskInstanceFields
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(RenderedTaskInstanceFields).where(
+                RenderedTaskInstanceFields.dag_id == dag_id, RenderedTaskInstanceFields.run_id == run_id
+            )
+        ).all()
+        return {row.task_id: row.rendered_fields for row in rows}
 
 
 @pytest.mark.parametrize("deferrable", [False, True], ids=["sync", "deferrable"])
