@@ -177,13 +177,12 @@ class DeploymentRecordStore:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-        hook = self._hook()
-        service = hook.get_conn()
-        container = service.get_container_client(self.container)
-        try:
-            container.create_container()
-        except ResourceExistsError:
-            pass
+        container = self._hook().get_conn().get_container_client(self.container)
+        if etag is None:  # a new record: its container may not exist yet
+            try:
+                container.create_container()
+            except ResourceExistsError:
+                pass
         blob = container.get_blob_client(self.blob_name(record.target))
         data = record.to_json().encode("utf-8")
         try:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
-_STRING = {"type": ["string", "null"]}
-_NUMBER = {"type": ["number", "null"]}
-_INTEGER = {"type": ["integer", "null"]}
-_HTTP_FIELDS = {
-    "request_timeout": {"label": "Request timeout (seconds)", "schema": _NUMBER},
-    "max_retries": {"label": "Retries on throttling, 5xx and connection errors", "schema": _INTEGER},
-    "retry_backoff": {"label": "First retry backoff (seconds)", "schema": _NUMBER},
-}
+from airflow_provider_amlretrain.connection_forms import (
+    MANAGEMENT_FIELDS,
+    MANAGEMENT_FORM,
+    STUDIO_FIELDS,
+    STUDIO_FORM,
+    WEB_SERVICES_FIELDS,
+    WEB_SERVICES_FORM,
+)
 
 
 def get_provider_info() -> dict[str, Any]:
@@ -73,61 +73,22 @@ def get_provider_info() -> dict[str, Any]:
                 "connection-type": "azureml_studio",
                 "hook-class-name": "airflow_provider_amlretrain.hooks.studio.AzureMLStudioHook",
                 "hook-name": "Azure ML Studio (classic) web service",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login"],
-                    "relabeling": {"host": "API location (BES/RRS base URL)", "password": "API key"},
-                    "placeholders": {
-                        "host": "https://ussouthcentral.services.azureml.net/workspaces/<workspace>/services/<service>",
-                        "password": "web service API key",
-                        "request_timeout": "60",
-                        "max_retries": "4",
-                        "retry_backoff": "1.0",
-                    },
-                },
-                "conn-fields": _HTTP_FIELDS,
+                "ui-field-behaviour": STUDIO_FORM,
+                "conn-fields": STUDIO_FIELDS,
             },
             {
                 "connection-type": "azureml_classic_management",
                 "hook-class-name": "airflow_provider_amlretrain.hooks.classic_management.AzureMLClassicManagementHook",
                 "hook-name": "Azure ML Studio (classic) management",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port", "login"],
-                    "relabeling": {"host": "Management URL", "password": "Workspace token"},
-                    "placeholders": {
-                        "host": "https://management.azureml.net",
-                        "password": "workspace authorization token",
-                        "workspace_id": "32-character workspace id",
-                    },
-                },
-                "conn-fields": {
-                    "workspace_id": {"label": "Workspace ID", "schema": _STRING},
-                    **_HTTP_FIELDS,
-                },
+                "ui-field-behaviour": MANAGEMENT_FORM,
+                "conn-fields": MANAGEMENT_FIELDS,
             },
             {
                 "connection-type": "azureml_web_services",
                 "hook-class-name": "airflow_provider_amlretrain.hooks.web_services.AzureMLWebServicesHook",
                 "hook-name": "Azure ML web services (Resource Manager)",
-                "ui-field-behaviour": {
-                    "hidden-fields": ["schema", "port"],
-                    "relabeling": {
-                        "host": "ARM URL",
-                        "login": "Client ID (service principal)",
-                        "password": "Client secret",
-                    },
-                    "placeholders": {
-                        "host": "https://management.azure.com",
-                        "execution_url": "https://ussouthcentral.services.azureml.net",
-                    },
-                },
-                "conn-fields": {
-                    "subscription_id": {"label": "Subscription ID", "schema": _STRING},
-                    "resource_group": {"label": "Resource group", "schema": _STRING},
-                    "tenant_id": {"label": "Tenant ID (service principal)", "schema": _STRING},
-                    "managed_identity_client_id": {"label": "Managed identity client ID", "schema": _STRING},
-                    "execution_url": {"label": "RRS host of the region", "schema": _STRING},
-                    **_HTTP_FIELDS,
-                },
+                "ui-field-behaviour": WEB_SERVICES_FORM,
+                "conn-fields": WEB_SERVICES_FIELDS,
             },
         ],
     }

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.api.classic import ClassicEndpoint, ClassicManagementApi
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
+from airflow_provider_amlretrain.connection_forms import MANAGEMENT_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLNotFoundError
 from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
 
@@ -43,11 +44,7 @@ class AzureMLClassicManagementHook(AzureMLHttpHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Form layout of the connection in the Airflow UI."""
-        return {
-            "hidden-fields": ["schema", "port", "login"],
-            "relabeling": {"host": "Management URL", "password": "Workspace token"},
-            "placeholders": {"host": DEFAULT_MANAGEMENT_URL, "password": "workspace authorization token"},
-        }
+        return MANAGEMENT_FORM
 
     @cached_property
     def _connection(self) -> tuple[str, str, HttpSettings]:

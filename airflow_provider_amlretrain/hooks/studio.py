@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.api.bes import BatchJobState, BesApi, normalize_api_location
 from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision
 from airflow_provider_amlretrain.api.retry import RetryPolicy
+from airflow_provider_amlretrain.connection_forms import STUDIO_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLNotFoundError
 from airflow_provider_amlretrain.hooks.base import (
     DEFAULT_REQUEST_TIMEOUT,
@@ -103,14 +104,7 @@ class AzureMLStudioHook(AzureMLHttpHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Form layout of the connection in the Airflow UI."""
-        return {
-            "hidden-fields": ["schema", "port", "login"],
-            "relabeling": {"host": "API location (BES/RRS base URL)", "password": "API key"},
-            "placeholders": {
-                "host": "https://ussouthcentral.services.azureml.net/workspaces/<workspace>/services/<service>",
-                "password": "web service API key",
-            },
-        }
+        return STUDIO_FORM
 
     @cached_property
     def settings(self) -> StudioConnectionSettings:

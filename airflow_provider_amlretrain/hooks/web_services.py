@@ -14,6 +14,7 @@ from airflow_provider_amlretrain.api.arm import (
     provisioning_state,
 )
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
+from airflow_provider_amlretrain.connection_forms import WEB_SERVICES_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
 from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
 from airflow_provider_amlretrain.redaction import redact
@@ -53,11 +54,7 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
         """Form layout of the connection in the Airflow UI."""
-        return {
-            "hidden-fields": ["schema", "port"],
-            "relabeling": {"host": "ARM URL", "login": "Client ID (service principal)", "password": "Client secret"},
-            "placeholders": {"host": DEFAULT_ARM_URL},
-        }
+        return WEB_SERVICES_FORM
 
     @cached_property
     def _config(self) -> dict[str, Any]:

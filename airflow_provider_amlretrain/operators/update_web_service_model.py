@@ -72,6 +72,8 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
 
     def _apply(self, patch: list[dict[str, Any]], asset_key: str, what: str) -> str:
         """Apply ``patch`` to the current definition, PATCH it, wait; return the URI the service reports now."""
+        # Read again on purpose: the patch was built from an earlier read, so its ``test`` op fails here,
+        # before anything is sent, if someone changed the model in between.
         definition = self.hook.get_web_service(self.web_service_name)
         self.log.info("Applying JSON Patch (%s) to %s: %s", what, self.web_service_name, json.dumps(patch))
         updated = self.hook.update_web_service(
