@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -29,7 +30,8 @@ from tests.integration.conftest import dump, seeded_dates
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-pytestmark = pytest.mark.integration
+# Starting the deployment counts against the first test; the waits below fail with a diagnosis before this.
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DAG_ID = "amlretrain_retrain_and_promote"
 TARGET = "binary-classic-retrained"
@@ -43,7 +45,6 @@ def _free_port() -> int:
 
 class Standalone:
     """A running ``airflow standalone`` and a REST client for it."""
-
 
     def __init__(self, url: str, home: Path, process: subprocess.Popen[bytes]) -> None:
         self.url = url
@@ -69,6 +70,11 @@ class Standalone:
         assert answer.ok, f"{method} {path}: {answer.status_code} {answer.text[:500]}"
         return answer.json() if answer.content else None
 
+    def plan_backfill(self, body: dict[str, Any]) -> list[str]:
+        """``POST /backfills/dry_run``: the logical dates (``YYYY-MM-DD``) a backfill would create runs for."""
+        planned = self.api("POST", "/backfills/dry_run", json=body)["backfills"]
+        return sorted(b["logical_date"][:10] for b in planned if b["logical_date"])
+
     def create_backfill(self, body: dict[str, Any]) -> None:
         """
         ``POST /backfills``. On SQLite, Airflow answers 503 "Database is locked" when the scheduler
@@ -80,27 +86,55 @@ class Standalone:
             answer = self.session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
             if answer.ok or answer.status_code == 409:
                 return
-            assert answer.status_code == 503 and "locked" in answer.text, f"{answer.status_code} {answer.text[:500]}"
+            assert answer.status_code == 503 and "locked" in answer.text, (
+                f"{answer.status_code} {answer.text[:500]}"
+            )
             assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
             time.sleep(2)
 
-    def unpause(self, dag_id: str) -> None:
-        """Wait until the dag processor has parsed ``dag_id``, then unpause it."""
+    def wait_until_parsed(self, dag_id: str) -> None:
+        """Wait until the dag processor has parsed ``dag_id``."""
         deadline = time.monotonic() + 120
         while not self.api("GET", "/dags", params={"dag_id_pattern": dag_id})["dags"]:
             assert time.monotonic() < deadline, f"{dag_id} was not parsed in 120 s"
             time.sleep(2)
+
+    def unpause(self, dag_id: str) -> None:
+        """Wait until the dag processor has parsed ``dag_id``, then unpause it."""
+        self.wait_until_parsed(dag_id)
         self.api("PATCH", f"/dags/{dag_id}", json={"is_paused": False})
 
     def wait_for_runs(self, dag_id: str, count: int, timeout: float, **params: Any) -> list[dict[str, Any]]:
-        """Wait until ``count`` runs of ``dag_id`` have ended; return them."""
+        """
+        Wait until ``count`` runs of ``dag_id`` have ended; return them. On timeout, fail with what every
+        run and task was doing and the end of the deployment's log, so a CI failure explains itself.
+        """
         deadline = time.monotonic() + timeout
         while True:
             runs = self.api("GET", f"/dags/{dag_id}/dagRuns", params=params)["dag_runs"]
             if len(runs) >= count and all(r["state"] in ("success", "failed") for r in runs):
                 return runs
-            assert time.monotonic() < deadline, dump(runs)
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    self.diagnosis(dag_id, f"{count} run(s) of {dag_id} did not end in {timeout:.0f} s")
+                )
             time.sleep(3)
+
+    def diagnosis(self, dag_id: str, headline: str) -> str:
+        """Every run of ``dag_id`` with its task states, and the deployment log's last warnings and errors."""
+        runs = self.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"]
+        lines = [headline]
+        for run in runs:
+            lines.append(
+                f"{run['dag_run_id']} ({run['run_type']}): {run['state']} {self.task_states(dag_id, run['dag_run_id'])}"
+            )
+        log = (self.home.parent / "standalone.log").read_text(errors="replace").splitlines()
+        noteworthy = [
+            line for line in log if re.search(r"\b(error|warning|exception|traceback)\b", line, re.I)
+        ]
+        lines.append("last warnings and errors of airflow standalone:")
+        lines.extend(line[:400] for line in noteworthy[-40:])
+        return "\n".join(lines)
 
     def task_states(self, dag_id: str, run_id: str) -> dict[str, str]:
         """Task id to state of one run."""
@@ -131,7 +165,10 @@ def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
     log = (tmp_path / "standalone.log").open("wb")
     process = subprocess.Popen(
         [shutil.which("airflow", path=env["PATH"]) or "airflow", "standalone"],
-        env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
     )
     running = Standalone(f"http://127.0.0.1:{port}", home, process)
     try:
@@ -139,9 +176,10 @@ def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
         while True:
             assert process.poll() is None, (tmp_path / "standalone.log").read_text()[-4000:]
             try:
-                if requests.get(f"{running.url}/api/v2/monitor/health", timeout=5).ok and (
-                    home / "simple_auth_manager_passwords.json.generated"
-                ).exists():
+                if (
+                    requests.get(f"{running.url}/api/v2/monitor/health", timeout=5).ok
+                    and (home / "simple_auth_manager_passwords.json.generated").exists()
+                ):
                     break
             except requests.ConnectionError:
                 pass
@@ -171,19 +209,22 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
     from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
 
     dates = seeded_dates(seed)[-3:]
+    backfill = {
+        "dag_id": DAG_ID,
+        "from_date": f"{dates[0]}T00:00:00Z",
+        "to_date": f"{dates[-1]}T00:00:00Z",
+        "max_active_runs": 3,
+        "reprocess_behavior": "none",
+    }
+    # Backfill first, unpause second: unpausing a catchup=False DAG makes the scheduler create the run of the
+    # latest interval (today, the newest seeded day), and a backfill with reprocess "none" would then leave
+    # that day out. Runs of a paused DAG wait, so all three days still start together once it is unpaused.
+    standalone.wait_until_parsed(DAG_ID)
+    assert standalone.plan_backfill(backfill) == dates
+    standalone.create_backfill(backfill)
     standalone.unpause(DAG_ID)
-    standalone.create_backfill(
-        {
-            "dag_id": DAG_ID,
-            "from_date": f"{dates[0]}T00:00:00Z",
-            "to_date": f"{dates[-1]}T00:00:00Z",
-            "max_active_runs": 3,
-            "reprocess_behavior": "none",
-        }
-    )
 
-    runs = standalone.wait_for_runs(DAG_ID, len(dates), 420, run_type="backfill")
-
+    runs = standalone.wait_for_runs(DAG_ID, len(dates), 360, run_type="backfill")
     assert {r["state"] for r in runs} == {"success"}, dump(runs)
     states = {r["logical_date"][:10]: standalone.task_states(DAG_ID, r["dag_run_id"]) for r in runs}
     print("backfill task states:", dump(states))
@@ -195,11 +236,20 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
     assert record.current["data_interval_start"].startswith(promoted[-1]), dump(record.current)
     deployed_in_order = [e["data_interval_end"] for e in record.history if e.get("outcome") == "replaced"]
     deployed_in_order.append(record.current["data_interval_end"])
-    print("deployments in order:", deployed_in_order, "history outcomes:", [e.get("outcome") for e in record.history])
-    assert deployed_in_order == sorted(deployed_in_order), "a model trained on older data replaced a newer one"
+    print(
+        "deployments in order:",
+        deployed_in_order,
+        "history outcomes:",
+        [e.get("outcome") for e in record.history],
+    )
+    assert deployed_in_order == sorted(deployed_in_order), (
+        "a model trained on older data replaced a newer one"
+    )
     for day, task_states in states.items():
         if task_states["evaluate"] == "success" and task_states["promote"] == "skipped":
-            assert day < promoted[-1], f"{day} passed the gate but was not deployed, yet it is the newest: {dump(states)}"
+            assert day < promoted[-1], (
+                f"{day} passed the gate but was not deployed, yet it is the newest: {dump(states)}"
+            )
 
 
 def test_new_blob_triggers_a_retraining_run(standalone: Standalone, stack: Any, seed: dict[str, Any]) -> None:
@@ -218,17 +268,31 @@ def test_new_blob_triggers_a_retraining_run(standalone: Standalone, stack: Any, 
     while not wasb.check_for_blob("training-data", f"{watch.marker_root}/{BASELINE}"):
         assert time.monotonic() < deadline, "the asset watcher did not make its first scan in 180 s"
         time.sleep(2)
-    assert standalone.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"] == [], "existing blobs must not start runs"
+    assert standalone.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"] == [], (
+        "existing blobs must not start runs"
+    )
 
     landed = "binary/dt=2031-01-01/train.csv"
     existing = seed["services"][0]["blobs"][-1]["blob"]
     wasb.load_string(wasb.read_file("training-data", existing), "training-data", landed, overwrite=True)
 
-    runs = standalone.wait_for_runs(dag_id, 1, 300)
+    runs = standalone.wait_for_runs(dag_id, 1, 240)
     assert [r["state"] for r in runs] == ["success"], dump(runs)
     states = standalone.task_states(dag_id, runs[0]["dag_run_id"])
-    assert states == {"landed_blob": "success", "retrain": "success", "evaluate": "success", "promote": "success"}, dump(states)
-    xcom = standalone.api("GET", f"/dags/{dag_id}/dagRuns/{runs[0]['dag_run_id']}/taskInstances/landed_blob/xcomEntries/return_value")
+    assert states == {
+        "landed_blob": "success",
+        "retrain": "success",
+        "evaluate": "success",
+        "promote": "success",
+    }, dump(states)
+    xcom = standalone.api(
+        "GET",
+        f"/dags/{dag_id}/dagRuns/{runs[0]['dag_run_id']}/taskInstances/landed_blob/xcomEntries/return_value",
+    )
     assert landed in str(xcom["value"])
-    current = DeploymentRecordStore("azurite_default", "deployments").read("binary-classic-on-new-data").record.current
+    current = (
+        DeploymentRecordStore("azurite_default", "deployments")
+        .read("binary-classic-on-new-data")
+        .record.current
+    )
     assert current is not None and current["run_id"] == runs[0]["dag_run_id"]
