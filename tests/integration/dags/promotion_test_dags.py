@@ -17,6 +17,7 @@ WASB = "azurite_default"
 TRAINING = "azureml_train_binary"
 TRAINING_BLOB = "binary/dt={{ ds }}/train.csv"
 PREFIX = "tests/{{ dag.dag_id }}/{{ params.target }}/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+SMOKE_SAMPLE = "{{ params.smoke_sample or 'training-data/binary/dt=' ~ ds ~ '/train.csv' }}"
 DEFAULT_RULES = [{"metric": "AUC", "min": 0.8}, {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.05}]
 
 
@@ -25,7 +26,8 @@ def _params(**extra: object) -> dict[str, Param]:
         "target": Param("t", type="string"),
         "rules": Param(DEFAULT_RULES, type="array"),
         "on_reject": Param("skip", type="string"),
-        "smoke_sample": Param("training-data/" + TRAINING_BLOB.replace("{{ ds }}", "2026-11-18"), type="string"),
+        # Empty: smoke-test with rows of the day the run trained on (the seed's dates move with the calendar).
+        "smoke_sample": Param("", type="string"),
         "force": Param(False, type="boolean"),
         **{k: Param(v) for k, v in extra.items()},
     }
@@ -73,7 +75,7 @@ with DAG(
         azureml_management_conn_id="azureml_management",
         web_service_id="{{ params.web_service_id or var.value.amlretrain_binary_web_service_id }}",
         endpoint_name="{{ params.endpoint }}",
-        smoke_test_sample="{{ params.smoke_sample }}",
+        smoke_test_sample=SMOKE_SAMPLE,
         smoke_test_drop_columns=["label"],
         force="{{ params.force }}",
         wait_after_update=0,
@@ -96,7 +98,7 @@ with DAG(
         wasb_conn_id=WASB,
         azureml_arm_conn_id="azureml_arm",
         web_service_name="{{ var.value.amlretrain_binary_arm_web_service }}",
-        smoke_test_sample="{{ params.smoke_sample }}",
+        smoke_test_sample=SMOKE_SAMPLE,
         smoke_test_drop_columns=["label"],
         poll_interval=0.3,
         force="{{ params.force }}",
