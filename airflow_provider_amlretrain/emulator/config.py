@@ -17,6 +17,7 @@ CONFIG_KEYS = (
     "faults",
     "identity_header",
     "endpoint_update_delay_seconds",
+    "max_endpoints_per_service",
     "arm_provisioning_seconds",
     "rrs_min_seconds",
 )
@@ -37,6 +38,8 @@ class EmulatorConfig:
     :param identity_header: secret expected in ``X-IDENTITY-HEADER`` by the managed-identity
         token endpoint (``/msi/token``); ``None`` disables that endpoint.
     :param endpoint_update_delay_seconds: delay before a PATCHed classic endpoint serves its new model.
+    :param max_endpoints_per_service: endpoints (the default one included) a classic web service may
+        have: 3 in a free workspace, up to 10,000 in a paid one (the default).
     :param arm_provisioning_seconds: time an ARM PUT/PATCH stays ``Provisioning``.
     :param rrs_min_seconds: minimum duration of one RRS call (to make ``MaxConcurrentCalls`` testable).
     """
@@ -49,6 +52,7 @@ class EmulatorConfig:
     faults: dict[str, Any] = field(default_factory=dict)
     identity_header: str | None = None
     endpoint_update_delay_seconds: float = 0.0
+    max_endpoints_per_service: int = 10_000
     arm_provisioning_seconds: float = 0.5
     rrs_min_seconds: float = 0.0
 
@@ -56,6 +60,8 @@ class EmulatorConfig:
         self.state_dir = Path(self.state_dir)
         if self.job_concurrency < 1:
             raise ValueError("job_concurrency must be >= 1")
+        if self.max_endpoints_per_service < 1:
+            raise ValueError("max_endpoints_per_service must be >= 1 (the default endpoint counts)")
         if self.min_job_seconds < 0 or self.sas_ttl_seconds < 1:
             raise ValueError("min_job_seconds must be >= 0 and sas_ttl_seconds >= 1")
 

@@ -12,6 +12,8 @@ Choices where the documentation is silent (the emulator's documented behaviour):
   MaxConcurrentCalls at 4 (``High``: 200), as the swagger says.
 - PATCH answers 200 with an empty body; the new model serves after
   ``endpoint_update_delay_seconds`` (default 0). PATCH of the default endpoint is refused.
+- A service holds at most ``max_endpoints_per_service`` endpoints, the default one included (a free
+  workspace allows 3, a paid one 10,000). PUT of one more answers 400 ``EndpointLimitExceeded``.
 - DELETE answers 204; the default endpoint cannot be deleted. Refresh answers 200 (empty);
   ``OverwriteResources: true`` copies the default endpoint's model and resources.
 """
@@ -292,6 +294,14 @@ async def put_endpoint(
     def _change(record: dict[str, Any]) -> None:
         endpoints = record["endpoints"]
         if endpoint_name not in endpoints:
+            limit = ctx.config.max_endpoints_per_service
+            if len(endpoints) >= limit:
+                raise bad_request(
+                    f"Web service '{webservice_id}' already has {len(endpoints)} endpoints, the most this workspace "
+                    f"allows ({limit}, the default endpoint included). Delete an endpoint that is no longer used, "
+                    "reuse an existing one, or move the service to a paid (Standard) plan.",
+                    "EndpointLimitExceeded",
+                )
             default = endpoints[record["default_endpoint"]]
             promote_if_due(default)
             created = new_endpoint(
