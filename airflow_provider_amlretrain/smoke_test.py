@@ -62,11 +62,16 @@ def load_sample(wasb_conn_id: str, relative_location: str, **kwargs: Any) -> Smo
     :param wasb_conn_id: The ``wasb`` connection.
     :param relative_location: ``container/path.csv``.
     :param kwargs: Passed to :func:`sample_from_csv`.
+    :raises AzureMLConfigError: when the sample does not exist or is not a usable CSV.
     """
-    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+    from airflow_provider_amlretrain.blob_text import read_text_blob
 
-    container, _, blob = relative_location.strip("/").partition("/")
-    text = WasbHook(wasb_conn_id=wasb_conn_id).read_file(container_name=container, blob_name=blob)
+    text = read_text_blob(
+        wasb_conn_id,
+        relative_location,
+        "The smoke-test sample",
+        "Point smoke_test_sample at a CSV with a header and rows shaped like the training data.",
+    )
     return sample_from_csv(text, source=relative_location, **kwargs)
 
 

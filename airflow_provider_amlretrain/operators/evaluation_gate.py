@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
+from airflow_provider_amlretrain.blob_text import read_text_blob
 from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
 from airflow_provider_amlretrain.evaluation import parse_evaluation_csv
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
@@ -96,11 +97,14 @@ class AzureMLEvaluationGateOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Judge the model; return the decision, or skip/fail when it is rejected."""
-        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
-
         location = output_location(self.training_result, self.evaluation_port, "evaluation")
-        container, _, blob = location.partition("/")
-        text = WasbHook(wasb_conn_id=self.wasb_conn_id).read_file(container_name=container, blob_name=blob)
+        text = read_text_blob(
+            self.wasb_conn_id,
+            location,
+            "The evaluation result",
+            f"The training job named it as its {self.evaluation_port!r} output: check that wasb_conn_id is the "
+            "account the job wrote to and that nothing deleted the blob since, or retrain.",
+        )
         challenger = parse_evaluation_csv(text, row=self.evaluation_row, source=location)
         baseline = None
         if self.deployment_target:

@@ -15,7 +15,13 @@ from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 from airflow_provider_amlretrain.operators.evaluation_gate import output_location
 from airflow_provider_amlretrain.promotion import CandidateModel, ClaimOutcome, DeploymentGuard
 from airflow_provider_amlretrain.redaction import redact
-from airflow_provider_amlretrain.smoke_test import SmokeSample, SmokeTestError, check_scoring, load_sample
+from airflow_provider_amlretrain.smoke_test import (
+    SmokeSample,
+    SmokeTestError,
+    SmokeTestResult,
+    check_scoring,
+    load_sample,
+)
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
@@ -164,6 +170,8 @@ class BaseModelPromotionOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Claim, deploy, smoke-test, commit (or roll back)."""
         job_id, model = self.fresh_model_location()
+        # Read the smoke-test rows first: a wrong sample path must fail here, before the target changes.
+        sample = self._smoke_sample()
         candidate = self._candidate(context, job_id, model)
         guard = DeploymentGuard(
             DeploymentRecordStore(self.wasb_conn_id, self.record_container),
@@ -188,7 +196,7 @@ class BaseModelPromotionOperator(BaseOperator):
             raise
         self.log.info("%s now serves %s (was %s).", self.deployment_target, model.uri, deployment.previous_model_uri)
         try:
-            smoke = self._smoke_test()
+            smoke = self._smoke_test(sample)
         except Exception as err:  # any failure (a missing sample blob too) means the new model is unverified
             self._roll_back(guard, deployment, f"the new model failed its smoke test: {redact(str(err))}", SmokeTestError)
         entry = guard.commit(
@@ -226,13 +234,17 @@ class BaseModelPromotionOperator(BaseOperator):
             f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} was rolled back to {deployment.previous_model_uri}."
         ) from None
 
-    def _smoke_test(self) -> Any:
+    def _smoke_sample(self) -> SmokeSample | None:
         if not self.smoke_test_sample:
-            self.log.info("No smoke_test_sample given: smoke test skipped.")
+            self.log.info("No smoke_test_sample given: the promoted model will not be smoke-tested.")
             return None
-        sample = load_sample(
+        return load_sample(
             self.wasb_conn_id, self.smoke_test_sample, max_rows=self.smoke_test_rows, drop_columns=self.smoke_test_drop_columns
         )
+
+    def _smoke_test(self, sample: SmokeSample | None) -> SmokeTestResult | None:
+        if sample is None:
+            return None
         result = check_scoring(sample, self.score(sample))
         self.log.info("Smoke test passed: %d rows scored, predictions %s.", len(sample.rows), result.predictions)
         return result

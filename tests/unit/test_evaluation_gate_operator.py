@@ -45,6 +45,8 @@ def reads(monkeypatch):
 
     def read_file(self, container_name, blob_name, **kwargs):
         state.blobs.append((container_name, blob_name))
+        if isinstance(state.csv, Exception):
+            raise state.csv
         return state.csv
 
     def read(self, target):
@@ -67,6 +69,23 @@ def run(**kwargs):
     except BaseException as err:
         err.ti = ti  # type: ignore[attr-defined]
         raise
+
+
+def test_missing_evaluation_blob_names_the_job_output(reads):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    reads.csv = ResourceNotFoundError("The specified blob does not exist.\nRequestId:1\n<Error/>")
+    with pytest.raises(AzureMLConfigError) as info:
+        run()
+    message = str(info.value)
+    assert message.startswith("The evaluation result models/runs/x/evaluation.csv does not exist")
+    assert "'blob_test'" in message and "'output2' output" in message and "<Error/>" not in message
+
+
+def test_evaluation_blob_that_is_not_text(reads):
+    reads.csv = UnicodeDecodeError("utf-8", b"\x89PNG", 0, 1, "invalid start byte")
+    with pytest.raises(AzureMLConfigError, match=r"evaluation.csv is not UTF-8 text \(byte 0\); expected a CSV"):
+        run()
 
 
 def test_output_location_errors():

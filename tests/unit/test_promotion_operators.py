@@ -322,15 +322,31 @@ def test_empty_predictions_roll_back(endpoint_operator, classic, store, context)
     assert store.record("census-ep1").history[-1]["outcome"] == "rolled_back"
 
 
-def test_unreadable_smoke_sample_rolls_back(endpoint_operator, classic, store, sample, context):
+def test_missing_smoke_sample_fails_before_the_endpoint_changes(endpoint_operator, classic, store, sample, context):
     from azure.core.exceptions import ResourceNotFoundError
 
     sample.error = ResourceNotFoundError("The specified blob does not exist.")
-    with pytest.raises(SmokeTestError, match="rolled back"):
+    with pytest.raises(AzureMLConfigError, match=r"smoke-test sample samples/census.csv does not exist .*'blob_test'"):
         endpoint_operator().execute(context)
-    assert classic.location()["RelativeLocation"] == OLD_REL
-    record = store.record("census-ep1")
-    assert record.pending is None and record.history[-1]["outcome"] == "rolled_back"
+    assert classic.patches == [] and classic.location()["RelativeLocation"] == OLD_REL
+    assert store.blobs == {}, "nothing claimed, nothing recorded"
+
+
+def test_smoke_sample_that_is_no_csv_fails_before_the_endpoint_changes(endpoint_operator, classic, store, sample, context):
+    sample.text = "just a header\n"
+    with pytest.raises(AzureMLConfigError, match="needs a header and at least one row"):
+        endpoint_operator().execute(context)
+    assert classic.patches == [] and store.blobs == {}
+
+
+def test_smoke_sample_unreadable_for_other_reasons_is_redacted(endpoint_operator, classic, store, sample, context):
+    from azure.core.exceptions import HttpResponseError
+
+    url = f"https://acct.blob.core.windows.net/samples/census.csv?sv=2024-08-04&sp=r&sig={RESULT_SIG}"
+    sample.error = HttpResponseError(f"Server failed to authenticate the request: {url}\n<xml/>")
+    with pytest.raises(AzureMLError, match="Could not read the smoke-test sample samples/census.csv") as info:
+        endpoint_operator().execute(context)
+    assert RESULT_SIG not in str(info.value) and classic.patches == []
 
 
 def test_failed_rollback_names_the_previous_model(endpoint_operator, classic, store, context, log_text):
@@ -575,12 +591,12 @@ def test_arm_stale_claim_skips(web_service_operator, arm, store, context):
     assert arm.patches == []
 
 
-def test_ragged_smoke_sample_rolls_back(endpoint_operator, classic, store, sample, context):
+def test_ragged_smoke_sample_fails_before_the_endpoint_changes(endpoint_operator, classic, store, sample, context):
     sample.text = "age,income,label\n39,52000\n"
-    with pytest.raises(SmokeTestError, match="row 1 has 2 values for 3 columns.*rolled back"):
+    with pytest.raises(AzureMLConfigError, match="row 1 has 2 values for 3 columns"):
         endpoint_operator().execute(context)
-    assert classic.location()["RelativeLocation"] == OLD_REL
-    assert store.record("census-ep1").history[-1]["outcome"] == "rolled_back"
+    assert classic.patches == [] and classic.location()["RelativeLocation"] == OLD_REL
+    assert store.writes == []
 
 
 def test_smoke_test_waits_until_the_endpoint_serves_the_new_model(endpoint_operator, classic, context, monkeypatch):
