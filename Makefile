@@ -52,7 +52,7 @@ test-integration: setup
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check airflow_provider_amlretrain dags tests scripts benchmarks || true
+	$(VENV)/bin/ruff format --check airflow_provider_amlretrain dags tests scripts benchmarks
 	$(VENV)/bin/mypy
 
 bench: setup

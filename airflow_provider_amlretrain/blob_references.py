@@ -61,7 +61,9 @@ def resolve_blob_specs(specs: Mapping[str, Any] | None) -> dict[str, BlobReferen
     if specs is None:
         return {}
     if not isinstance(specs, Mapping):
-        raise AzureMLConfigError(f"Inputs and outputs must map port names to blob specs, not {type(specs).__name__}.")
+        raise AzureMLConfigError(
+            f"Inputs and outputs must map port names to blob specs, not {type(specs).__name__}."
+        )
     return {str(port): resolve_blob_spec(str(port), spec) for port, spec in specs.items()}
 
 
@@ -106,8 +108,14 @@ def _from_wasb_connection(port: str, spec: Mapping[str, Any]) -> BlobReference:
         sas = str(sas_token)
         if sas.startswith("http"):
             base, _, query = sas.partition("?")
-            return BlobReference(relative_location=relative, base_location=_with_slash(base), sas_token="?" + query)
-        account_url = conn.host if conn.host and conn.host.startswith("http") else f"https://{conn.login}.blob.core.windows.net/"
+            return BlobReference(
+                relative_location=relative, base_location=_with_slash(base), sas_token="?" + query
+            )
+        account_url = (
+            conn.host
+            if conn.host and conn.host.startswith("http")
+            else f"https://{conn.login}.blob.core.windows.net/"
+        )
         return BlobReference(
             relative_location=relative,
             base_location=_with_slash(account_url),

@@ -45,8 +45,12 @@ def read_text_blob(wasb_conn_id: str, location: str, what: str, fix: str) -> str
             f"{what} {container}/{blob} does not exist in the storage account of connection {wasb_conn_id!r}. {fix}"
         ) from None
     except UnicodeDecodeError as err:
-        raise AzureMLConfigError(f"{what} {container}/{blob} is not UTF-8 text (byte {err.start}); expected a CSV.") from None
+        raise AzureMLConfigError(
+            f"{what} {container}/{blob} is not UTF-8 text (byte {err.start}); expected a CSV."
+        ) from None
     except AzureError as err:
         first_line = (str(getattr(err, "message", None) or err).splitlines() or [type(err).__name__])[0]
-        raise AzureMLError(f"Could not read {what[0].lower()}{what[1:]} {container}/{blob}: {redact(first_line)}") from None
+        raise AzureMLError(
+            f"Could not read {what[0].lower()}{what[1:]} {container}/{blob}: {redact(first_line)}"
+        ) from None
     return text.lstrip("\ufeff")

@@ -52,8 +52,13 @@ class DeploymentRecord:
     def to_json(self) -> str:
         """Serialize."""
         return json.dumps(
-            {"format": RECORD_FORMAT, "target": self.target, "current": self.current, "pending": self.pending,
-             "history": self.history[-HISTORY_LIMIT:]},
+            {
+                "format": RECORD_FORMAT,
+                "target": self.target,
+                "current": self.current,
+                "pending": self.pending,
+                "history": self.history[-HISTORY_LIMIT:],
+            },
             indent=2,
             sort_keys=True,
         )
@@ -69,7 +74,9 @@ class DeploymentRecord:
         try:
             data = json.loads(text)
         except ValueError as err:
-            raise DeploymentRecordError(f"The deployment record {source} is not JSON: {err}. Fix or delete it.") from err
+            raise DeploymentRecordError(
+                f"The deployment record {source} is not JSON: {err}. Fix or delete it."
+            ) from err
         if not isinstance(data, dict) or data.get("format") != RECORD_FORMAT:
             raise DeploymentRecordError(
                 f"The deployment record {source} is not in format {RECORD_FORMAT!r}; fix or delete it."

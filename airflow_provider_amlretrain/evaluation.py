@@ -24,13 +24,25 @@ class MetricDirection(str, Enum):
 
 # Studio's Evaluate Model column names, lower-cased.
 _HIGHER = {
-    "accuracy", "precision", "recall", "f-score", "auc", "coefficient of determination",
-    "true positive", "true negative",
+    "accuracy",
+    "precision",
+    "recall",
+    "f-score",
+    "auc",
+    "coefficient of determination",
+    "true positive",
+    "true negative",
 }
 _LOWER = {
-    "negative log likelihood", "mean absolute error", "root mean squared error",
-    "relative absolute error", "relative squared error", "average log loss", "training log loss",
-    "false positive", "false negative",
+    "negative log likelihood",
+    "mean absolute error",
+    "root mean squared error",
+    "relative absolute error",
+    "relative squared error",
+    "average log loss",
+    "training log loss",
+    "false positive",
+    "false negative",
 }
 
 
@@ -111,9 +123,7 @@ def parse_evaluation_csv(text: str, *, row: int = 0, source: str = "evaluation C
         raise EvaluationError(f"The {source} is not valid CSV: {err}.") from err
     header = tuple(cell.strip() for cell in rows[0])
     if len(rows) < 2:
-        raise EvaluationError(
-            f"The {source} has a header ({', '.join(header)}) but no row of metrics."
-        )
+        raise EvaluationError(f"The {source} has a header ({', '.join(header)}) but no row of metrics.")
     if row >= len(rows) - 1:
         raise EvaluationError(f"The {source} has {len(rows) - 1} row(s) of metrics; row {row} was asked for.")
     values = rows[row + 1]

@@ -48,7 +48,9 @@ class MetricRule:
                 f"Gate rule on {self.metric!r} checks nothing: give 'min', 'max' or 'compare_to_baseline': true."
             )
         if self.tolerance < 0:
-            raise AzureMLConfigError(f"Gate rule on {self.metric!r}: tolerance must be >= 0, not {self.tolerance}.")
+            raise AzureMLConfigError(
+                f"Gate rule on {self.metric!r}: tolerance must be >= 0, not {self.tolerance}."
+            )
         if self.compare_to_baseline and self.resolved_direction is None:
             raise AzureMLConfigError(
                 f"Gate rule on {self.metric!r}: this metric's direction is unknown; set direction to "
@@ -92,7 +94,9 @@ class MetricRule:
                 direction=direction,
             )
         except (TypeError, ValueError) as err:
-            raise AzureMLConfigError(f"Gate rule {dict(spec)!r}: min, max and tolerance must be numbers.") from err
+            raise AzureMLConfigError(
+                f"Gate rule {dict(spec)!r}: min, max and tolerance must be numbers."
+            ) from err
 
 
 def _flag(value: Any, spec: Mapping[str, Any]) -> bool:
@@ -103,7 +107,9 @@ def _flag(value: Any, spec: Mapping[str, Any]) -> bool:
             return True
         if lowered in ("false", "no", "0", ""):
             return False
-        raise AzureMLConfigError(f"Gate rule {dict(spec)!r}: compare_to_baseline must be true or false, not {value!r}.")
+        raise AzureMLConfigError(
+            f"Gate rule {dict(spec)!r}: compare_to_baseline must be true or false, not {value!r}."
+        )
     return bool(value)
 
 
@@ -127,7 +133,13 @@ class RuleVerdict:
 
     def to_summary(self) -> dict[str, Any]:
         """Plain data for XCom."""
-        return {"metric": self.metric, "value": self.value, "baseline": self.baseline, "passed": self.passed, "reason": self.reason}
+        return {
+            "metric": self.metric,
+            "value": self.value,
+            "baseline": self.baseline,
+            "passed": self.passed,
+            "reason": self.reason,
+        }
 
 
 @dataclass(frozen=True)
@@ -164,7 +176,9 @@ def _baseline_value(baseline: Mapping[str, float], metric: str) -> float | None:
     return None
 
 
-def judge(rule: MetricRule, challenger: EvaluationResult, baseline: Mapping[str, float] | None) -> RuleVerdict:
+def judge(
+    rule: MetricRule, challenger: EvaluationResult, baseline: Mapping[str, float] | None
+) -> RuleVerdict:
     """
     Apply one rule.
 
@@ -187,19 +201,25 @@ def judge(rule: MetricRule, challenger: EvaluationResult, baseline: Mapping[str,
     if rule.compare_to_baseline:
         base_value = _baseline_value(baseline, rule.metric) if baseline else None
         if base_value is None:
-            reasons.append(f"no production value of {rule.metric} to compare with (first deployment): accepted")
+            reasons.append(
+                f"no production value of {rule.metric} to compare with (first deployment): accepted"
+            )
         else:
             higher = rule.resolved_direction is MetricDirection.HIGHER_IS_BETTER
             worse_by = (base_value - value) if higher else (value - base_value)
             # Exactly at tolerance passes: absorb the float error of the subtraction (0.85 - 0.84 > 0.01).
-            ok = worse_by <= rule.tolerance or math.isclose(worse_by, rule.tolerance, rel_tol=1e-9, abs_tol=1e-12)
+            ok = worse_by <= rule.tolerance or math.isclose(
+                worse_by, rule.tolerance, rel_tol=1e-9, abs_tol=1e-12
+            )
             passed &= ok
             word = "higher" if higher else "lower"
             reasons.append(
                 f"{rule.metric} {value:.6g} vs production {base_value:.6g} ({word} is better, tolerance "
                 f"{rule.tolerance:.6g}): {'not worse than allowed' if ok else f'worse by {worse_by:.6g}'}"
             )
-    return RuleVerdict(metric=rule.metric, value=value, baseline=base_value, passed=passed, reason="; ".join(reasons))
+    return RuleVerdict(
+        metric=rule.metric, value=value, baseline=base_value, passed=passed, reason="; ".join(reasons)
+    )
 
 
 def decide(
@@ -217,7 +237,9 @@ def decide(
     """
     parsed = [MetricRule.from_spec(rule) for rule in rules]
     if not parsed:
-        raise AzureMLConfigError("The evaluation gate has no rules: give at least one, e.g. {'metric': 'AUC', 'min': 0.8}.")
+        raise AzureMLConfigError(
+            "The evaluation gate has no rules: give at least one, e.g. {'metric': 'AUC', 'min': 0.8}."
+        )
     missing = [rule.metric for rule in parsed if not _has(challenger, rule.metric)]
     if missing:
         raise EvaluationError(

@@ -121,7 +121,11 @@ class DeploymentGuard:
                 "Set force=True to deploy it anyway."
             )
             return ClaimOutcome.STALE
-        if record.pending and record.pending.get("run_id") != self.candidate.run_id and record.pending_is_live():
+        if (
+            record.pending
+            and record.pending.get("run_id") != self.candidate.run_id
+            and record.pending_is_live()
+        ):
             raise DeploymentConflictError(
                 f"Run {record.pending.get('run_id')} is promoting to {self.target} since "
                 f"{record.pending.get('claimed_at')}; this run did not deploy. Retry after it finishes "
@@ -153,7 +157,9 @@ class DeploymentGuard:
         assert self.record is not None
         entry = self.candidate.entry(deployed_at=utcnow_iso(), **details)
         if self.record.current:
-            self.record.history.append({**self.record.current, "replaced_at": entry["deployed_at"], "outcome": "replaced"})
+            self.record.history.append(
+                {**self.record.current, "replaced_at": entry["deployed_at"], "outcome": "replaced"}
+            )
         self.record.current = entry
         self.record.pending = None
         self._etag = self.store.write(self.record, self._etag)
@@ -168,6 +174,8 @@ class DeploymentGuard:
         :param details: Target-specific facts.
         """
         assert self.record is not None
-        self.record.history.append(self.candidate.entry(attempted_at=utcnow_iso(), outcome=outcome, reason=reason, **details))
+        self.record.history.append(
+            self.candidate.entry(attempted_at=utcnow_iso(), outcome=outcome, reason=reason, **details)
+        )
         self.record.pending = None
         self._etag = self.store.write(self.record, self._etag)

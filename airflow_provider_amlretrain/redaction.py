@@ -17,7 +17,12 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # Authorization headers and bearer tokens.
     (re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+"), r"\1***"),
     # api_key=..., "PrimaryKey": "..." style fields.
-    (re.compile(r"(?i)(\"?(?:api_?key|primarykey|secondarykey|access_token|password)\"?\s*[:=]\s*\"?)[^\"',;\s}]+"), r"\1***"),
+    (
+        re.compile(
+            r"(?i)(\"?(?:api_?key|primarykey|secondarykey|access_token|password)\"?\s*[:=]\s*\"?)[^\"',;\s}]+"
+        ),
+        r"\1***",
+    ),
 )
 
 

@@ -32,7 +32,9 @@ class SmokeSample:
     rows: list[list[str]]
 
 
-def sample_from_csv(text: str, *, max_rows: int = 5, drop_columns: Sequence[str] = (), source: str = "sample CSV") -> SmokeSample:
+def sample_from_csv(
+    text: str, *, max_rows: int = 5, drop_columns: Sequence[str] = (), source: str = "sample CSV"
+) -> SmokeSample:
     """
     The first rows of a CSV with a header, without the label column(s).
 
@@ -52,7 +54,9 @@ def sample_from_csv(text: str, *, max_rows: int = 5, drop_columns: Sequence[str]
             )
     drop = {c.lower() for c in drop_columns}
     keep = [i for i, name in enumerate(header) if name.lower() not in drop]
-    return SmokeSample(columns=[header[i] for i in keep], rows=[[row[i] for i in keep] for row in rows[1 : max_rows + 1]])
+    return SmokeSample(
+        columns=[header[i] for i in keep], rows=[[row[i] for i in keep] for row in rows[1 : max_rows + 1]]
+    )
 
 
 def load_sample(wasb_conn_id: str, relative_location: str, **kwargs: Any) -> SmokeSample:
@@ -90,7 +94,9 @@ class SmokeTestResult:
         return {"predictions": self.predictions, "columns": self.columns}
 
 
-def check_scoring(sample: SmokeSample, table: ScoringTable, *, label_column: str = "Scored Labels") -> SmokeTestResult:
+def check_scoring(
+    sample: SmokeSample, table: ScoringTable, *, label_column: str = "Scored Labels"
+) -> SmokeTestResult:
     """
     Check a scoring answer: one row per sample row, and a non-empty scored label on each.
 

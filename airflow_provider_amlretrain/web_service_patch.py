@@ -48,21 +48,33 @@ def find_trained_model_asset(
     """
     assets = (definition.get("properties") or {}).get("assets")
     if not isinstance(assets, dict) or not assets:
-        raise WebServicePatchError("The web service definition has no properties.assets: is it a Graph web service?")
+        raise WebServicePatchError(
+            "The web service definition has no properties.assets: is it a Graph web service?"
+        )
 
     def describe() -> str:
-        return ", ".join(f"{k} ({v.get('name')!r}, type {v.get('type')!r})" for k, v in assets.items() if isinstance(v, dict))
+        return ", ".join(
+            f"{k} ({v.get('name')!r}, type {v.get('type')!r})"
+            for k, v in assets.items()
+            if isinstance(v, dict)
+        )
 
     if asset_key is not None:
         if asset_key not in assets:
-            raise WebServicePatchError(f"The web service has no asset {asset_key!r}; its assets are: {describe()}.")
+            raise WebServicePatchError(
+                f"The web service has no asset {asset_key!r}; its assets are: {describe()}."
+            )
         if not isinstance(assets[asset_key], dict):
             raise WebServicePatchError(f"Asset {asset_key!r} of the web service definition is not an object.")
         candidates = [(asset_key, assets[asset_key])]
     elif asset_name is not None:
-        candidates = [(k, v) for k, v in assets.items() if isinstance(v, dict) and v.get("name") == asset_name]
+        candidates = [
+            (k, v) for k, v in assets.items() if isinstance(v, dict) and v.get("name") == asset_name
+        ]
         if not candidates:
-            raise WebServicePatchError(f"The web service has no asset named {asset_name!r}; its assets are: {describe()}.")
+            raise WebServicePatchError(
+                f"The web service has no asset named {asset_name!r}; its assets are: {describe()}."
+            )
     else:
         candidates = [
             (k, v)
@@ -96,7 +108,9 @@ def build_model_patch(asset: TrainedModelAsset, new_uri: str) -> list[dict[str, 
     :param new_uri: The new model's blob URI.
     """
     if not new_uri.split("?", 1)[0].endswith(".ilearner"):
-        raise WebServicePatchError(f"The new model location {new_uri.split('?', 1)[0]!r} is not an .ilearner blob.")
+        raise WebServicePatchError(
+            f"The new model location {new_uri.split('?', 1)[0]!r} is not an .ilearner blob."
+        )
     return [
         {"op": "test", "path": asset.uri_path, "value": asset.uri},
         {"op": "replace", "path": asset.uri_path, "value": new_uri},

@@ -54,11 +54,18 @@ def bench_imports(repeats: int) -> dict[str, Any]:
         for _ in range(repeats):
             out = subprocess.run(
                 [sys.executable, "-c", _MEASURE.format(stmt=stmt)],
-                cwd=REPO_ROOT, env=env, capture_output=True, text=True, check=True,
+                cwd=REPO_ROOT,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
             ).stdout.split()
             times.append(float(out[-2]))
             rss.append(int(out[-1]) / 1024)
-        results[name] = {"median_seconds": round(statistics.median(times), 3), "peak_rss_mb": round(max(rss), 1)}
+        results[name] = {
+            "median_seconds": round(statistics.median(times), 3),
+            "peak_rss_mb": round(max(rss), 1),
+        }
     base = results["airflow.sdk (baseline)"]["median_seconds"]
     for value in results.values():
         value["over_baseline_seconds"] = round(value["median_seconds"] - base, 3)
@@ -69,7 +76,10 @@ def bench_jobs(jobs: int) -> dict[str, Any]:
     """Submit-to-Finished latency of BES jobs on the emulator, through the provider's hook."""
     from airflow_provider_amlretrain.devstack import running_stack
 
-    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp) / "stack", {"min_job_seconds": 0.0}) as stack:
+    with (
+        tempfile.TemporaryDirectory() as tmp,
+        running_stack(Path(tmp) / "stack", {"min_job_seconds": 0.0}) as stack,
+    ):
         os.environ.update(stack.connection_env())
         os.environ.setdefault("AIRFLOW_HOME", tmp)
         from airflow_provider_amlretrain.api.bes import build_batch_request
@@ -77,7 +87,9 @@ def bench_jobs(jobs: int) -> dict[str, Any]:
         from airflow_provider_amlretrain.api.references import BlobReference
         from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
-        service = next(s for s in stack.seed["services"] if s.get("kind") == "training" and s.get("task") == "binary")
+        service = next(
+            s for s in stack.seed["services"] if s.get("kind") == "training" and s.get("task") == "binary"
+        )
         hook = AzureMLStudioHook("azureml_train_binary")
         training_blob = service["blobs"][0]["relative_location"]
         latencies = []
@@ -85,8 +97,12 @@ def bench_jobs(jobs: int) -> dict[str, Any]:
             body = build_batch_request(
                 inputs={service["input_ports"][0]: BlobReference(training_blob, stack.connection_string)},
                 outputs={
-                    service["model_output"]: BlobReference(f"models/bench/{index}/model.ilearner", stack.connection_string),
-                    service["evaluation_output"]: BlobReference(f"models/bench/{index}/evaluation.csv", stack.connection_string),
+                    service["model_output"]: BlobReference(
+                        f"models/bench/{index}/model.ilearner", stack.connection_string
+                    ),
+                    service["evaluation_output"]: BlobReference(
+                        f"models/bench/{index}/evaluation.csv", stack.connection_string
+                    ),
                 },
             )
             started = time.perf_counter()
@@ -111,7 +127,11 @@ def main() -> None:
     args = parser.parse_args()
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "platform": platform.platform(),
+        },
         "imports": bench_imports(args.repeats),
         "bes_jobs": bench_jobs(args.jobs),
     }

@@ -56,8 +56,16 @@ with DAG(
         azureml_conn_id=TRAINING_CONN_ID,
         inputs={"input1": {"wasb_conn_id": WASB_CONN_ID, "container": DATA_CONTAINER, "blob": TRAINING_BLOB}},
         outputs={
-            "output1": {"wasb_conn_id": WASB_CONN_ID, "container": MODEL_CONTAINER, "blob": f"{RUN_PREFIX}/model.ilearner"},
-            "output2": {"wasb_conn_id": WASB_CONN_ID, "container": MODEL_CONTAINER, "blob": f"{RUN_PREFIX}/evaluation.csv"},
+            "output1": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": MODEL_CONTAINER,
+                "blob": f"{RUN_PREFIX}/model.ilearner",
+            },
+            "output2": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": MODEL_CONTAINER,
+                "blob": f"{RUN_PREFIX}/evaluation.csv",
+            },
         },
         poll_interval=2,
         job_timeout=timedelta(minutes=30),

@@ -58,8 +58,16 @@ with DAG(
                     "target": f"binary-classic-{endpoint}",
                     "global_parameters": {"Data URI": f"{account_url}/{DATA_CONTAINER}/{blob}"},
                     "outputs": {
-                        "output1": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/model.ilearner"},
-                        "output2": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/evaluation.csv"},
+                        "output1": {
+                            "wasb_conn_id": WASB_CONN_ID,
+                            "container": "models",
+                            "blob": f"{prefix}/model.ilearner",
+                        },
+                        "output2": {
+                            "wasb_conn_id": WASB_CONN_ID,
+                            "container": "models",
+                            "blob": f"{prefix}/evaluation.csv",
+                        },
                     },
                     "smoke_sample": f"{DATA_CONTAINER}/{blob}",
                 }
@@ -68,7 +76,11 @@ with DAG(
 
     @task_group
     def retrain_and_promote(
-        endpoint: str, target: str, global_parameters: dict[str, str], outputs: dict[str, Any], smoke_sample: str
+        endpoint: str,
+        target: str,
+        global_parameters: dict[str, str],
+        outputs: dict[str, Any],
+        smoke_sample: str,
     ) -> None:
         """Retrain on the endpoint's data, gate against its production model, promote it."""
         retrain = AzureMLBatchExecutionOperator(
@@ -84,7 +96,10 @@ with DAG(
             training_result=retrain.output,
             wasb_conn_id=WASB_CONN_ID,
             deployment_target=target,
-            rules=[{"metric": "AUC", "min": 0.9}, {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02}],
+            rules=[
+                {"metric": "AUC", "min": 0.9},
+                {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02},
+            ],
         )
         promote = AzureMLUpdateEndpointModelOperator(
             task_id="promote",

@@ -32,7 +32,11 @@ new_training_data = Asset(
         AssetWatcher(
             name="binary_training_data_arrivals",
             trigger=WasbBlobArrivalTrigger(
-                wasb_conn_id=WASB_CONN_ID, container=DATA_CONTAINER, prefix="binary/", suffix="/train.csv", poll_interval=5
+                wasb_conn_id=WASB_CONN_ID,
+                container=DATA_CONTAINER,
+                prefix="binary/",
+                suffix="/train.csv",
+                poll_interval=5,
             ),
         )
     ],
@@ -76,8 +80,16 @@ with DAG(
             }
         },
         outputs={
-            "output1": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/model.ilearner"},
-            "output2": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{prefix}/evaluation.csv"},
+            "output1": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": "models",
+                "blob": f"{prefix}/model.ilearner",
+            },
+            "output2": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": "models",
+                "blob": f"{prefix}/evaluation.csv",
+            },
         },
         poll_interval=2,
         job_timeout=timedelta(minutes=30),
@@ -87,7 +99,10 @@ with DAG(
         training_result=retrain.output,
         wasb_conn_id=WASB_CONN_ID,
         deployment_target=TARGET,
-        rules=[{"metric": "AUC", "min": 0.9}, {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02}],
+        rules=[
+            {"metric": "AUC", "min": 0.9},
+            {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02},
+        ],
     )
     promote = AzureMLUpdateEndpointModelOperator(
         task_id="promote",

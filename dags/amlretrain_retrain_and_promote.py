@@ -59,8 +59,16 @@ with DAG(
         azureml_conn_id="azureml_train_binary",
         inputs={"input1": {"wasb_conn_id": WASB_CONN_ID, "container": DATA_CONTAINER, "blob": TRAINING_BLOB}},
         outputs={
-            "output1": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{RUN_PREFIX}/model.ilearner"},
-            "output2": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{RUN_PREFIX}/evaluation.csv"},
+            "output1": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": "models",
+                "blob": f"{RUN_PREFIX}/model.ilearner",
+            },
+            "output2": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": "models",
+                "blob": f"{RUN_PREFIX}/evaluation.csv",
+            },
         },
         poll_interval=2,
         job_timeout=timedelta(minutes=30),

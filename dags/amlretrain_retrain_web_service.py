@@ -42,10 +42,20 @@ with DAG(
     retrain = AzureMLBatchExecutionOperator(
         task_id="retrain",
         azureml_conn_id="azureml_train_binary",
-        inputs={"input1": {"wasb_conn_id": WASB_CONN_ID, "container": "training-data", "blob": TRAINING_BLOB}},
+        inputs={
+            "input1": {"wasb_conn_id": WASB_CONN_ID, "container": "training-data", "blob": TRAINING_BLOB}
+        },
         outputs={
-            "output1": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{RUN_PREFIX}/model.ilearner"},
-            "output2": {"wasb_conn_id": WASB_CONN_ID, "container": "models", "blob": f"{RUN_PREFIX}/evaluation.csv"},
+            "output1": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": "models",
+                "blob": f"{RUN_PREFIX}/model.ilearner",
+            },
+            "output2": {
+                "wasb_conn_id": WASB_CONN_ID,
+                "container": "models",
+                "blob": f"{RUN_PREFIX}/evaluation.csv",
+            },
         },
         poll_interval=2,
         job_timeout=timedelta(minutes=30),
@@ -56,7 +66,10 @@ with DAG(
         training_result=retrain.output,
         wasb_conn_id=WASB_CONN_ID,
         deployment_target=TARGET,
-        rules=[{"metric": "AUC", "min": 0.9}, {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02}],
+        rules=[
+            {"metric": "AUC", "min": 0.9},
+            {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02},
+        ],
     )
 
     promote = AzureMLUpdateWebServiceModelOperator(

@@ -67,7 +67,9 @@ def configure_airflow(home: Path) -> None:
 
 def main() -> int:
     """Run the demo; exit 0 when the DAG run succeeded."""
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--stack-dir", type=Path, default=REPO_ROOT / ".amlretrain")
     parser.add_argument("--date", help="logical date to retrain for (default: the newest seeded partition)")
     args = parser.parse_args()
@@ -91,7 +93,10 @@ def main() -> int:
     dates = seeded_dates(stack.seed)
     date = args.date or (dates[-1] if dates else None)
     if date is None:
-        print("The emulator's seed lists no training partitions; run `make down` and try again.", file=sys.stderr)
+        print(
+            "The emulator's seed lists no training partitions; run `make down` and try again.",
+            file=sys.stderr,
+        )
         return 2
     predictions_before = predict(stack.seed, ENDPOINT)
     logical_date = datetime.fromisoformat(date).replace(tzinfo=UTC)
@@ -115,7 +120,9 @@ def main() -> int:
     print(f"   job id:      {retrain['job_id']}")
     print(f"   job time:    {retrain['duration_seconds']} s (start, queue, train, evaluate)")
     print(f"   model:       {retrain['outputs']['output1']['uri']}")
-    print("5. Evaluation gate (Evaluate Model on a held-out split; production values from the deployment record)")
+    print(
+        "5. Evaluation gate (Evaluate Model on a held-out split; production values from the deployment record)"
+    )
     baseline = decision.get("baseline_metrics") or {}
     for name, value in (decision.get("metrics") or {}).items():
         if name in ("Positive Label", "Negative Label"):
@@ -135,7 +142,9 @@ def main() -> int:
     print("7. Predictions for 5 sample rows (Scored Probabilities)")
     print(f"   before: {predictions_before}")
     print(f"   after:  {predictions_after}")
-    print(f"Demo finished in {time.monotonic() - began:.1f} s. The stack keeps running: `make down` stops it.")
+    print(
+        f"Demo finished in {time.monotonic() - began:.1f} s. The stack keeps running: `make down` stops it."
+    )
     return 0
 
 

@@ -37,7 +37,13 @@ class WebServicesApi:
     def patch(self, name: str, definition: dict[str, Any]) -> ApiRequest:
         """``PATCH`` the definition (long-running)."""
         body = {k: definition[k] for k in ("location", "tags", "properties") if k in definition}
-        return ApiRequest("PATCH", self._url(name), json_body=body, expected=(200, 201, 202), operation=f"update web service {name}")
+        return ApiRequest(
+            "PATCH",
+            self._url(name),
+            json_body=body,
+            expected=(200, 201, 202),
+            operation=f"update web service {name}",
+        )
 
     def list_keys(self, name: str) -> ApiRequest:
         """``GET .../listKeys``."""
@@ -56,7 +62,9 @@ def provisioning_state(definition: Any) -> str | None:
     :param definition: A web service definition.
     """
     if not isinstance(definition, dict):
-        raise AzureMLResponseError(f"ARM answered a web service that is not an object: {str(definition)[:200]!r}.")
+        raise AzureMLResponseError(
+            f"ARM answered a web service that is not an object: {str(definition)[:200]!r}."
+        )
     properties = definition.get("properties") or {}
     state = properties.get("provisioningState")
     return str(state) if state else None
@@ -69,7 +77,9 @@ def operation_status(body: Any) -> tuple[str, str | None]:
     :param body: The ``Azure-AsyncOperation`` answer.
     """
     if not isinstance(body, dict):
-        raise AzureMLResponseError(f"ARM answered an operation status that is not an object: {str(body)[:200]!r}.")
+        raise AzureMLResponseError(
+            f"ARM answered an operation status that is not an object: {str(body)[:200]!r}."
+        )
     status = body.get("status") or body.get("provisioningState")
     if not status:
         raise AzureMLResponseError(f"ARM answered an operation status without status: {str(body)[:200]!r}.")

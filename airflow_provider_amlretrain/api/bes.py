@@ -99,22 +99,32 @@ class BesApi:
 
     def submit(self, body: Mapping[str, Any]) -> ApiRequest:
         """Request that creates a job (does not start it)."""
-        return ApiRequest("POST", self._url("/jobs"), json_body=dict(body), expected=(200, 201), operation="submit BES job")
+        return ApiRequest(
+            "POST", self._url("/jobs"), json_body=dict(body), expected=(200, 201), operation="submit BES job"
+        )
 
     def start(self, job_id: str) -> ApiRequest:
         """Request that starts a created job."""
         return ApiRequest(
-            "POST", self._url(f"/jobs/{_job_path(job_id)}/start"), expected=(200, 202, 204), operation=f"start BES job {job_id}"
+            "POST",
+            self._url(f"/jobs/{_job_path(job_id)}/start"),
+            expected=(200, 202, 204),
+            operation=f"start BES job {job_id}",
         )
 
     def get(self, job_id: str) -> ApiRequest:
         """Request that reads a job's status."""
-        return ApiRequest("GET", self._url(f"/jobs/{_job_path(job_id)}"), expected=(200,), operation=f"get BES job {job_id}")
+        return ApiRequest(
+            "GET", self._url(f"/jobs/{_job_path(job_id)}"), expected=(200,), operation=f"get BES job {job_id}"
+        )
 
     def cancel(self, job_id: str) -> ApiRequest:
         """Request that cancels (deletes) a job."""
         return ApiRequest(
-            "DELETE", self._url(f"/jobs/{_job_path(job_id)}"), expected=(200, 202, 204), operation=f"cancel BES job {job_id}"
+            "DELETE",
+            self._url(f"/jobs/{_job_path(job_id)}"),
+            expected=(200, 202, 204),
+            operation=f"cancel BES job {job_id}",
         )
 
     def job_url(self, job_id: str) -> str:
@@ -154,7 +164,9 @@ class BesApi:
             raise AzureMLResponseError(f"BES answered job {job_id} with Results that is not an object.")
         results = {}
         if status.is_success:
-            results = {port: BlobLocation.from_api(port, value) for port, value in raw_results.items() if value}
+            results = {
+                port: BlobLocation.from_api(port, value) for port, value in raw_results.items() if value
+            }
         details = body.get("Details")
         return BatchJobState(
             job_id=job_id,

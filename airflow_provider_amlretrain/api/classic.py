@@ -74,7 +74,9 @@ class ClassicEndpoint:
         :param data: The decoded answer.
         """
         if not isinstance(data, dict) or not data.get("Name"):
-            raise AzureMLResponseError(f"The management API answered an endpoint without a Name: {str(data)[:200]!r}.")
+            raise AzureMLResponseError(
+                f"The management API answered an endpoint without a Name: {str(data)[:200]!r}."
+            )
         resources = []
         raw_resources = data.get("Resources") or []
         if not isinstance(raw_resources, list) or not all(isinstance(item, dict) for item in raw_resources):
@@ -90,7 +92,11 @@ class ClassicEndpoint:
                     relative_location=str(location["RelativeLocation"]),
                     sas_token=location.get("SasBlobToken"),
                 )
-            resources.append(EndpointResource(name=str(item.get("Name")), kind=str(item.get("Kind", "TrainedModel")), location=parsed))
+            resources.append(
+                EndpointResource(
+                    name=str(item.get("Name")), kind=str(item.get("Kind", "TrainedModel")), location=parsed
+                )
+            )
         return cls(
             name=str(data["Name"]),
             web_service_id=str(data.get("WebServiceId", "")),
@@ -149,7 +155,9 @@ class ClassicManagementApi:
 
     def list_web_services(self) -> ApiRequest:
         """``GET /workspaces/{ws}/webservices``."""
-        return ApiRequest("GET", f"{self.base}/webservices", expected=(200, 204), operation="list web services")
+        return ApiRequest(
+            "GET", f"{self.base}/webservices", expected=(200, 204), operation="list web services"
+        )
 
     def get_web_service(self, web_service_id: str) -> ApiRequest:
         """``GET .../webservices/{id}``."""
@@ -158,7 +166,10 @@ class ClassicManagementApi:
     def list_endpoints(self, web_service_id: str) -> ApiRequest:
         """``GET .../endpoints``."""
         return ApiRequest(
-            "GET", f"{self._service(web_service_id)}/endpoints", expected=(200, 204), operation=f"list endpoints of {web_service_id}"
+            "GET",
+            f"{self._service(web_service_id)}/endpoints",
+            expected=(200, 204),
+            operation=f"list endpoints of {web_service_id}",
         )
 
     def get_endpoint(self, web_service_id: str, name: str) -> ApiRequest:
@@ -166,19 +177,37 @@ class ClassicManagementApi:
         return ApiRequest("GET", self._endpoint(web_service_id, name), operation=f"get endpoint {name}")
 
     def create_endpoint(
-        self, web_service_id: str, name: str, *, description: str, throttle_level: str, max_concurrent_calls: int
+        self,
+        web_service_id: str,
+        name: str,
+        *,
+        description: str,
+        throttle_level: str,
+        max_concurrent_calls: int,
     ) -> ApiRequest:
         """``PUT .../endpoints/{name}``."""
         if throttle_level not in THROTTLE_LEVELS:
-            raise AzureMLConfigError(f"throttle_level must be one of {THROTTLE_LEVELS}, not {throttle_level!r}.")
+            raise AzureMLConfigError(
+                f"throttle_level must be one of {THROTTLE_LEVELS}, not {throttle_level!r}."
+            )
         if not 1 <= int(max_concurrent_calls) <= 200:
             raise AzureMLConfigError(f"max_concurrent_calls must be 1..200, not {max_concurrent_calls}.")
-        body = {"Description": description, "ThrottleLevel": throttle_level, "MaxConcurrentCalls": int(max_concurrent_calls)}
+        body = {
+            "Description": description,
+            "ThrottleLevel": throttle_level,
+            "MaxConcurrentCalls": int(max_concurrent_calls),
+        }
         return ApiRequest(
-            "PUT", self._endpoint(web_service_id, name), json_body=body, expected=(200, 201, 202, 204), operation=f"create endpoint {name}"
+            "PUT",
+            self._endpoint(web_service_id, name),
+            json_body=body,
+            expected=(200, 201, 202, 204),
+            operation=f"create endpoint {name}",
         )
 
-    def patch_trained_model(self, web_service_id: str, name: str, resource_name: str, location: BlobLocation) -> ApiRequest:
+    def patch_trained_model(
+        self, web_service_id: str, name: str, resource_name: str, location: BlobLocation
+    ) -> ApiRequest:
         """``PATCH .../endpoints/{name}`` with a new location for one trained-model resource."""
         if not location.relative_location.endswith(".ilearner"):
             raise AzureMLConfigError(f"The model {location.uri} is not an .ilearner blob.")
@@ -195,9 +224,18 @@ class ClassicManagementApi:
             ]
         }
         return ApiRequest(
-            "PATCH", self._endpoint(web_service_id, name), json_body=body, expected=(200, 202, 204), operation=f"update the model of endpoint {name}"
+            "PATCH",
+            self._endpoint(web_service_id, name),
+            json_body=body,
+            expected=(200, 202, 204),
+            operation=f"update the model of endpoint {name}",
         )
 
     def delete_endpoint(self, web_service_id: str, name: str) -> ApiRequest:
         """``DELETE .../endpoints/{name}``."""
-        return ApiRequest("DELETE", self._endpoint(web_service_id, name), expected=(200, 202, 204), operation=f"delete endpoint {name}")
+        return ApiRequest(
+            "DELETE",
+            self._endpoint(web_service_id, name),
+            expected=(200, 202, 204),
+            operation=f"delete endpoint {name}",
+        )

@@ -57,9 +57,18 @@ class BatchJobEvent:
         try:
             outcome = BatchJobOutcome(payload.get("outcome"))
         except ValueError as err:
-            raise AzureMLError(f"Trigger event for job {payload['job_id']} has unknown outcome {payload.get('outcome')!r}.") from err
+            raise AzureMLError(
+                f"Trigger event for job {payload['job_id']} has unknown outcome {payload.get('outcome')!r}."
+            ) from err
         status = BatchJobStatus.parse(payload["status"]) if payload.get("status") is not None else None
         if outcome is BatchJobOutcome.ENDED and (status is None or not status.is_terminal):
-            raise AzureMLError(f"Trigger event for job {payload['job_id']} says 'ended' with status {status}.")
+            raise AzureMLError(
+                f"Trigger event for job {payload['job_id']} says 'ended' with status {status}."
+            )
         message = payload.get("message")
-        return cls(job_id=payload["job_id"], outcome=outcome, status=status, message=str(message) if message else None)
+        return cls(
+            job_id=payload["job_id"],
+            outcome=outcome,
+            status=status,
+            message=str(message) if message else None,
+        )

@@ -90,7 +90,9 @@ class BlobLocation:
         if not isinstance(base, str) or not base:
             raise AzureMLResponseError(f"BES result {port!r} has no BaseLocation.")
         sas = data.get("SasBlobToken")
-        return cls(base_location=base, relative_location=relative, sas_token=sas if isinstance(sas, str) else None)
+        return cls(
+            base_location=base, relative_location=relative, sas_token=sas if isinstance(sas, str) else None
+        )
 
     @property
     def uri(self) -> str:

@@ -34,7 +34,9 @@ class ScoringTable:
         """
         lowered = [c.lower() for c in self.columns]
         if name.lower() not in lowered:
-            raise AzureMLResponseError(f"The scoring answer has no column {name!r}; its columns are {self.columns}.")
+            raise AzureMLResponseError(
+                f"The scoring answer has no column {name!r}; its columns are {self.columns}."
+            )
         index = lowered.index(name.lower())
         return [row[index] for row in self.values]
 
@@ -57,7 +59,9 @@ def execute_request(
     :param global_parameters: Web service parameters.
     """
     body = {
-        "Inputs": {input_name: {"ColumnNames": list(columns), "Values": [[str(v) for v in row] for row in rows]}},
+        "Inputs": {
+            input_name: {"ColumnNames": list(columns), "Values": [[str(v) for v in row] for row in rows]}
+        },
         "GlobalParameters": dict(global_parameters or {}),
     }
     url = f"{api_location.rstrip('/')}/execute?api-version={RRS_API_VERSION}&details=true"

@@ -183,7 +183,10 @@ def identity_env(stack: Mapping[str, Any]) -> dict[str, str]:
     emulator = stack.get("emulator") or {}
     if not emulator.get("msi_endpoint") or not emulator.get("identity_header"):
         return {}
-    return {"IDENTITY_ENDPOINT": str(emulator["msi_endpoint"]), "IDENTITY_HEADER": str(emulator["identity_header"])}
+    return {
+        "IDENTITY_ENDPOINT": str(emulator["msi_endpoint"]),
+        "IDENTITY_HEADER": str(emulator["identity_header"]),
+    }
 
 
 def airflow_connections(stack: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -256,7 +259,9 @@ def airflow_variables(stack: Mapping[str, Any]) -> dict[str, str]:
     arm: dict[str, Any] = arm_section if isinstance(arm_section, dict) else {}
     for web_service in arm.get("web_services") or []:
         if web_service.get("task") and web_service.get("name"):
-            variables[f"amlretrain_{_slug(str(web_service['task']))}_arm_web_service"] = str(web_service["name"])
+            variables[f"amlretrain_{_slug(str(web_service['task']))}_arm_web_service"] = str(
+                web_service["name"]
+            )
     return variables
 
 

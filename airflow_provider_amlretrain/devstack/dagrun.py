@@ -106,7 +106,10 @@ def run_dag(
             outcome.task_states[name] = str(ti.state) if ti.state else None
             outcome.try_numbers[name] = ti.try_number
         # get_many is typed as selecting 1-tuples; scalars() yields the XComModel rows themselves.
-        rows = cast("list[XComModel]", session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=dag.dag_id)).all())
+        rows = cast(
+            "list[XComModel]",
+            session.scalars(XComModel.get_many(run_id=run.run_id, dag_ids=dag.dag_id)).all(),
+        )
         for row in rows:
             name = row.task_id if row.map_index < 0 else f"{row.task_id}[{row.map_index}]"
             outcome.xcoms[(name, row.key)] = XComModel.deserialize_value(row)

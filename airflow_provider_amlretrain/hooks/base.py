@@ -44,7 +44,11 @@ def bearer_headers(token: str) -> dict[str, str]:
 
     :param token: An API key, workspace token or Azure AD access token.
     """
-    return {"Authorization": f"Bearer {token}", "Content-Type": "application/json", "Accept": "application/json"}
+    return {
+        "Authorization": f"Bearer {token}",
+        "Content-Type": "application/json",
+        "Accept": "application/json",
+    }
 
 
 def http_tuning(conn_id: str, extras: dict[str, Any]) -> tuple[float, RetryPolicy]:
@@ -99,7 +103,9 @@ def status_retry_delay(policy: RetryPolicy, attempt: int, response: ApiResponse)
     return policy.delay(attempt, response.headers.get("retry-after"))
 
 
-def transport_error(request: ApiRequest, attempts: int, err: BaseException, secrets: tuple[str, ...]) -> AzureMLTransportError:
+def transport_error(
+    request: ApiRequest, attempts: int, err: BaseException, secrets: tuple[str, ...]
+) -> AzureMLTransportError:
     """
     The error raised when the service could not be reached after every retry.
 
@@ -169,13 +175,21 @@ class AzureMLHttpHook(BaseHook):
             attempt += 1
             try:
                 response = self._send(request, settings)
-            except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as err:
+            except (
+                requests.ConnectionError,
+                requests.Timeout,
+                requests.exceptions.ChunkedEncodingError,
+            ) as err:
                 delay = transport_retry_delay(policy, attempt)
                 if delay is None:
                     raise transport_error(request, attempt, err, settings.secrets) from None
                 self.log.warning(
                     "Could not %s (%s); retrying in %.1f s (attempt %d of %d).",
-                    request.operation, type(err).__name__, delay, attempt + 1, policy.max_attempts,
+                    request.operation,
+                    type(err).__name__,
+                    delay,
+                    attempt + 1,
+                    policy.max_attempts,
                 )
                 self._sleep(delay)
                 continue
@@ -186,7 +200,11 @@ class AzureMLHttpHook(BaseHook):
                 raise error_for(request, response, *settings.secrets)
             self.log.warning(
                 "Azure ML answered %d to %s; retrying in %.1f s (attempt %d of %d).",
-                response.status_code, request.operation, delay, attempt + 1, policy.max_attempts,
+                response.status_code,
+                request.operation,
+                delay,
+                attempt + 1,
+                policy.max_attempts,
             )
             self._sleep(delay)
 
@@ -207,7 +225,9 @@ class AzureMLHttpHook(BaseHook):
         :param key: The key (secret).
         """
         base = self.http_settings()
-        return HttpSettings(bearer_headers(key), base.request_timeout, base.retry_policy, (key, *base.secrets))
+        return HttpSettings(
+            bearer_headers(key), base.request_timeout, base.retry_policy, (key, *base.secrets)
+        )
 
 
 class AzureMLAsyncHttpMixin:
@@ -258,7 +278,11 @@ class AzureMLAsyncHttpMixin:
                     raise transport_error(request, attempt, err, settings.secrets) from None
                 self.log.warning(
                     "Could not %s (%s); retrying in %.1f s (attempt %d of %d).",
-                    request.operation, type(err).__name__, delay, attempt + 1, policy.max_attempts,
+                    request.operation,
+                    type(err).__name__,
+                    delay,
+                    attempt + 1,
+                    policy.max_attempts,
                 )
                 await self._asleep(delay)
                 continue
@@ -269,6 +293,10 @@ class AzureMLAsyncHttpMixin:
                 raise error_for(request, response, *settings.secrets)
             self.log.warning(
                 "Azure ML answered %d to %s; retrying in %.1f s (attempt %d of %d).",
-                response.status_code, request.operation, delay, attempt + 1, policy.max_attempts,
+                response.status_code,
+                request.operation,
+                delay,
+                attempt + 1,
+                policy.max_attempts,
             )
             await self._asleep(delay)

@@ -53,7 +53,9 @@ class AzureMLClassicManagementHook(AzureMLHttpHook):
         conn_id = self.azureml_management_conn_id
         workspace_id = extras.get("workspace_id")
         if not workspace_id:
-            raise AzureMLConfigError(f"Connection {conn_id!r} has no 'workspace_id' extra: add the workspace id.")
+            raise AzureMLConfigError(
+                f"Connection {conn_id!r} has no 'workspace_id' extra: add the workspace id."
+            )
         if not conn.password:
             raise AzureMLConfigError(f"Connection {conn_id!r} has no workspace token in its password field.")
         host = conn.host or DEFAULT_MANAGEMENT_URL
@@ -111,7 +113,11 @@ class AzureMLClassicManagementHook(AzureMLHttpHook):
         try:
             return self.get_endpoint(web_service_id, name)
         except AzureMLNotFoundError as err:
-            if err.error_code and "service" in err.error_code.lower() and "endpoint" not in err.error_code.lower():
+            if (
+                err.error_code
+                and "service" in err.error_code.lower()
+                and "endpoint" not in err.error_code.lower()
+            ):
                 raise
             return None
 
@@ -135,13 +141,18 @@ class AzureMLClassicManagementHook(AzureMLHttpHook):
         """
         self.call_raw(
             self.api.create_endpoint(
-                web_service_id, name, description=description, throttle_level=throttle_level,
+                web_service_id,
+                name,
+                description=description,
+                throttle_level=throttle_level,
                 max_concurrent_calls=max_concurrent_calls,
             )
         )
         return self.get_endpoint(web_service_id, name)
 
-    def patch_trained_model(self, web_service_id: str, name: str, resource_name: str, location: BlobLocation) -> None:
+    def patch_trained_model(
+        self, web_service_id: str, name: str, resource_name: str, location: BlobLocation
+    ) -> None:
         """
         Point an endpoint's trained-model resource at a new ``.ilearner``.
 
@@ -178,6 +189,8 @@ class AzureMLClassicManagementHook(AzureMLHttpHook):
         :param rows: Rows.
         """
         if not endpoint.primary_key:
-            raise AzureMLConfigError(f"The management API did not return a key for endpoint {endpoint.name!r}.")
+            raise AzureMLConfigError(
+                f"The management API did not return a key for endpoint {endpoint.name!r}."
+            )
         request = execute_request(endpoint.api_location, input_name=input_name, columns=columns, rows=rows)
         return parse_execute_answer(self.call(request, self.with_key(endpoint.primary_key)))

@@ -96,7 +96,9 @@ class AzureMLStudioHook(AzureMLHttpHook):
     conn_type = "azureml_studio"
     hook_name = "Azure ML Studio (classic) web service"
 
-    def __init__(self, azureml_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None) -> None:
+    def __init__(
+        self, azureml_conn_id: str = default_conn_name, retry_policy: RetryPolicy | None = None
+    ) -> None:
         super().__init__()
         self.azureml_conn_id = azureml_conn_id
         self._retry_policy_override = retry_policy
@@ -181,7 +183,9 @@ class AzureMLStudioHook(AzureMLHttpHook):
             state = self.get_job(job_id)
             if rules.decide(state.status) is not PollDecision.WAIT:
                 return state
-            self.log.info("BES job %s is %s; next check in %.0f s.", job_id, state.status.value, rules.poll_interval)
+            self.log.info(
+                "BES job %s is %s; next check in %.0f s.", job_id, state.status.value, rules.poll_interval
+            )
             self._sleep(rules.sleep_seconds())
 
     def job_url(self, job_id: str) -> str:
@@ -214,7 +218,11 @@ class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
     :param retry_policy: Overrides the retry policy the connection defines.
     """
 
-    def __init__(self, azureml_conn_id: str = AzureMLStudioHook.default_conn_name, retry_policy: RetryPolicy | None = None):
+    def __init__(
+        self,
+        azureml_conn_id: str = AzureMLStudioHook.default_conn_name,
+        retry_policy: RetryPolicy | None = None,
+    ):
         super().__init__(azureml_conn_id=azureml_conn_id, retry_policy=retry_policy)
         self._async_settings: StudioConnectionSettings | None = None
 

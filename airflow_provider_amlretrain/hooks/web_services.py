@@ -77,7 +77,8 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             "client_secret": conn.password,
             "tenant_id": extras.get("tenant_id"),
             "managed_identity_client_id": extras.get("managed_identity_client_id"),
-            "use_managed_identity": str(extras.get("use_managed_identity", "")).lower() in ("true", "1", "yes"),
+            "use_managed_identity": str(extras.get("use_managed_identity", "")).lower()
+            in ("true", "1", "yes"),
         }
 
     @cached_property
@@ -117,7 +118,9 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         """
         return dict(self.call(self.api.get(name)))
 
-    def update_web_service(self, name: str, definition: dict[str, Any], *, timeout: float = 600.0, poll_interval: float = 2.0) -> dict[str, Any]:
+    def update_web_service(
+        self, name: str, definition: dict[str, Any], *, timeout: float = 600.0, poll_interval: float = 2.0
+    ) -> dict[str, Any]:
         """
         PATCH a definition and wait until provisioning ends.
 
@@ -144,7 +147,9 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
                     f"Updating web service {name!r} ended {status}: {details}. The service keeps its previous definition."
                 )
             if time.monotonic() >= deadline:
-                raise AzureMLApiError(f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {status}).")
+                raise AzureMLApiError(
+                    f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {status})."
+                )
             self._sleep(poll_interval)
 
     def list_keys(self, name: str) -> dict[str, str]:
@@ -184,7 +189,9 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             )
         return f"{config['execution_url'].rstrip('/')}/subscriptions/{quote(config['subscription_id'], safe='')}/services/{quote(name, safe='')}"
 
-    def score(self, name: str, *, input_name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> ScoringTable:
+    def score(
+        self, name: str, *, input_name: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]
+    ) -> ScoringTable:
         """
         Score rows through the web service's RRS with its primary key.
 
@@ -196,5 +203,7 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         key = self.list_keys(name).get("primary")
         if not key:
             raise AzureMLConfigError(f"Web service {name!r} returned no primary key from listKeys.")
-        request = execute_request(self.execution_location(name), input_name=input_name, columns=columns, rows=rows)
+        request = execute_request(
+            self.execution_location(name), input_name=input_name, columns=columns, rows=rows
+        )
         return parse_execute_answer(self.call(request, self.with_key(key)))

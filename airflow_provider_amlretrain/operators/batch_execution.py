@@ -232,7 +232,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         return (self._started_at(context, job_id) or time.time()) + float(self.job_timeout)
 
     def _cancel_for_timeout(self, job_id: str, state: BatchJobState) -> None:
-        self.log.error("BES job %s is still %s after %s s: cancelling it.", job_id, state.status.value, self.job_timeout)
+        self.log.error(
+            "BES job %s is still %s after %s s: cancelling it.", job_id, state.status.value, self.job_timeout
+        )
         self.hook.cancel_job(job_id)
         raise BatchJobTimeoutError(
             f"BES job {job_id} did not end within job_timeout={self.job_timeout} s and was cancelled. "

@@ -38,7 +38,9 @@ def output_location(training_result: Any, port: str, what: str) -> str:
         )
     outputs = training_result["outputs"]
     if port not in outputs:
-        raise AzureMLConfigError(f"The training job has no output {port!r} ({what}); its outputs are {sorted(outputs)}.")
+        raise AzureMLConfigError(
+            f"The training job has no output {port!r} ({what}); its outputs are {sorted(outputs)}."
+        )
     return str(outputs[port]["relative_location"])
 
 
@@ -108,16 +110,25 @@ class AzureMLEvaluationGateOperator(BaseOperator):
         challenger = parse_evaluation_csv(text, row=self.evaluation_row, source=location)
         baseline = None
         if self.deployment_target:
-            record = DeploymentRecordStore(self.wasb_conn_id, self.record_container).read(self.deployment_target).record
+            record = (
+                DeploymentRecordStore(self.wasb_conn_id, self.record_container)
+                .read(self.deployment_target)
+                .record
+            )
             baseline = record.baseline_metrics
             self.log.info(
-                "Baseline for %s: %s", self.deployment_target,
+                "Baseline for %s: %s",
+                self.deployment_target,
                 f"model {record.current['model_uri']}" if record.current else "nothing deployed yet",
             )
         decision = decide(self.rules, challenger, baseline)
         for verdict in decision.verdicts:
             self.log.info("%s %s", "PASS" if verdict.passed else "FAIL", verdict.reason)
-        summary = {**decision.to_summary(), "evaluation": location, "deployment_target": self.deployment_target}
+        summary = {
+            **decision.to_summary(),
+            "evaluation": location,
+            "deployment_target": self.deployment_target,
+        }
         context["ti"].xcom_push(key="gate_decision", value=summary)
         if decision.promote:
             self.log.info("The retrained model meets every rule: promote it.")

@@ -87,7 +87,13 @@ class BaseModelPromotionOperator(BaseOperator):
     :param force: Deploy even over a model trained on newer data.
     """
 
-    template_fields: Sequence[str] = ("deployment_target", "training_result", "gate_result", "smoke_test_sample", "force")
+    template_fields: Sequence[str] = (
+        "deployment_target",
+        "training_result",
+        "gate_result",
+        "smoke_test_sample",
+        "force",
+    )
     template_fields_renderers = {"training_result": "json", "gate_result": "json"}
     ui_color = "#d5f5e3"
 
@@ -144,7 +150,9 @@ class BaseModelPromotionOperator(BaseOperator):
         job_id = str(self.training_result.get("job_id") or "")
         state = AzureMLStudioHook(azureml_conn_id=self.training_conn_id).get_job(job_id)
         if not state.status.is_success:
-            raise AzureMLConfigError(f"BES job {job_id} is {state.status.value}, not Finished: there is no model to promote.")
+            raise AzureMLConfigError(
+                f"BES job {job_id} is {state.status.value}, not Finished: there is no model to promote."
+            )
         location = state.results.get(self.model_port)
         if location is None or location.relative_location != relative:
             raise AzureMLConfigError(
@@ -185,20 +193,30 @@ class BaseModelPromotionOperator(BaseOperator):
             raise AirflowSkipException(guard.reason)
         if outcome is ClaimOutcome.ALREADY_DEPLOYED:
             self.log.info("%s Nothing to do.", guard.reason)
-            return {"deployment_target": self.deployment_target, "model_uri": model.uri, "outcome": outcome.value}
+            return {
+                "deployment_target": self.deployment_target,
+                "model_uri": model.uri,
+                "outcome": outcome.value,
+            }
         self.log.info("Claimed %s for model %s (BES job %s).", self.deployment_target, model.uri, job_id)
         try:
             deployment = self.deploy(model)
         except UnconfirmedDeploymentError as err:
-            self._roll_back(guard, err.deployment, f"the update was not confirmed: {redact(str(err))}", AzureMLError)
+            self._roll_back(
+                guard, err.deployment, f"the update was not confirmed: {redact(str(err))}", AzureMLError
+            )
         except Exception as err:
             guard.abandon("failed", redact(str(err)))
             raise
-        self.log.info("%s now serves %s (was %s).", self.deployment_target, model.uri, deployment.previous_model_uri)
+        self.log.info(
+            "%s now serves %s (was %s).", self.deployment_target, model.uri, deployment.previous_model_uri
+        )
         try:
             smoke = self._smoke_test(sample)
         except Exception as err:  # any failure (a missing sample blob too) means the new model is unverified
-            self._roll_back(guard, deployment, f"the new model failed its smoke test: {redact(str(err))}", SmokeTestError)
+            self._roll_back(
+                guard, deployment, f"the new model failed its smoke test: {redact(str(err))}", SmokeTestError
+            )
         entry = guard.commit(
             **deployment.details,
             previous_model_uri=deployment.previous_model_uri,
@@ -239,12 +257,17 @@ class BaseModelPromotionOperator(BaseOperator):
             self.log.info("No smoke_test_sample given: the promoted model will not be smoke-tested.")
             return None
         return load_sample(
-            self.wasb_conn_id, self.smoke_test_sample, max_rows=self.smoke_test_rows, drop_columns=self.smoke_test_drop_columns
+            self.wasb_conn_id,
+            self.smoke_test_sample,
+            max_rows=self.smoke_test_rows,
+            drop_columns=self.smoke_test_drop_columns,
         )
 
     def _smoke_test(self, sample: SmokeSample | None) -> SmokeTestResult | None:
         if sample is None:
             return None
         result = check_scoring(sample, self.score(sample))
-        self.log.info("Smoke test passed: %d rows scored, predictions %s.", len(sample.rows), result.predictions)
+        self.log.info(
+            "Smoke test passed: %d rows scored, predictions %s.", len(sample.rows), result.predictions
+        )
         return result

@@ -132,7 +132,11 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         deployment = Deployment(
             previous_model_uri=previous.uri if previous else None,
             undo=(resource.name, previous),
-            details={"web_service_id": self.web_service_id, "endpoint": self.endpoint_name, "resource_name": resource.name},
+            details={
+                "web_service_id": self.web_service_id,
+                "endpoint": self.endpoint_name,
+                "resource_name": resource.name,
+            },
         )
         self.hook.patch_trained_model(self.web_service_id, self.endpoint_name, resource.name, model)
         try:
@@ -146,16 +150,22 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         try:
             seconds = float(self.wait_after_update)
         except (TypeError, ValueError):
-            raise AzureMLConfigError(f"wait_after_update must be a number of seconds, not {self.wait_after_update!r}.") from None
+            raise AzureMLConfigError(
+                f"wait_after_update must be a number of seconds, not {self.wait_after_update!r}."
+            ) from None
         if seconds > 0:
-            self.log.info("Waiting %.0f s for endpoint %s to serve the new model.", seconds, self.endpoint_name)
+            self.log.info(
+                "Waiting %.0f s for endpoint %s to serve the new model.", seconds, self.endpoint_name
+            )
             time.sleep(seconds)
 
     def rollback(self, deployment: Deployment) -> None:
         """PATCH the previous location back (with the SAS the endpoint reported)."""
         resource_name, previous = deployment.undo
         if previous is None:
-            raise AzureMLConfigError(f"Endpoint {self.endpoint_name!r} reported no previous model location to restore.")
+            raise AzureMLConfigError(
+                f"Endpoint {self.endpoint_name!r} reported no previous model location to restore."
+            )
         self._patch_and_confirm(resource_name, previous)
         self._wait_until_served()
         self.log.info("Endpoint %s is back on %s.", self.endpoint_name, previous.uri)
@@ -163,4 +173,6 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
     def score(self, sample: SmokeSample) -> ScoringTable:
         """Score through the endpoint's RRS with its own key."""
         endpoint = self.hook.get_endpoint(self.web_service_id, self.endpoint_name)
-        return self.hook.score(endpoint, input_name=self.smoke_test_input_name, columns=sample.columns, rows=sample.rows)
+        return self.hook.score(
+            endpoint, input_name=self.smoke_test_input_name, columns=sample.columns, rows=sample.rows
+        )

@@ -44,7 +44,12 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
     :param poll_interval: Seconds between provisioning polls.
     """
 
-    template_fields = (*BaseModelPromotionOperator.template_fields, "web_service_name", "asset_key", "asset_name")
+    template_fields = (
+        *BaseModelPromotionOperator.template_fields,
+        "web_service_name",
+        "asset_key",
+        "asset_name",
+    )
 
     def __init__(
         self,
@@ -92,12 +97,18 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         deployment = Deployment(
             previous_model_uri=asset.uri,
             undo=patch,
-            details={"web_service": self.web_service_name, "asset_key": asset.key, "asset_name": asset.name, "json_patch": patch},
+            details={
+                "web_service": self.web_service_name,
+                "asset_key": asset.key,
+                "asset_name": asset.name,
+                "json_patch": patch,
+            },
         )
         serving = self._apply(patch, asset.key, "promote")
         if serving != model.uri:
             raise UnconfirmedDeploymentError(
-                f"Web service {self.web_service_name!r} provisioned but serves {serving}, not {model.uri}", deployment
+                f"Web service {self.web_service_name!r} provisioned but serves {serving}, not {model.uri}",
+                deployment,
             )
         return deployment
 
@@ -106,8 +117,15 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         inverse = inverse_model_patch(deployment.undo)
         serving = self._apply(inverse, deployment.details["asset_key"], "rollback")
         if serving != inverse[-1]["value"]:
-            raise AzureMLApiError(f"Web service {self.web_service_name!r} serves {serving} after the rollback.")
+            raise AzureMLApiError(
+                f"Web service {self.web_service_name!r} serves {serving} after the rollback."
+            )
 
     def score(self, sample: SmokeSample) -> ScoringTable:
         """Score through the web service's RRS with its primary key."""
-        return self.hook.score(self.web_service_name, input_name=self.smoke_test_input_name, columns=sample.columns, rows=sample.rows)
+        return self.hook.score(
+            self.web_service_name,
+            input_name=self.smoke_test_input_name,
+            columns=sample.columns,
+            rows=sample.rows,
+        )

@@ -96,7 +96,9 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
         """
         job_event = BatchJobEvent.from_payload(event)
         if job_event.outcome is BatchJobOutcome.TIMED_OUT:
-            raise AzureMLError(f"BES job {self.job_id} did not end within the sensor's timeout ({self.timeout} s).")
+            raise AzureMLError(
+                f"BES job {self.job_id} did not end within the sensor's timeout ({self.timeout} s)."
+            )
         if job_event.outcome is BatchJobOutcome.ERROR:
             raise AzureMLError(f"Waiting for BES job {self.job_id} failed: {job_event.message}")
         assert job_event.status is not None

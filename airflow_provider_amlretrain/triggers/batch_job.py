@@ -72,7 +72,10 @@ class AzureMLBatchJobTrigger(BaseTrigger):
                     break
                 if decision is PollDecision.TIMED_OUT:
                     event = BatchJobEvent(
-                        self.job_id, BatchJobOutcome.TIMED_OUT, state.status, "The job did not end before its deadline."
+                        self.job_id,
+                        BatchJobOutcome.TIMED_OUT,
+                        state.status,
+                        "The job did not end before its deadline.",
                     )
                     break
                 self.log.info("BES job %s is %s.", self.job_id, state.status.value)

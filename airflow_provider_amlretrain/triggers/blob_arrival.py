@@ -84,7 +84,11 @@ class WasbBlobArrivalTrigger(BaseEventTrigger):
         return f"{self.marker_root}/{hashlib.sha256(blob_name.encode()).hexdigest()}"
 
     def _watched(self, name: str) -> bool:
-        return name.startswith(self.prefix) and name.endswith(self.suffix) and not name.startswith(self.marker_prefix + "/")
+        return (
+            name.startswith(self.prefix)
+            and name.endswith(self.suffix)
+            and not name.startswith(self.marker_prefix + "/")
+        )
 
     async def _claim(self, container: ContainerClient, blob_name: str) -> bool:
         """Create the blob's marker; ``False`` if it existed (already reported, or by another triggerer)."""
@@ -110,7 +114,13 @@ class WasbBlobArrivalTrigger(BaseEventTrigger):
             if self._watched(blob.name) and await self._claim(container, blob.name):
                 count += 1
         await container.upload_blob(f"{self.marker_root}/{BASELINE}", b"", overwrite=True)
-        self.log.info("First scan of %s/%s*%s: %d existing blob(s) marked as seen.", self.container, self.prefix, self.suffix, count)
+        self.log.info(
+            "First scan of %s/%s*%s: %d existing blob(s) marked as seen.",
+            self.container,
+            self.prefix,
+            self.suffix,
+            count,
+        )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """List the prefix every ``poll_interval`` seconds; yield one event for the first new blob."""
@@ -129,7 +139,9 @@ class WasbBlobArrivalTrigger(BaseEventTrigger):
                             {
                                 "container": self.container,
                                 "blob": blob.name,
-                                "last_modified": blob.last_modified.isoformat() if blob.last_modified else None,
+                                "last_modified": blob.last_modified.isoformat()
+                                if blob.last_modified
+                                else None,
                                 "size": blob.size,
                             }
                         )

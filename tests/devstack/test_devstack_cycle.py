@@ -199,7 +199,11 @@ def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -
         assert "already running" in again.stdout
 
         env = _exports(cli("env", "--dir", str(stack_dir)).stdout)
-        studio = {k: v for k, v in env.items() if k.startswith("AIRFLOW_CONN_") and v["conn_type"] == "azureml_studio"}
+        studio = {
+            k: v
+            for k, v in env.items()
+            if k.startswith("AIRFLOW_CONN_") and v["conn_type"] == "azureml_studio"
+        }
         assert studio, f"no azureml_studio connection built from seed: {stack['seed']}"
         for conn in studio.values():
             assert conn["host"].startswith(emulator["url"] + "/")

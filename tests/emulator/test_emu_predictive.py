@@ -412,11 +412,22 @@ def test_free_workspace_endpoint_limit(make_emulator: Any) -> None:
     )
     assert refused.status_code == 400, refused.text
     error = refused.json()["error"]
-    assert error["code"] == "EndpointLimitExceeded" and "(3, the default endpoint included)" in error["message"]
+    assert (
+        error["code"] == "EndpointLimitExceeded" and "(3, the default endpoint included)" in error["message"]
+    )
     assert refused.headers["x-ms-request-id"]
-    listed = emulator.client.get(_endpoint_path(emulator, service, "")[:-1], headers=_ws_headers(emulator)).json()
+    listed = emulator.client.get(
+        _endpoint_path(emulator, service, "")[:-1], headers=_ws_headers(emulator)
+    ).json()
     assert sorted(e["Name"] for e in listed) == ["default", "second", "third"]
     # Updating an existing endpoint's settings is not a new endpoint; deleting one frees a place.
-    assert _create_endpoint(emulator, service, "third", Description="still fine")["Description"] == "still fine"
-    assert emulator.client.delete(_endpoint_path(emulator, service, "second"), headers=_ws_headers(emulator)).status_code == 204
+    assert (
+        _create_endpoint(emulator, service, "third", Description="still fine")["Description"] == "still fine"
+    )
+    assert (
+        emulator.client.delete(
+            _endpoint_path(emulator, service, "second"), headers=_ws_headers(emulator)
+        ).status_code
+        == 204
+    )
     assert _create_endpoint(emulator, service, "fourth")["Name"] == "fourth"

@@ -55,7 +55,10 @@ def test_example_dag_retrains_and_reports_metrics(run, date: str, stack: Any) ->
     assert "sig=" not in serialized and "AccountKey" not in serialized
     rendered = rendered_fields(outcome.dag_id, outcome.run_id)
     assert "retrain" in rendered and "outputs" in rendered["retrain"]
-    secrets = [stack.info["azurite"]["account_key"], json.loads(os.environ["AIRFLOW_CONN_AZUREML_TRAIN_BINARY"])["password"]]
+    secrets = [
+        stack.info["azurite"]["account_key"],
+        json.loads(os.environ["AIRFLOW_CONN_AZUREML_TRAIN_BINARY"])["password"],
+    ]
     for secret in secrets:
         assert secret not in serialized and secret not in json.dumps(rendered, default=str)
 
@@ -160,7 +163,9 @@ def _submit_and_start(stack: Any, seed_name: str = "kill") -> str:
     hook = AzureMLStudioHook(TRAINING)
     cs = stack.connection_string
     body = build_batch_request(
-        inputs={"input1": BlobReference(f"training-data/binary/dt={seeded_dates(stack.seed)[0]}/train.csv", cs)},
+        inputs={
+            "input1": BlobReference(f"training-data/binary/dt={seeded_dates(stack.seed)[0]}/train.csv", cs)
+        },
         outputs={
             "output1": BlobReference(f"models/tests/{seed_name}/model.ilearner", cs),
             "output2": BlobReference(f"models/tests/{seed_name}/evaluation.csv", cs),
@@ -196,11 +201,17 @@ def test_kill_cancels_the_job_on_the_worker_and_in_the_triggerer(stack: Any, emu
 @pytest.mark.parametrize("deferrable", [False, True], ids=["poke", "deferrable"])
 def test_sensor_waits_for_a_job_started_elsewhere(run, stack: Any, date: str, deferrable: bool) -> None:
     job_id = _submit_and_start(stack, f"sensor-{deferrable}")
-    outcome = run(flow_dag("bes_sensor_deferrable" if deferrable else "bes_sensor_poke"), utc(date), run_conf={"job_id": job_id})
+    outcome = run(
+        flow_dag("bes_sensor_deferrable" if deferrable else "bes_sensor_poke"),
+        utc(date),
+        run_conf={"job_id": job_id},
+    )
     assert outcome.state == "success", dump(outcome.task_states)
 
 
-def test_connection_test_tells_good_key_bad_key_and_wrong_service(stack: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_connection_test_tells_good_key_bad_key_and_wrong_service(
+    stack: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import os
 
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook

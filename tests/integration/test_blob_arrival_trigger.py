@@ -32,14 +32,23 @@ def first_event(trigger: Any, timeout: float) -> dict[str, Any] | None:
 def upload(name: str) -> None:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-    WasbHook(wasb_conn_id="azurite_default").load_string("a,b\n1,2\n", CONTAINER, name, overwrite=True, create_container=True)
+    WasbHook(wasb_conn_id="azurite_default").load_string(
+        "a,b\n1,2\n", CONTAINER, name, overwrite=True, create_container=True
+    )
 
 
 def make_trigger(**kwargs: Any):
     from airflow_provider_amlretrain.triggers.blob_arrival import WasbBlobArrivalTrigger
 
     return WasbBlobArrivalTrigger(
-        **{"wasb_conn_id": "azurite_default", "container": CONTAINER, "prefix": "in/", "suffix": ".csv", "poll_interval": 0.2, **kwargs}
+        **{
+            "wasb_conn_id": "azurite_default",
+            "container": CONTAINER,
+            "prefix": "in/",
+            "suffix": ".csv",
+            "poll_interval": 0.2,
+            **kwargs,
+        }
     )
 
 
@@ -47,7 +56,9 @@ def test_each_new_blob_is_reported_once_across_restarts(stack: Any) -> None:
     upload("in/already-there.csv")
     upload("in/ignored.txt")
 
-    assert first_event(make_trigger(), timeout=1.5) is None, "blobs present at the first scan are not reported"
+    assert first_event(make_trigger(), timeout=1.5) is None, (
+        "blobs present at the first scan are not reported"
+    )
 
     upload("in/landed.csv")
     event = first_event(make_trigger(), timeout=10)  # a new instance: as after a triggerer restart

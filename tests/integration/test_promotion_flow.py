@@ -58,7 +58,9 @@ def probabilities(seed: dict[str, Any], endpoint: str) -> list[str]:
     hook = management()
     sample = load_sample(WASB, training(seed)["sample_blob"], max_rows=5)
     found = hook.get_endpoint(predictive(seed)["web_service_id"], endpoint)
-    return hook.score(found, input_name="input1", columns=sample.columns, rows=sample.rows).column("Scored Probabilities")
+    return hook.score(found, input_name="input1", columns=sample.columns, rows=sample.rows).column(
+        "Scored Probabilities"
+    )
 
 
 def record(target: str):
@@ -68,7 +70,9 @@ def record(target: str):
 
 
 def test_better_model_is_promoted_and_serves(run, seed, dates) -> None:
-    outcome = run(flow_dag("promote_classic"), utc(dates[-1]), run_conf={"target": "t-better", "endpoint": "better"})
+    outcome = run(
+        flow_dag("promote_classic"), utc(dates[-1]), run_conf={"target": "t-better", "endpoint": "better"}
+    )
 
     assert outcome.state == "success", dump(outcome.task_states)
     trained = outcome.xcom("retrain")["outputs"]["output1"]["relative_location"]
@@ -78,12 +82,18 @@ def test_better_model_is_promoted_and_serves(run, seed, dates) -> None:
     assert "sig=" not in repr(result)
     current = record("t-better").record.current
     assert current["model_uri"].endswith(trained) and current["metrics"]["AUC"] > 0.8
-    assert current["data_interval_end"].startswith(dates[-1]) or current["data_interval_start"].startswith(dates[-1])
-    assert probabilities(seed, "better") != probabilities(seed, "default"), "the new model must change predictions"
+    assert current["data_interval_end"].startswith(dates[-1]) or current["data_interval_start"].startswith(
+        dates[-1]
+    )
+    assert probabilities(seed, "better") != probabilities(seed, "default"), (
+        "the new model must change predictions"
+    )
 
 
 def test_worse_model_is_rejected_and_the_endpoint_is_unchanged(run, seed, dates) -> None:
-    first = run(flow_dag("promote_classic"), utc(dates[-3]), run_conf={"target": "t-worse", "endpoint": "worse"})
+    first = run(
+        flow_dag("promote_classic"), utc(dates[-3]), run_conf={"target": "t-worse", "endpoint": "worse"}
+    )
     assert first.state == "success", dump(first.task_states)
     deployed = endpoint_model(seed, "worse")
     # Production is now known to score AUC 0.9999: the next model must not be worse by more than 0.001.
@@ -94,7 +104,11 @@ def test_worse_model_is_rejected_and_the_endpoint_is_unchanged(run, seed, dates)
     DeploymentRecordStore(WASB, "deployments").write(versioned.record, versioned.etag)
     rules = [{"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.001}]
 
-    second = run(flow_dag("promote_classic"), utc(dates[-2]), run_conf={"target": "t-worse", "endpoint": "worse", "rules": rules})
+    second = run(
+        flow_dag("promote_classic"),
+        utc(dates[-2]),
+        run_conf={"target": "t-worse", "endpoint": "worse", "rules": rules},
+    )
 
     assert second.state == "success", "a rejected model must leave the run green"
     assert second.task_states["evaluate"] == "skipped" and second.task_states["promote"] == "skipped"
@@ -124,15 +138,23 @@ def test_web_service_promotion_applies_a_json_patch(run, seed, dates) -> None:
 def test_failing_smoke_test_rolls_back(run, seed, dates) -> None:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-    first = run(flow_dag("promote_classic"), utc(dates[-3]), run_conf={"target": "t-rollback", "endpoint": "rollback"})
+    first = run(
+        flow_dag("promote_classic"), utc(dates[-3]), run_conf={"target": "t-rollback", "endpoint": "rollback"}
+    )
     assert first.state == "success", dump(first.task_states)
     deployed = endpoint_model(seed, "rollback")
-    WasbHook(wasb_conn_id=WASB).load_string("colour,size\nred,3\n", "training-data", "tests/wrong-columns.csv", overwrite=True)
+    WasbHook(wasb_conn_id=WASB).load_string(
+        "colour,size\nred,3\n", "training-data", "tests/wrong-columns.csv", overwrite=True
+    )
 
     second = run(
         flow_dag("promote_classic"),
         utc(dates[-1]),
-        run_conf={"target": "t-rollback", "endpoint": "rollback", "smoke_sample": "training-data/tests/wrong-columns.csv"},
+        run_conf={
+            "target": "t-rollback",
+            "endpoint": "rollback",
+            "smoke_sample": "training-data/tests/wrong-columns.csv",
+        },
     )
 
     assert second.task_states["promote"] == "failed"
@@ -144,31 +166,49 @@ def test_failing_smoke_test_rolls_back(run, seed, dates) -> None:
 
 
 def test_older_data_never_replaces_newer_data_unless_forced(run, seed, dates) -> None:
-    newer = run(flow_dag("promote_classic"), utc(dates[-1]), run_conf={"target": "t-backfill", "endpoint": "backfill"})
+    newer = run(
+        flow_dag("promote_classic"), utc(dates[-1]), run_conf={"target": "t-backfill", "endpoint": "backfill"}
+    )
     assert newer.state == "success", dump(newer.task_states)
     newer_model = endpoint_model(seed, "backfill")
 
-    older = run(flow_dag("promote_classic"), utc(dates[-4]), run_conf={"target": "t-backfill", "endpoint": "backfill"})
+    older = run(
+        flow_dag("promote_classic"), utc(dates[-4]), run_conf={"target": "t-backfill", "endpoint": "backfill"}
+    )
     assert older.state == "success" and older.task_states["promote"] == "skipped", dump(older.task_states)
     assert endpoint_model(seed, "backfill") == newer_model
 
     forced = run(
-        flow_dag("promote_classic"), utc(dates[-4]), run_conf={"target": "t-backfill", "endpoint": "backfill", "force": True}
+        flow_dag("promote_classic"),
+        utc(dates[-4]),
+        run_conf={"target": "t-backfill", "endpoint": "backfill", "force": True},
     )
     assert forced.task_states["promote"] == "success", dump(forced.task_states)
-    assert endpoint_model(seed, "backfill") == forced.xcom("retrain")["outputs"]["output1"]["relative_location"]
+    assert (
+        endpoint_model(seed, "backfill") == forced.xcom("retrain")["outputs"]["output1"]["relative_location"]
+    )
 
 
-def test_patch_throttling_and_unavailability_are_survived_once(run, seed, dates, emulator: EmulatorAdmin) -> None:
+def test_patch_throttling_and_unavailability_are_survived_once(
+    run, seed, dates, emulator: EmulatorAdmin
+) -> None:
     emulator.set_faults(
         {
             "rules": [
                 {"method": "PATCH", "path": "/endpoints/faulty$", "status": 503, "times": 1},
-                {"method": "PATCH", "path": "/endpoints/faulty$", "status": 429, "retry_after": 1, "times": 1},
+                {
+                    "method": "PATCH",
+                    "path": "/endpoints/faulty$",
+                    "status": 429,
+                    "retry_after": 1,
+                    "times": 1,
+                },
             ]
         }
     )
-    outcome = run(flow_dag("promote_classic"), utc(dates[-1]), run_conf={"target": "t-faults", "endpoint": "faulty"})
+    outcome = run(
+        flow_dag("promote_classic"), utc(dates[-1]), run_conf={"target": "t-faults", "endpoint": "faulty"}
+    )
 
     assert outcome.state == "success", dump(outcome.task_states)
     assert outcome.try_numbers["promote"] == 1
@@ -227,8 +267,12 @@ def test_troubleshooting_cases_give_clear_errors(stack, seed, trained) -> None:
     with pytest.raises(AzureMLConfigError, match="default endpoint .* non-default endpoint_name"):
         _promotion_operator(seed, endpoint_name="default").deploy(model)
     with pytest.raises(AzureMLConfigError, match="training web service.*predictive"):
-        _promotion_operator(seed, web_service_id=training(seed)["web_service_id"], endpoint_name="on-training").deploy(model)
-    assert management().find_endpoint(training(seed)["web_service_id"], "on-training") is None, "nothing created"
+        _promotion_operator(
+            seed, web_service_id=training(seed)["web_service_id"], endpoint_name="on-training"
+        ).deploy(model)
+    assert management().find_endpoint(training(seed)["web_service_id"], "on-training") is None, (
+        "nothing created"
+    )
     with pytest.raises(AzureMLConfigError, match="no resource named 'Nope'.*Breast Cancer Model"):
         _promotion_operator(seed, resource_name="Nope", endpoint_name="wrong-name").deploy(model)
 
@@ -245,8 +289,12 @@ def test_expired_sas_is_refused_with_a_clear_message(stack, seed, trained) -> No
     relative = trained["outputs"]["output1"]["relative_location"]
     container, blob = relative.split("/", 1)
     sas = generate_blob_sas(
-        info["account_name"], container, blob, account_key=info["account_key"],
-        permission=BlobSasPermissions(read=True), expiry=datetime.now(UTC) - timedelta(hours=1),
+        info["account_name"],
+        container,
+        blob,
+        account_key=info["account_key"],
+        permission=BlobSasPermissions(read=True),
+        expiry=datetime.now(UTC) - timedelta(hours=1),
     )
     expired = BlobLocation(trained["outputs"]["output1"]["base_location"], relative, "?" + sas)
     hook = management()
@@ -273,8 +321,14 @@ def test_wrong_host_is_reported_as_unreachable(monkeypatch, stack) -> None:
         closed_port = probe.getsockname()[1]
     monkeypatch.setenv(
         "AIRFLOW_CONN_AZUREML_MANAGEMENT_WRONG_REGION",
-        json.dumps({"conn_type": "azureml_classic_management", "host": f"http://127.0.0.1:{closed_port}",
-                    "password": "token", "extra": {"workspace_id": "ws", "max_retries": 0}}),
+        json.dumps(
+            {
+                "conn_type": "azureml_classic_management",
+                "host": f"http://127.0.0.1:{closed_port}",
+                "password": "token",
+                "extra": {"workspace_id": "ws", "max_retries": 0},
+            }
+        ),
     )
     with pytest.raises(AzureMLTransportError, match="region"):
         AzureMLClassicManagementHook("azureml_management_wrong_region").get_web_service("x")
@@ -296,7 +350,9 @@ def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkey
     outcomes: dict[str, Any] = {}
 
     def promote(run_id: str) -> None:
-        operator = _promotion_operator(seed, training_result=trained, deployment_target="t-race", endpoint_name="race")
+        operator = _promotion_operator(
+            seed, training_result=trained, deployment_target="t-race", endpoint_name="race"
+        )
         context = {
             "dag": type("Dag", (), {"dag_id": "race"})(),
             "run_id": run_id,
@@ -317,7 +373,9 @@ def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkey
     winners = [r for r in outcomes.values() if isinstance(r, dict)]
     losers = [r for r in outcomes.values() if isinstance(r, DeploymentConflictError)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
-    assert record("t-race").record.current["run_id"] == next(k for k, v in outcomes.items() if isinstance(v, dict))
+    assert record("t-race").record.current["run_id"] == next(
+        k for k, v in outcomes.items() if isinstance(v, dict)
+    )
 
 
 def test_many_endpoints_each_get_their_own_model(run, seed, dates) -> None:
@@ -326,7 +384,11 @@ def test_many_endpoints_each_get_their_own_model(run, seed, dates) -> None:
     outcome = run(load_dag_file(REPO_ROOT / "dags/amlretrain_many_endpoints.py"), utc(dates[-1]))
 
     assert outcome.state == "success", dump(outcome.task_states)
-    promoted = {name: state for name, state in outcome.task_states.items() if name.startswith("retrain_and_promote.promote")}
+    promoted = {
+        name: state
+        for name, state in outcome.task_states.items()
+        if name.startswith("retrain_and_promote.promote")
+    }
     assert len(promoted) == 3 and set(promoted.values()) == {"success"}, dump(outcome.task_states)
     models = {endpoint_model(seed, name) for name in ("region-east", "region-west", "region-south")}
     assert len(models) == 3, "each endpoint must serve the model trained on its own data"

@@ -92,7 +92,11 @@ def endpoint_body(resources: list[dict[str, Any]] | None = None, **extra: Any) -
             {
                 "Name": "Census Model [trained model]",
                 "Kind": "TrainedModel",
-                "Location": {"BaseLocation": "https://acct.blob.core.windows.net/", "RelativeLocation": "m/v1.ilearner", "SasBlobToken": "?sig=x"},
+                "Location": {
+                    "BaseLocation": "https://acct.blob.core.windows.net/",
+                    "RelativeLocation": "m/v1.ilearner",
+                    "SasBlobToken": "?sig=x",
+                },
             }
         ],
     }

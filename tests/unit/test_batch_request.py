@@ -69,7 +69,9 @@ def test_global_parameters_must_be_scalars(value):
 
 
 def test_parameter_names_keep_their_case():
-    body = build_batch_request(inputs=None, outputs={"output1": MODEL}, global_parameters={"data uri": "a", "Data URI": "b"})
+    body = build_batch_request(
+        inputs=None, outputs={"output1": MODEL}, global_parameters={"data uri": "a", "Data URI": "b"}
+    )
     assert body["GlobalParameters"] == {"data uri": "a", "Data URI": "b"}
 
 
@@ -119,7 +121,11 @@ def test_blob_reference_validation(kwargs):
 def test_blob_location_from_api_and_uri():
     loc = BlobLocation.from_api(
         "output1",
-        {"BaseLocation": "https://acct.blob.core.windows.net", "RelativeLocation": "/c/runs/m.ilearner", "SasBlobToken": SAS_TOKEN},
+        {
+            "BaseLocation": "https://acct.blob.core.windows.net",
+            "RelativeLocation": "/c/runs/m.ilearner",
+            "SasBlobToken": SAS_TOKEN,
+        },
     )
 
     assert loc.uri == "https://acct.blob.core.windows.net/c/runs/m.ilearner"
@@ -134,7 +140,13 @@ def test_blob_location_from_api_and_uri():
 
 @pytest.mark.parametrize(
     "data",
-    ["https://x/c/y", None, {"RelativeLocation": "c/y"}, {"BaseLocation": "https://x/"}, {"BaseLocation": "https://x/", "RelativeLocation": ""}],
+    [
+        "https://x/c/y",
+        None,
+        {"RelativeLocation": "c/y"},
+        {"BaseLocation": "https://x/"},
+        {"BaseLocation": "https://x/", "RelativeLocation": ""},
+    ],
 )
 def test_blob_location_from_api_refuses_malformed_results(data):
     with pytest.raises(AzureMLResponseError, match="output1"):
@@ -147,7 +159,9 @@ def test_blob_location_from_api_refuses_malformed_results(data):
 def test_wasb_connection_string_extra(monkeypatch):
     set_connection(monkeypatch, "blob_cs", conn_type="wasb", extra={"connection_string": CS})
 
-    ref = resolve_blob_spec("output1", {"wasb_conn_id": "blob_cs", "container": "models", "blob": "/runs/1/model.ilearner"})
+    ref = resolve_blob_spec(
+        "output1", {"wasb_conn_id": "blob_cs", "container": "models", "blob": "/runs/1/model.ilearner"}
+    )
 
     assert ref.to_api() == {"ConnectionString": CS, "RelativeLocation": "models/runs/1/model.ilearner"}
 
@@ -163,7 +177,9 @@ def test_wasb_prefixed_connection_string_extra_and_path(monkeypatch):
 def test_wasb_account_name_and_key(monkeypatch):
     set_connection(monkeypatch, "blob_key", conn_type="wasb", login="acct", password=ACCOUNT_KEY)
 
-    ref = resolve_blob_spec("output1", {"wasb_conn_id": "blob_key", "container": "models", "blob": "m.ilearner"})
+    ref = resolve_blob_spec(
+        "output1", {"wasb_conn_id": "blob_key", "container": "models", "blob": "m.ilearner"}
+    )
 
     assert ref.connection_string == (
         f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={ACCOUNT_KEY};EndpointSuffix=core.windows.net;"
@@ -173,11 +189,17 @@ def test_wasb_account_name_and_key(monkeypatch):
 
 def test_wasb_account_key_with_custom_endpoint(monkeypatch):
     set_connection(
-        monkeypatch, "blob_azurite", conn_type="wasb", login="devstoreaccount1", password=ACCOUNT_KEY,
+        monkeypatch,
+        "blob_azurite",
+        conn_type="wasb",
+        login="devstoreaccount1",
+        password=ACCOUNT_KEY,
         host="http://127.0.0.1:10000/devstoreaccount1/",
     )
 
-    ref = resolve_blob_spec("output1", {"wasb_conn_id": "blob_azurite", "container": "c", "blob": "m.ilearner"})
+    ref = resolve_blob_spec(
+        "output1", {"wasb_conn_id": "blob_azurite", "container": "c", "blob": "m.ilearner"}
+    )
 
     assert "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;" in ref.connection_string
     assert "EndpointSuffix" not in ref.connection_string
@@ -187,7 +209,9 @@ def test_wasb_account_key_with_custom_endpoint(monkeypatch):
 def test_wasb_sas_token_extra(monkeypatch, token):
     set_connection(monkeypatch, "blob_sas", conn_type="wasb", login="acct", extra={"sas_token": token})
 
-    ref = resolve_blob_spec("output1", {"wasb_conn_id": "blob_sas", "container": "models", "blob": "m.ilearner"})
+    ref = resolve_blob_spec(
+        "output1", {"wasb_conn_id": "blob_sas", "container": "models", "blob": "m.ilearner"}
+    )
 
     assert ref.to_api() == {
         "BaseLocation": "https://acct.blob.core.windows.net/",
@@ -198,10 +222,15 @@ def test_wasb_sas_token_extra(monkeypatch, token):
 
 def test_wasb_sas_url_extra(monkeypatch):
     set_connection(
-        monkeypatch, "blob_sas_url", conn_type="wasb", extra={"sas_token": "https://acct.blob.core.windows.net" + SAS_TOKEN}
+        monkeypatch,
+        "blob_sas_url",
+        conn_type="wasb",
+        extra={"sas_token": "https://acct.blob.core.windows.net" + SAS_TOKEN},
     )
 
-    ref = resolve_blob_spec("output1", {"wasb_conn_id": "blob_sas_url", "container": "models", "blob": "m.ilearner"})
+    ref = resolve_blob_spec(
+        "output1", {"wasb_conn_id": "blob_sas_url", "container": "models", "blob": "m.ilearner"}
+    )
 
     assert ref.base_location == "https://acct.blob.core.windows.net/"
     assert ref.sas_token == SAS_TOKEN
@@ -220,7 +249,9 @@ def test_azure_ad_only_wasb_connection_is_a_clear_error(monkeypatch, fields):
     set_connection(monkeypatch, "blob_aad", conn_type="wasb", **fields)
 
     with pytest.raises(AzureMLConfigError) as info:
-        resolve_blob_spec("output1", {"wasb_conn_id": "blob_aad", "container": "models", "blob": "m.ilearner"})
+        resolve_blob_spec(
+            "output1", {"wasb_conn_id": "blob_aad", "container": "models", "blob": "m.ilearner"}
+        )
 
     message = str(info.value)
     assert "'blob_aad'" in message and "'output1'" in message
@@ -231,7 +262,11 @@ def test_azure_ad_only_wasb_connection_is_a_clear_error(monkeypatch, fields):
 def test_raw_sas_spec(monkeypatch):
     ref = resolve_blob_spec(
         "output1",
-        {"base_location": "https://acct.blob.core.windows.net", "relative_location": "/c/m.ilearner", "sas_token": SAS_TOKEN.lstrip("?")},
+        {
+            "base_location": "https://acct.blob.core.windows.net",
+            "relative_location": "/c/m.ilearner",
+            "sas_token": SAS_TOKEN.lstrip("?"),
+        },
     )
 
     assert ref.to_api() == {
@@ -261,7 +296,9 @@ def test_resolve_blob_specs(monkeypatch):
     set_connection(monkeypatch, "blob_cs", conn_type="wasb", extra={"connection_string": CS})
 
     assert resolve_blob_specs(None) == {}
-    refs = resolve_blob_specs({"output1": {"wasb_conn_id": "blob_cs", "path": "c/m.ilearner"}, "output2": EVAL})
+    refs = resolve_blob_specs(
+        {"output1": {"wasb_conn_id": "blob_cs", "path": "c/m.ilearner"}, "output2": EVAL}
+    )
     assert refs == {"output1": BlobReference("c/m.ilearner", connection_string=CS), "output2": EVAL}
     with pytest.raises(AzureMLConfigError):
         resolve_blob_specs([("output1", EVAL)])

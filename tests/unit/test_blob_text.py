@@ -22,5 +22,8 @@ def test_split_blob_location(location, expected):
 
 @pytest.mark.parametrize("location", ["", "models", "models/", "ab/x.csv", "/x.csv"])
 def test_split_blob_location_refuses_what_is_no_blob(location):
-    with pytest.raises(AzureMLConfigError, match=r"The sample .* is not a blob location: write it as 'container/path/to/blob'"):
+    with pytest.raises(
+        AzureMLConfigError,
+        match=r"The sample .* is not a blob location: write it as 'container/path/to/blob'",
+    ):
         split_blob_location(location, "The sample")

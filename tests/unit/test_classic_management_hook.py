@@ -32,7 +32,11 @@ SECRETS = (WS_TOKEN, ENDPOINT_KEY)
 @pytest.fixture
 def mgmt_conn(monkeypatch):
     set_connection(
-        monkeypatch, MGMT_CONN, conn_type="azureml_classic_management", host=MGMT_URL, password=WS_TOKEN,
+        monkeypatch,
+        MGMT_CONN,
+        conn_type="azureml_classic_management",
+        host=MGMT_URL,
+        password=WS_TOKEN,
         extra={"workspace_id": "ws1", "retry_backoff": 0, "max_retries": 2, "request_timeout": 5},
     )
     return MGMT_CONN
@@ -54,9 +58,25 @@ def test_get_endpoint_sends_the_workspace_token(mgmt, rsps):
 
 
 def test_host_without_scheme_and_default_host(monkeypatch, rsps):
-    set_connection(monkeypatch, "m2", conn_type="azureml_classic_management", host="europewest.management.azureml.net", password=WS_TOKEN, extra={"workspace_id": "ws1"})
-    assert AzureMLClassicManagementHook("m2").api.base == "https://europewest.management.azureml.net/workspaces/ws1"
-    set_connection(monkeypatch, "m3", conn_type="azureml_classic_management", password=WS_TOKEN, extra={"workspace_id": "ws1"})
+    set_connection(
+        monkeypatch,
+        "m2",
+        conn_type="azureml_classic_management",
+        host="europewest.management.azureml.net",
+        password=WS_TOKEN,
+        extra={"workspace_id": "ws1"},
+    )
+    assert (
+        AzureMLClassicManagementHook("m2").api.base
+        == "https://europewest.management.azureml.net/workspaces/ws1"
+    )
+    set_connection(
+        monkeypatch,
+        "m3",
+        conn_type="azureml_classic_management",
+        password=WS_TOKEN,
+        extra={"workspace_id": "ws1"},
+    )
     assert AzureMLClassicManagementHook("m3").api.base == f"{MGMT_URL}/workspaces/ws1"
 
 
@@ -104,14 +124,25 @@ def test_transport_errors_become_a_transport_error(mgmt, rsps):
 def test_not_found_endpoint_is_none_but_missing_service_raises(mgmt, rsps):
     rsps.add("GET", EP, status=404, json={"error": {"code": "EndpointNotFound", "message": "no ep1"}})
     assert mgmt.find_endpoint("pred1", "ep1") is None
-    rsps.add("GET", f"{WS}/endpoints/ep2", status=404, json={"error": {"code": "WebServiceNotFound", "message": "no pred1"}})
+    rsps.add(
+        "GET",
+        f"{WS}/endpoints/ep2",
+        status=404,
+        json={"error": {"code": "WebServiceNotFound", "message": "no pred1"}},
+    )
     with pytest.raises(AzureMLNotFoundError, match="WebServiceNotFound") as info:
         mgmt.find_endpoint("pred1", "ep2")
     assert info.value.request_id is None
 
 
 def test_errors_echoing_the_token_are_redacted(mgmt, rsps, log_text):
-    rsps.add("GET", EP, status=401, json={"error": {"code": "Unauthorized", "message": f"token {WS_TOKEN} is invalid"}}, headers={"x-ms-request-id": "req-1"})
+    rsps.add(
+        "GET",
+        EP,
+        status=401,
+        json={"error": {"code": "Unauthorized", "message": f"token {WS_TOKEN} is invalid"}},
+        headers={"x-ms-request-id": "req-1"},
+    )
     with pytest.raises(AzureMLAuthError) as info:
         mgmt.get_endpoint("pred1", "ep1")
     assert "x-ms-request-id req-1" in str(info.value)
@@ -121,17 +152,25 @@ def test_errors_echoing_the_token_are_redacted(mgmt, rsps, log_text):
 def test_create_endpoint_puts_then_reads(mgmt, rsps):
     rsps.add("PUT", EP, status=201)
     rsps.add("GET", EP, json=endpoint_body())
-    endpoint = mgmt.create_endpoint("pred1", "ep1", description="d", throttle_level="Low", max_concurrent_calls=4)
+    endpoint = mgmt.create_endpoint(
+        "pred1", "ep1", description="d", throttle_level="Low", max_concurrent_calls=4
+    )
     assert endpoint.name == "ep1"
     import json
 
-    assert json.loads(rsps.calls[0].request.body) == {"Description": "d", "ThrottleLevel": "Low", "MaxConcurrentCalls": 4}
+    assert json.loads(rsps.calls[0].request.body) == {
+        "Description": "d",
+        "ThrottleLevel": "Low",
+        "MaxConcurrentCalls": 4,
+    }
 
 
 @pytest.mark.parametrize("status", [200, 204])
 def test_patch_accepts_empty_2xx(mgmt, rsps, status):
     rsps.add("PATCH", EP, status=status)
-    mgmt.patch_trained_model("pred1", "ep1", "M", BlobLocation("https://acct.blob.core.windows.net/", "m/v2.ilearner", "?sig=abc"))
+    mgmt.patch_trained_model(
+        "pred1", "ep1", "M", BlobLocation("https://acct.blob.core.windows.net/", "m/v2.ilearner", "?sig=abc")
+    )
     assert rsps.calls[0].request.method == "PATCH"
 
 
@@ -152,15 +191,30 @@ def test_score_uses_the_endpoint_key_and_redacts_it(mgmt, rsps, log_text):
     rsps.add("GET", EP, json=endpoint_data)
     endpoint = mgmt.get_endpoint("pred1", "ep1")
     url = f"{endpoint_data['ApiLocation']}/execute?api-version=2.0&details=true"
-    rsps.add("POST", url, json={"Results": {"output1": {"type": "table", "value": {"ColumnNames": ["Scored Labels"], "Values": [["1"]]}}}})
+    rsps.add(
+        "POST",
+        url,
+        json={
+            "Results": {
+                "output1": {"type": "table", "value": {"ColumnNames": ["Scored Labels"], "Values": [["1"]]}}
+            }
+        },
+    )
     table = mgmt.score(endpoint, input_name="input1", columns=["age"], rows=[[39]])
     assert table.column("Scored Labels") == ["1"]
     assert rsps.calls[1].request.headers["Authorization"] == f"Bearer {ENDPOINT_KEY}"
 
-    rsps.add("POST", url, status=400, json={"error": {"code": "BadInput", "message": f"key {ENDPOINT_KEY} may not score"}})
+    rsps.add(
+        "POST",
+        url,
+        status=400,
+        json={"error": {"code": "BadInput", "message": f"key {ENDPOINT_KEY} may not score"}},
+    )
     with pytest.raises(AzureMLApiError) as info:
         mgmt.score(endpoint, input_name="input1", columns=["age"], rows=[[39]])
-    assert_no_secrets(str(info.value), repr(info.value), info.value.service_message, log_text(), secrets=SECRETS)
+    assert_no_secrets(
+        str(info.value), repr(info.value), info.value.service_message, log_text(), secrets=SECRETS
+    )
 
 
 def test_score_needs_a_key(mgmt):

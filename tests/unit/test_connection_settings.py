@@ -27,7 +27,11 @@ def mode(request):
 
 def test_env_connection_is_read_by_both_hooks(monkeypatch, mode):
     set_connection(
-        monkeypatch, CONN, conn_type="azureml_studio", host=BASE, password=API_KEY,
+        monkeypatch,
+        CONN,
+        conn_type="azureml_studio",
+        host=BASE,
+        password=API_KEY,
         extra={"request_timeout": "12.5", "max_retries": "2", "retry_backoff": "0.5"},
     )
 
@@ -54,18 +58,30 @@ def test_defaults_when_no_extras(monkeypatch, mode):
 @pytest.mark.parametrize("unset", [None, ""])
 def test_empty_extras_mean_defaults(monkeypatch, mode, unset):
     set_connection(
-        monkeypatch, CONN, conn_type="azureml_studio", host=BASE, password=API_KEY,
+        monkeypatch,
+        CONN,
+        conn_type="azureml_studio",
+        host=BASE,
+        password=API_KEY,
         extra={"request_timeout": unset, "max_retries": unset, "retry_backoff": unset},
     )
 
     settings = _settings(mode)
 
-    assert (settings.request_timeout, settings.retry_policy.max_attempts, settings.retry_policy.backoff_base) == (60.0, 5, 1.0)
+    assert (
+        settings.request_timeout,
+        settings.retry_policy.max_attempts,
+        settings.retry_policy.backoff_base,
+    ) == (60.0, 5, 1.0)
 
 
 def test_zero_retries_and_zero_backoff_are_allowed(monkeypatch, mode):
     set_connection(
-        monkeypatch, CONN, conn_type="azureml_studio", host=BASE, password=API_KEY,
+        monkeypatch,
+        CONN,
+        conn_type="azureml_studio",
+        host=BASE,
+        password=API_KEY,
         extra={"max_retries": 0, "retry_backoff": 0},
     )
 
@@ -123,8 +139,11 @@ def test_bad_extras(monkeypatch, mode, extra, names):
 
 def test_host_without_services_path_is_refused(monkeypatch, mode):
     set_connection(
-        monkeypatch, CONN, conn_type="azureml_studio",
-        host="https://ussouthcentral.services.azureml.net/workspaces/ws1", password=API_KEY,
+        monkeypatch,
+        CONN,
+        conn_type="azureml_studio",
+        host="https://ussouthcentral.services.azureml.net/workspaces/ws1",
+        password=API_KEY,
     )
 
     with pytest.raises(AzureMLConfigError, match="/services/"):
@@ -146,7 +165,9 @@ def test_retry_policy_argument_overrides_the_connection(monkeypatch):
     policy = RetryPolicy(max_attempts=1)
 
     assert AzureMLStudioHook(CONN, retry_policy=policy).settings.retry_policy is policy
-    assert asyncio.run(AzureMLStudioAsyncHook(CONN, retry_policy=policy).aget_settings()).retry_policy is policy
+    assert (
+        asyncio.run(AzureMLStudioAsyncHook(CONN, retry_policy=policy).aget_settings()).retry_policy is policy
+    )
 
 
 def test_constructor_does_not_read_the_connection(monkeypatch):

@@ -57,7 +57,9 @@ def test_bom_and_blank_lines_are_ignored():
     assert result.get("auc") == 0.8
 
 
-@pytest.mark.parametrize("name", ["auc", "AUC", "  Auc  ", "root mean squared error", "ROOT  MEAN\tSQUARED ERROR"])
+@pytest.mark.parametrize(
+    "name", ["auc", "AUC", "  Auc  ", "root mean squared error", "ROOT  MEAN\tSQUARED ERROR"]
+)
 def test_metric_names_match_ignoring_case_and_whitespace(name):
     text = "AUC,Root Mean Squared Error\n0.5,1.5\n"
     result = parse_evaluation_csv(text)
@@ -94,7 +96,9 @@ def test_nan_is_not_a_metric():
 
 
 def test_no_numeric_metric_is_refused_listing_columns():
-    with pytest.raises(EvaluationError, match=r"no numeric metric; its columns are: Positive Label, Negative Label"):
+    with pytest.raises(
+        EvaluationError, match=r"no numeric metric; its columns are: Positive Label, Negative Label"
+    ):
         parse_evaluation_csv("Positive Label,Negative Label\nyes,no\n")
 
 

@@ -59,7 +59,12 @@ def reads(monkeypatch):
 
 
 def run(**kwargs):
-    params = {"task_id": "gate", "training_result": TRAINING, "rules": [{"metric": "auc", "min": 0.8}], "wasb_conn_id": "blob_test"}
+    params = {
+        "task_id": "gate",
+        "training_result": TRAINING,
+        "rules": [{"metric": "auc", "min": 0.8}],
+        "wasb_conn_id": "blob_test",
+    }
     params.update(kwargs)
     op = AzureMLEvaluationGateOperator(**params)
     ti = TiStub(Journal())
@@ -84,7 +89,9 @@ def test_missing_evaluation_blob_names_the_job_output(reads):
 
 def test_evaluation_blob_that_is_not_text(reads):
     reads.csv = UnicodeDecodeError("utf-8", b"\x89PNG", 0, 1, "invalid start byte")
-    with pytest.raises(AzureMLConfigError, match=r"evaluation.csv is not UTF-8 text \(byte 0\); expected a CSV"):
+    with pytest.raises(
+        AzureMLConfigError, match=r"evaluation.csv is not UTF-8 text \(byte 0\); expected a CSV"
+    ):
         run()
 
 
@@ -93,13 +100,18 @@ def test_output_location_errors():
     for bad in (None, "models/x.csv", {"job_id": "j"}, {"outputs": ["output2"]}):
         with pytest.raises(AzureMLConfigError, match="training_result must be the BES operator's result"):
             output_location(bad, "output2", "evaluation")
-    with pytest.raises(AzureMLConfigError, match=r"no output 'output3' \(evaluation\); its outputs are \['output1', 'output2'\]"):
+    with pytest.raises(
+        AzureMLConfigError,
+        match=r"no output 'output3' \(evaluation\); its outputs are \['output1', 'output2'\]",
+    ):
         output_location(TRAINING, "output3", "evaluation")
 
 
 def test_on_reject_is_checked_at_construction():
     with pytest.raises(AzureMLConfigError, match="on_reject"):
-        AzureMLEvaluationGateOperator(task_id="g", training_result=TRAINING, rules=[], wasb_conn_id="w", on_reject="warn")
+        AzureMLEvaluationGateOperator(
+            task_id="g", training_result=TRAINING, rules=[], wasb_conn_id="w", on_reject="warn"
+        )
 
 
 def test_promote_returns_the_decision(reads):
@@ -139,13 +151,21 @@ def test_reject_with_skip_pushes_the_decision_and_skips(reads):
 
 def test_reject_with_fail_raises(reads):
     reads.record = DeploymentRecord("ep1", current={"model_uri": MODEL_V1, "metrics": {"Accuracy": 0.9}})
-    with pytest.raises(EvaluationGateRejectedError, match=r"not promoted: Accuracy 0.81 vs production 0.9") as info:
-        run(rules=[{"metric": "Accuracy", "compare_to_baseline": True}], deployment_target="ep1", on_reject="fail")
+    with pytest.raises(
+        EvaluationGateRejectedError, match=r"not promoted: Accuracy 0.81 vs production 0.9"
+    ) as info:
+        run(
+            rules=[{"metric": "Accuracy", "compare_to_baseline": True}],
+            deployment_target="ep1",
+            on_reject="fail",
+        )
     assert info.value.ti.xcom["gate_decision"]["promote"] is False
 
 
 def test_missing_metric_lists_the_columns(reads):
-    with pytest.raises(EvaluationError, match=r"lacks metric\(s\) 'RMSE'; its columns are: AUC, Accuracy, Positive Label"):
+    with pytest.raises(
+        EvaluationError, match=r"lacks metric\(s\) 'RMSE'; its columns are: AUC, Accuracy, Positive Label"
+    ):
         run(rules=[{"metric": "RMSE", "max": 1}])
 
 

@@ -79,14 +79,22 @@ def test_invalid_payloads_are_errors(payload):
 
 def test_state_predicates():
     assert {s for s in BatchJobStatus if s.is_terminal} == {
-        BatchJobStatus.FAILED, BatchJobStatus.CANCELLED, BatchJobStatus.FINISHED
+        BatchJobStatus.FAILED,
+        BatchJobStatus.CANCELLED,
+        BatchJobStatus.FINISHED,
     }
     assert [s for s in BatchJobStatus if s.is_success] == [BatchJobStatus.FINISHED]
     assert {s for s in BatchJobStatus if s.is_active} == {BatchJobStatus.NOT_STARTED, BatchJobStatus.RUNNING}
 
 
 def test_integer_order_matches_the_service():
-    assert [BatchJobStatus.parse(i).value for i in range(5)] == ["NotStarted", "Running", "Failed", "Cancelled", "Finished"]
+    assert [BatchJobStatus.parse(i).value for i in range(5)] == [
+        "NotStarted",
+        "Running",
+        "Failed",
+        "Cancelled",
+        "Finished",
+    ]
 
 
 # -- polling rules -----------------------------------------------------------------------------------

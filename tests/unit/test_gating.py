@@ -19,7 +19,14 @@ def _result(**metrics: float):
 
 def test_from_spec_reads_every_key():
     rule = MetricRule.from_spec(
-        {"metric": "AUC", "min": "0.8", "max": 1, "compare_to_baseline": True, "tolerance": "0.01", "direction": "higher"}
+        {
+            "metric": "AUC",
+            "min": "0.8",
+            "max": 1,
+            "compare_to_baseline": True,
+            "tolerance": "0.01",
+            "direction": "higher",
+        }
     )
     assert rule == MetricRule("AUC", 0.8, 1.0, True, 0.01, MetricDirection.HIGHER_IS_BETTER)
 
@@ -165,7 +172,11 @@ def test_decide_promotes_only_when_every_rule_passes():
 def test_decide_names_every_missing_metric_and_the_columns():
     challenger = _result(AUC=0.9, Accuracy=0.7)
     with pytest.raises(EvaluationError) as info:
-        decide([{"metric": "RMSE", "max": 2}, {"metric": "AUC", "min": 0.5}, {"metric": "Recall", "min": 0.5}], challenger, None)
+        decide(
+            [{"metric": "RMSE", "max": 2}, {"metric": "AUC", "min": 0.5}, {"metric": "Recall", "min": 0.5}],
+            challenger,
+            None,
+        )
     message = str(info.value)
     assert "'RMSE', 'Recall'" in message
     assert "its columns are: AUC, Accuracy" in message
@@ -176,12 +187,25 @@ def test_decide_needs_rules():
         decide([], _result(AUC=0.9), None)
 
 
-@pytest.mark.parametrize(("flag", "expected"), [("false", False), ("False", False), ("", False), ("true", True), (" True ", True), (True, True), (0, False)])
+@pytest.mark.parametrize(
+    ("flag", "expected"),
+    [
+        ("false", False),
+        ("False", False),
+        ("", False),
+        ("true", True),
+        (" True ", True),
+        (True, True),
+        (0, False),
+    ],
+)
 def test_templated_compare_to_baseline_strings(flag, expected):
     rule = MetricRule.from_spec({"metric": "AUC", "min": 0.5, "compare_to_baseline": flag})
     assert rule.compare_to_baseline is expected
 
 
 def test_compare_to_baseline_must_be_a_boolean():
-    with pytest.raises(AzureMLConfigError, match="compare_to_baseline must be true or false, not 'sometimes'"):
+    with pytest.raises(
+        AzureMLConfigError, match="compare_to_baseline must be true or false, not 'sometimes'"
+    ):
         MetricRule.from_spec({"metric": "AUC", "min": 0.5, "compare_to_baseline": "sometimes"})

@@ -28,8 +28,18 @@ from tests.unit.support import (
 )
 
 BODY = {
-    "Inputs": {"input1": {"ConnectionString": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;", "RelativeLocation": "c/train.csv"}},
-    "Outputs": {"output1": {"ConnectionString": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;", "RelativeLocation": "c/m.ilearner"}},
+    "Inputs": {
+        "input1": {
+            "ConnectionString": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;",
+            "RelativeLocation": "c/train.csv",
+        }
+    },
+    "Outputs": {
+        "output1": {
+            "ConnectionString": "DefaultEndpointsProtocol=https;AccountName=a;AccountKey=k;",
+            "RelativeLocation": "c/m.ilearner",
+        }
+    },
     "GlobalParameters": {},
 }
 
@@ -60,7 +70,7 @@ def test_async_call_sends_the_same_submit_request(async_hook, aio):
     answer = asyncio.run(async_hook.acall(BesApi(BASE).submit(BODY)))
 
     assert BesApi.parse_job_id(answer) == JOB_ID
-    ((method, url), calls), = aio.requests.items()
+    (((method, url), calls),) = aio.requests.items()
     assert (method, str(url)) == ("POST", JOBS_URL)
     assert calls[0].kwargs["json"] == BODY
     assert calls[0].kwargs["headers"]["Authorization"] == f"Bearer {API_KEY}"
@@ -223,7 +233,9 @@ def test_failed_job_carries_its_details(transport):
 
 
 def test_malformed_results_are_a_response_error(transport):
-    transport.add("GET", job_url(), json_body={"StatusCode": "Finished", "Results": {"output1": {"BaseLocation": "x"}}})
+    transport.add(
+        "GET", job_url(), json_body={"StatusCode": "Finished", "Results": {"output1": {"BaseLocation": "x"}}}
+    )
 
     with pytest.raises(AzureMLResponseError, match="RelativeLocation"):
         transport.run("get_job", JOB_ID)
@@ -365,7 +377,9 @@ def test_backoff_doubles_between_retries(monkeypatch, rsps, sleeps):
     from airflow_provider_amlretrain.api.retry import RetryPolicy
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
-    hook = AzureMLStudioHook("azureml_test", retry_policy=RetryPolicy(max_attempts=4, backoff_base=2, jitter=False))
+    hook = AzureMLStudioHook(
+        "azureml_test", retry_policy=RetryPolicy(max_attempts=4, backoff_base=2, jitter=False)
+    )
     from tests.unit.support import set_connection
 
     set_connection(monkeypatch, "azureml_test", conn_type="azureml_studio", host=BASE, password=API_KEY)
@@ -384,7 +398,12 @@ def test_backoff_doubles_between_retries(monkeypatch, rsps, sleeps):
 
 @pytest.mark.parametrize("status", [404, 400, 409])
 def test_cancel_tolerates_a_job_that_is_gone_or_ended(transport, sleeps, status):
-    transport.add("DELETE", job_url(), status=status, json_body={"error": {"code": "JobNotCancellable", "message": "ended"}})
+    transport.add(
+        "DELETE",
+        job_url(),
+        status=status,
+        json_body={"error": {"code": "JobNotCancellable", "message": "ended"}},
+    )
 
     assert transport.run("cancel_job", JOB_ID) is None
     assert len(transport.sent()) == 1

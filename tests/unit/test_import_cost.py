@@ -24,8 +24,14 @@ def _dag_facing_modules() -> list[str]:
     from airflow_provider_amlretrain.get_provider_info import get_provider_info
 
     info = get_provider_info()
-    named = [m for section in ("operators", "sensors", "triggers") for e in info.get(section, []) for m in e["python-modules"]]
+    named = [
+        m
+        for section in ("operators", "sensors", "triggers")
+        for e in info.get(section, [])
+        for m in e["python-modules"]
+    ]
     return list(dict.fromkeys(CORE + named))
+
 
 SCRIPT = """
 import importlib, json, sys
@@ -43,7 +49,12 @@ def test_operator_sensor_and_trigger_modules_import_no_heavy_library():
     modules = _dag_facing_modules()
     result = subprocess.run(
         [sys.executable, "-c", SCRIPT, json.dumps(HEAVY), json.dumps(modules)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout.strip().splitlines()[-1])

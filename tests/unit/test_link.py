@@ -9,7 +9,10 @@ from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchEx
 from airflow_provider_amlretrain.sensors.batch_job import AzureMLBatchJobSensor
 
 
-@pytest.mark.parametrize(("stored", "expected"), [("https://h/jobs/abc?api-version=2.0", "https://h/jobs/abc?api-version=2.0"), (None, "")])
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [("https://h/jobs/abc?api-version=2.0", "https://h/jobs/abc?api-version=2.0"), (None, "")],
+)
 def test_get_link(monkeypatch, stored, expected):
     from airflow.providers.common.compat.sdk import XCom
 

@@ -51,17 +51,28 @@ def test_endpoint_without_name_is_refused(body):
 def test_trained_model_without_resources_points_to_the_predictive_service():
     for resources in ([], [{"Name": "Data", "Kind": "Dataset"}]):
         endpoint = ClassicEndpoint.from_api(endpoint_body(resources))
-        with pytest.raises(AzureMLConfigError, match=r"no updatable trained-model resources.*\*predictive\* web service"):
+        with pytest.raises(
+            AzureMLConfigError, match=r"no updatable trained-model resources.*\*predictive\* web service"
+        ):
             endpoint.trained_model(None)
 
 
 def test_trained_model_by_name_or_the_only_one():
-    models = [{"Name": "A [trained model]", "Kind": "TrainedModel"}, {"Name": "B [trained model]", "Kind": "TrainedModel"}]
+    models = [
+        {"Name": "A [trained model]", "Kind": "TrainedModel"},
+        {"Name": "B [trained model]", "Kind": "TrainedModel"},
+    ]
     endpoint = ClassicEndpoint.from_api(endpoint_body(models))
     assert endpoint.trained_model("B [trained model]").name == "B [trained model]"
-    with pytest.raises(AzureMLConfigError, match=r"several trained models \(A \[trained model\], B \[trained model\]\).*resource_name"):
+    with pytest.raises(
+        AzureMLConfigError,
+        match=r"several trained models \(A \[trained model\], B \[trained model\]\).*resource_name",
+    ):
         endpoint.trained_model(None)
-    with pytest.raises(AzureMLConfigError, match=r"no resource named 'C'; its trained models are: 'A \[trained model\]', 'B \[trained model\]'"):
+    with pytest.raises(
+        AzureMLConfigError,
+        match=r"no resource named 'C'; its trained models are: 'A \[trained model\]', 'B \[trained model\]'",
+    ):
         endpoint.trained_model("C")
     only = ClassicEndpoint.from_api(endpoint_body(models[:1]))
     assert only.trained_model(None).name == "A [trained model]"
@@ -81,14 +92,18 @@ def test_management_request_urls():
 
 def test_create_endpoint_request():
     api = ClassicManagementApi("https://management.azureml.net", "ws1")
-    request = api.create_endpoint("pred1", "ep1", description="d", throttle_level="Low", max_concurrent_calls=4)
+    request = api.create_endpoint(
+        "pred1", "ep1", description="d", throttle_level="Low", max_concurrent_calls=4
+    )
     assert request.method == "PUT"
     assert request.json_body == {"Description": "d", "ThrottleLevel": "Low", "MaxConcurrentCalls": 4}
     with pytest.raises(AzureMLConfigError, match="throttle_level"):
         api.create_endpoint("pred1", "ep1", description="d", throttle_level="Medium", max_concurrent_calls=4)
     for calls in (0, 201):
         with pytest.raises(AzureMLConfigError, match="max_concurrent_calls must be 1..200"):
-            api.create_endpoint("pred1", "ep1", description="d", throttle_level="High", max_concurrent_calls=calls)
+            api.create_endpoint(
+                "pred1", "ep1", description="d", throttle_level="High", max_concurrent_calls=calls
+            )
 
 
 def test_patch_request_shape():
@@ -101,7 +116,11 @@ def test_patch_request_shape():
         "Resources": [
             {
                 "Name": "Census Model [trained model]",
-                "Location": {"BaseLocation": "https://acct.blob.core.windows.net/", "RelativeLocation": "m/v2/model.ilearner", "SasBlobToken": "?sv=1&sig=abc"},
+                "Location": {
+                    "BaseLocation": "https://acct.blob.core.windows.net/",
+                    "RelativeLocation": "m/v2/model.ilearner",
+                    "SasBlobToken": "?sv=1&sig=abc",
+                },
             }
         ]
     }
@@ -125,7 +144,9 @@ def test_provisioning_state_and_operation_status():
     with pytest.raises(AzureMLResponseError):
         provisioning_state([])
     assert operation_status({"status": "InProgress"}) == ("InProgress", None)
-    assert operation_status({"provisioningState": "Failed", "errorInfo": {"code": "X", "message": "bad"}}) == ("Failed", "bad")
+    assert operation_status(
+        {"provisioningState": "Failed", "errorInfo": {"code": "X", "message": "bad"}}
+    ) == ("Failed", "bad")
     assert operation_status({"status": "Failed", "error": {"message": "worse"}}) == ("Failed", "worse")
     for body in ({}, "Succeeded"):
         with pytest.raises(AzureMLResponseError):

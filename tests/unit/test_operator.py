@@ -39,6 +39,8 @@ STARTED_KEY = AzureMLBatchExecutionOperator.started_at_key
 def started_record(at: float, job_id: str = JOB_ID) -> dict[str, object]:
     """What the operator stores when it starts a job."""
     return {"job_id": job_id, "started_at": at}
+
+
 SECRETS = (API_KEY, ACCOUNT_KEY, SAS_SIG, RESULT_SIG)
 
 
@@ -148,7 +150,12 @@ def http(rsps, journal):
         def statuses(self, job_id: str, *bodies: Any) -> None:
             for body in bodies:
                 if isinstance(body, int):
-                    rsps.add("GET", job_url(job_id), status=body, json={"error": {"code": "JobNotFound", "message": "gone"}})
+                    rsps.add(
+                        "GET",
+                        job_url(job_id),
+                        status=body,
+                        json={"error": {"code": "JobNotFound", "message": "gone"}},
+                    )
                 else:
                     rsps.add("GET", job_url(job_id), json=body)
 
@@ -156,7 +163,8 @@ def http(rsps, journal):
             return [
                 c.request.url
                 for c in rsps.calls
-                if (method is None or c.request.method == method) and (job_id is None or job_id in c.request.url)
+                if (method is None or c.request.method == method)
+                and (job_id is None or job_id in c.request.url)
             ]
 
     return Http()
@@ -169,7 +177,10 @@ def _finished(job_id: str = JOB_ID) -> dict[str, Any]:
 def _assert_summary(summary: dict[str, Any], job_id: str = JOB_ID) -> None:
     assert summary["job_id"] == job_id
     assert summary["status"] == "Finished"
-    assert summary["outputs"]["output1"]["uri"] == "https://acct.blob.core.windows.net/models/runs/x/model.ilearner"
+    assert (
+        summary["outputs"]["output1"]["uri"]
+        == "https://acct.blob.core.windows.net/models/runs/x/model.ilearner"
+    )
     assert summary["outputs"]["output2"]["relative_location"] == "models/runs/x/evaluation.csv"
     text = json.dumps(summary)
     for secret in SECRETS:
@@ -182,7 +193,9 @@ def _assert_summary(summary: dict[str, Any], job_id: str = JOB_ID) -> None:
 
 def test_fresh_run_persists_the_job_id_before_starting_it(make_operator, make_context, http, journal, sleeps):
     http.submit()
-    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"), status_body("Running"), _finished())
+    http.statuses(
+        JOB_ID, status_body("NotStarted"), status_body("Running"), status_body("Running"), _finished()
+    )
     http.start()
     op = make_operator()
     context = make_context()
@@ -193,10 +206,16 @@ def test_fresh_run_persists_the_job_id_before_starting_it(make_operator, make_co
     assert summary["duration_seconds"] is not None and summary["duration_seconds"] >= 0
     store = context["task_state_store"]
     assert store.data[ID_KEY] == JOB_ID
-    assert store.data[STARTED_KEY]["job_id"] == JOB_ID and isinstance(store.data[STARTED_KEY]["started_at"], float)
+    assert store.data[STARTED_KEY]["job_id"] == JOB_ID and isinstance(
+        store.data[STARTED_KEY]["started_at"], float
+    )
 
     events = [e[:2] for e in journal]
-    assert events.index(("http", "submit")) < events.index(("store.set", ID_KEY)) < events.index(("http", "start"))
+    assert (
+        events.index(("http", "submit"))
+        < events.index(("store.set", ID_KEY))
+        < events.index(("http", "start"))
+    )
     assert sleeps.delays == [5]
     assert len(http.calls("POST", JOBS_URL)) == 1
 
@@ -231,7 +250,9 @@ def test_submitted_body_carries_inputs_outputs_and_parameters(make_operator, mak
 def test_failed_job_raises_with_its_details(make_operator, make_context, http, log_text):
     details = f"Error 0003: column 'income' not found; output DefaultEndpointsProtocol=https;AccountName=a;AccountKey={ACCOUNT_KEY}"
     http.submit()
-    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"), status_body("Failed", details=details))
+    http.statuses(
+        JOB_ID, status_body("NotStarted"), status_body("Running"), status_body("Failed", details=details)
+    )
     http.start()
 
     with pytest.raises(BatchJobFailedError) as info:
@@ -309,7 +330,9 @@ def test_retry_with_a_running_job_reattaches_without_submitting(make_operator, m
 
 
 def test_reattached_job_that_fails_raises(make_operator, make_context, http):
-    http.statuses(JOB_ID, status_body("Running"), status_body("Running"), status_body("Failed", details="out of memory"))
+    http.statuses(
+        JOB_ID, status_body("Running"), status_body("Running"), status_body("Failed", details="out of memory")
+    )
     context = make_context({ID_KEY: JOB_ID})
 
     with pytest.raises(BatchJobFailedError, match="out of memory"):
@@ -318,7 +341,9 @@ def test_reattached_job_that_fails_raises(make_operator, make_context, http):
     assert http.calls("POST") == []
 
 
-def test_retry_with_a_finished_job_returns_without_submitting_or_polling(make_operator, make_context, http, sleeps):
+def test_retry_with_a_finished_job_returns_without_submitting_or_polling(
+    make_operator, make_context, http, sleeps
+):
     http.statuses(JOB_ID, _finished())
     context = make_context({ID_KEY: JOB_ID})
 
@@ -331,7 +356,9 @@ def test_retry_with_a_finished_job_returns_without_submitting_or_polling(make_op
 
 
 @pytest.mark.parametrize("old", [status_body("Failed", details="bad"), status_body("Cancelled"), 404])
-def test_retry_with_a_failed_or_unknown_job_submits_a_new_one(make_operator, make_context, http, journal, old):
+def test_retry_with_a_failed_or_unknown_job_submits_a_new_one(
+    make_operator, make_context, http, journal, old
+):
     http.statuses(JOB_ID, old)
     http.submit(JOB_2)
     http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
@@ -348,7 +375,9 @@ def test_retry_with_a_failed_or_unknown_job_submits_a_new_one(make_operator, mak
     assert not http.calls("POST", JOB_ID)
 
 
-def test_retry_with_a_queued_job_this_operator_started_does_not_start_it_again(make_operator, make_context, http, journal):
+def test_retry_with_a_queued_job_this_operator_started_does_not_start_it_again(
+    make_operator, make_context, http, journal
+):
     # BES keeps a started job NotStarted while it waits in the queue.
     started = time.time() - 5
     http.statuses(JOB_ID, status_body("NotStarted"), status_body("NotStarted"), _finished())
@@ -387,7 +416,9 @@ def test_deferrable_defers_with_a_deadline(make_operator, make_context, http):
     context = make_context()
 
     with pytest.raises(TaskDeferred) as info:
-        make_operator(deferrable=True, job_timeout=600, poll_interval=20, cancel_on_kill=False).execute(context)
+        make_operator(deferrable=True, job_timeout=600, poll_interval=20, cancel_on_kill=False).execute(
+            context
+        )
 
     trigger = info.value.trigger
     assert isinstance(trigger, AzureMLBatchJobTrigger)
@@ -476,7 +507,12 @@ def test_execute_complete_error_event(make_operator, make_context, http):
 
 @pytest.mark.parametrize(
     "event",
-    [None, {"job_id": JOB_ID, "outcome": "ended", "status": "Running"}, {"outcome": "ended"}, {"job_id": JOB_ID, "outcome": "done"}],
+    [
+        None,
+        {"job_id": JOB_ID, "outcome": "ended", "status": "Running"},
+        {"outcome": "ended"},
+        {"job_id": JOB_ID, "outcome": "done"},
+    ],
 )
 def test_execute_complete_rejects_invalid_events(make_operator, make_context, http, event):
     with pytest.raises(AzureMLError):
@@ -526,7 +562,10 @@ def test_on_kill_without_a_job_or_without_cancel_on_kill_does_nothing(make_opera
 def test_constructor_touches_nothing(monkeypatch, rsps):
     monkeypatch.delenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", raising=False)
     op = AzureMLBatchExecutionOperator(
-        task_id="t", outputs={"output1": "{{ var.value.not_rendered }}"}, azureml_conn_id=CONN_ID, job_timeout=None
+        task_id="t",
+        outputs={"output1": "{{ var.value.not_rendered }}"},
+        azureml_conn_id=CONN_ID,
+        job_timeout=None,
     )
     assert op.outputs == {"output1": "{{ var.value.not_rendered }}"}
     assert len(rsps.calls) == 0

@@ -23,7 +23,9 @@ MODEL_V1 = "https://acct.blob.core.windows.net/models/runs/v1/model.ilearner"
 MODEL_V2 = "https://acct.blob.core.windows.net/models/runs/v2/model.ilearner"
 
 
-def candidate(model_uri: str = MODEL_V2, *, end: str | None = "2024-06-02T00:00:00+00:00", run_id: str = "run-2"):
+def candidate(
+    model_uri: str = MODEL_V2, *, end: str | None = "2024-06-02T00:00:00+00:00", run_id: str = "run-2"
+):
     return CandidateModel(
         model_uri=model_uri,
         job_id="job2",
@@ -36,7 +38,13 @@ def candidate(model_uri: str = MODEL_V2, *, end: str | None = "2024-06-02T00:00:
 
 
 def deployed(model_uri: str = MODEL_V1, end: str = "2024-06-01T00:00:00+00:00", **extra):
-    return {"model_uri": model_uri, "run_id": "run-1", "data_interval_end": end, "metrics": {"AUC": 0.85}, **extra}
+    return {
+        "model_uri": model_uri,
+        "run_id": "run-1",
+        "data_interval_end": end,
+        "metrics": {"AUC": 0.85},
+        **extra,
+    }
 
 
 @pytest.fixture
@@ -48,7 +56,12 @@ def store() -> FakeRecordStore:
 
 
 def test_record_round_trips_through_json():
-    record = DeploymentRecord(TARGET, current=deployed(), pending={"run_id": "r", "claimed_at": "2024-01-01T00:00:00+00:00"}, history=[{"a": 1}])
+    record = DeploymentRecord(
+        TARGET,
+        current=deployed(),
+        pending={"run_id": "r", "claimed_at": "2024-01-01T00:00:00+00:00"},
+        history=[{"a": 1}],
+    )
     text = record.to_json()
     assert json.loads(text)["format"] == RECORD_FORMAT
     assert DeploymentRecord.from_json(text, source="c/b.json") == record
@@ -79,12 +92,17 @@ def test_foreign_blobs_are_refused_naming_the_blob(text, match):
 def test_baseline_metrics():
     assert DeploymentRecord(TARGET).baseline_metrics is None
     assert DeploymentRecord(TARGET, current={"model_uri": MODEL_V1}).baseline_metrics is None
-    assert DeploymentRecord(TARGET, current=deployed(metrics={"AUC": "0.8", "RMSE": 2})).baseline_metrics == {"AUC": 0.8, "RMSE": 2.0}
+    assert DeploymentRecord(TARGET, current=deployed(metrics={"AUC": "0.8", "RMSE": 2})).baseline_metrics == {
+        "AUC": 0.8,
+        "RMSE": 2.0,
+    }
 
 
 def test_pending_is_live_until_the_lease_ends():
     claimed = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
-    record = DeploymentRecord(TARGET, pending={"run_id": "r", "claimed_at": claimed.isoformat(), "lease_seconds": 60})
+    record = DeploymentRecord(
+        TARGET, pending={"run_id": "r", "claimed_at": claimed.isoformat(), "lease_seconds": 60}
+    )
     assert record.pending_is_live(claimed + timedelta(seconds=59))
     assert not record.pending_is_live(claimed + timedelta(seconds=60))
     assert not DeploymentRecord(TARGET).pending_is_live(claimed)
@@ -120,7 +138,9 @@ def test_first_claim_creates_the_record(store):
     assert guard.claim() is ClaimOutcome.CLAIMED
     assert guard.baseline is None
     pending = store.record(TARGET).pending
-    assert pending["run_id"] == "run-2" and pending["model_uri"] == MODEL_V2 and pending["lease_seconds"] == 120
+    assert (
+        pending["run_id"] == "run-2" and pending["model_uri"] == MODEL_V2 and pending["lease_seconds"] == 120
+    )
     assert store.record(TARGET).pending_is_live()
 
 
@@ -162,7 +182,13 @@ def test_unknown_intervals_are_not_stale(store, end):
 
 
 def test_live_claim_of_another_run_is_a_conflict(store):
-    store.seed(DeploymentRecord(TARGET, current=deployed(), pending={"run_id": "run-9", "claimed_at": datetime.now(UTC).isoformat(), "lease_seconds": 600}))
+    store.seed(
+        DeploymentRecord(
+            TARGET,
+            current=deployed(),
+            pending={"run_id": "run-9", "claimed_at": datetime.now(UTC).isoformat(), "lease_seconds": 600},
+        )
+    )
     with pytest.raises(DeploymentConflictError, match="Run run-9 is promoting"):
         DeploymentGuard(store, TARGET, candidate()).claim()
     assert store.record(TARGET).pending["run_id"] == "run-9"
@@ -170,13 +196,19 @@ def test_live_claim_of_another_run_is_a_conflict(store):
 
 def test_expired_claim_is_taken_over(store):
     old = (datetime.now(UTC) - timedelta(hours=2)).isoformat()
-    store.seed(DeploymentRecord(TARGET, current=deployed(), pending={"run_id": "run-9", "claimed_at": old, "lease_seconds": 600}))
+    store.seed(
+        DeploymentRecord(
+            TARGET, current=deployed(), pending={"run_id": "run-9", "claimed_at": old, "lease_seconds": 600}
+        )
+    )
     assert DeploymentGuard(store, TARGET, candidate()).claim() is ClaimOutcome.CLAIMED
     assert store.record(TARGET).pending["run_id"] == "run-2"
 
 
 def test_own_claim_is_reclaimed_on_retry(store):
-    store.seed(DeploymentRecord(TARGET, pending={"run_id": "run-2", "claimed_at": datetime.now(UTC).isoformat()}))
+    store.seed(
+        DeploymentRecord(TARGET, pending={"run_id": "run-2", "claimed_at": datetime.now(UTC).isoformat()})
+    )
     assert DeploymentGuard(store, TARGET, candidate()).claim() is ClaimOutcome.CLAIMED
 
 

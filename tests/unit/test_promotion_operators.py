@@ -67,7 +67,17 @@ GATE = {"promote": True, "metrics": {"AUC": 0.9}}
 
 
 def scored(rows: int = 2, label: str = "1") -> dict[str, Any]:
-    return {"Results": {"output1": {"type": "table", "value": {"ColumnNames": ["age", "income", "Scored Labels"], "Values": [["1", "2", label]] * rows}}}}
+    return {
+        "Results": {
+            "output1": {
+                "type": "table",
+                "value": {
+                    "ColumnNames": ["age", "income", "Scored Labels"],
+                    "Values": [["1", "2", label]] * rows,
+                },
+            }
+        }
+    }
 
 
 # -- shared fixtures -------------------------------------------------------------------------------
@@ -128,7 +138,17 @@ class ClassicService:
             "default": endpoint_body(Name="default"),
             "ep1": endpoint_body(
                 ApiLocation=API_LOCATION,
-                Resources=[{"Name": RESOURCE, "Kind": "TrainedModel", "Location": {"BaseLocation": BASE_LOCATION, "RelativeLocation": OLD_REL, "SasBlobToken": f"?sv=1&sig={OLD_SIG}"}}],
+                Resources=[
+                    {
+                        "Name": RESOURCE,
+                        "Kind": "TrainedModel",
+                        "Location": {
+                            "BaseLocation": BASE_LOCATION,
+                            "RelativeLocation": OLD_REL,
+                            "SasBlobToken": f"?sv=1&sig={OLD_SIG}",
+                        },
+                    }
+                ],
             ),
         }
         self.patches: list[dict[str, Any]] = []
@@ -144,22 +164,40 @@ class ClassicService:
 
     def _service(self, request):
         self.requests.append(("GET", "service"))
-        return 200, {}, json.dumps({"Id": "pred1", "Name": "Census [predictive]", "DefaultEndpointName": "default"})
+        return (
+            200,
+            {},
+            json.dumps({"Id": "pred1", "Name": "Census [predictive]", "DefaultEndpointName": "default"}),
+        )
 
     def _endpoint(self, request):
         name = request.url.rsplit("/", 1)[1]
         self.requests.append((request.method, name))
         if request.method == "PUT":
-            created = endpoint_body(Name=name, ApiLocation=API_LOCATION, Resources=json.loads(json.dumps(self.endpoints["default"]["Resources"])))
+            created = endpoint_body(
+                Name=name,
+                ApiLocation=API_LOCATION,
+                Resources=json.loads(json.dumps(self.endpoints["default"]["Resources"])),
+            )
             self.endpoints[name] = created
             return 201, {}, ""
         if name not in self.endpoints:
-            return 404, {"x-ms-request-id": "r404"}, json.dumps({"error": {"code": "EndpointNotFound", "message": f"No endpoint {name}."}})
+            return (
+                404,
+                {"x-ms-request-id": "r404"},
+                json.dumps({"error": {"code": "EndpointNotFound", "message": f"No endpoint {name}."}}),
+            )
         if request.method == "PATCH":
             self.patches.append(_body(request))
             status = self.patch_statuses.pop(0) if self.patch_statuses else 200
             if status >= 300:
-                return status, {}, json.dumps({"error": {"code": "BadRequest", "message": f"cannot read model (token {WS_TOKEN})"}})
+                return (
+                    status,
+                    {},
+                    json.dumps(
+                        {"error": {"code": "BadRequest", "message": f"cannot read model (token {WS_TOKEN})"}}
+                    ),
+                )
             if not self.ignore_patches:
                 for patched in _body(request)["Resources"]:
                     for resource in self.endpoints[name]["Resources"]:
@@ -184,7 +222,11 @@ class ClassicService:
 @pytest.fixture
 def classic(rsps, monkeypatch, training_job):
     set_connection(
-        monkeypatch, MGMT_CONN, conn_type="azureml_classic_management", host=MGMT_URL, password=WS_TOKEN,
+        monkeypatch,
+        MGMT_CONN,
+        conn_type="azureml_classic_management",
+        host=MGMT_URL,
+        password=WS_TOKEN,
         extra={"workspace_id": "ws1", "retry_backoff": 0, "max_retries": 0},
     )
     return ClassicService(rsps)
@@ -221,11 +263,24 @@ def _everything(err: BaseException) -> list[str]:
 # -- classic endpoint: success ---------------------------------------------------------------------
 
 
-def test_classic_promotion_patches_confirms_smoke_tests_and_commits(endpoint_operator, classic, store, sample, context, log_text):
+def test_classic_promotion_patches_confirms_smoke_tests_and_commits(
+    endpoint_operator, classic, store, sample, context, log_text
+):
     result = endpoint_operator().execute(context)
 
     assert classic.patches == [
-        {"Resources": [{"Name": RESOURCE, "Location": {"BaseLocation": BASE_LOCATION, "RelativeLocation": NEW_REL, "SasBlobToken": f"?sv=2020-08-04&sr=b&sig={RESULT_SIG}&se=2030-01-01&sp=r"}}]}
+        {
+            "Resources": [
+                {
+                    "Name": RESOURCE,
+                    "Location": {
+                        "BaseLocation": BASE_LOCATION,
+                        "RelativeLocation": NEW_REL,
+                        "SasBlobToken": f"?sv=2020-08-04&sr=b&sig={RESULT_SIG}&se=2030-01-01&sp=r",
+                    },
+                }
+            ]
+        }
     ]
     assert set(classic.patches[0]["Resources"][0]) == {"Name", "Location"}
     assert classic.location()["RelativeLocation"] == NEW_REL
@@ -256,7 +311,9 @@ def test_missing_endpoint_is_created(endpoint_operator, classic, store, context)
 
 
 def test_missing_endpoint_is_refused_without_create(endpoint_operator, classic, store, context):
-    with pytest.raises(AzureMLConfigError, match=r"no endpoint 'ep-new'; create it or set create_endpoint=True"):
+    with pytest.raises(
+        AzureMLConfigError, match=r"no endpoint 'ep-new'; create it or set create_endpoint=True"
+    ):
         endpoint_operator(endpoint_name="ep-new", create_endpoint=False).execute(context)
     assert "PUT" not in classic.methods() and "PATCH" not in classic.methods()
     record = store.record("census-ep1")
@@ -264,7 +321,9 @@ def test_missing_endpoint_is_refused_without_create(endpoint_operator, classic, 
 
 
 def test_default_endpoint_is_refused(endpoint_operator, classic, store, context):
-    with pytest.raises(AzureMLConfigError, match=r"'default' is the default endpoint.*non-default endpoint_name"):
+    with pytest.raises(
+        AzureMLConfigError, match=r"'default' is the default endpoint.*non-default endpoint_name"
+    ):
         endpoint_operator(endpoint_name="default").execute(context)
     assert "PATCH" not in classic.methods()
     assert store.record("census-ep1").history[-1]["outcome"] == "failed"
@@ -278,7 +337,9 @@ def test_invalid_endpoint_name_is_refused(endpoint_operator, classic, context):
 
 def test_unconfirmed_update_is_rolled_back(endpoint_operator, classic, store, context):
     classic.ignore_patches = True
-    with pytest.raises(AzureMLError, match=rf"not confirmed.*still reports {re.escape(OLD_URI)}.*rolled back") as info:
+    with pytest.raises(
+        AzureMLError, match=rf"not confirmed.*still reports {re.escape(OLD_URI)}.*rolled back"
+    ) as info:
         endpoint_operator().execute(context)
     assert len(classic.patches) == 2, "the update, then the rollback to the previous location"
     record = store.record("census-ep1")
@@ -300,12 +361,23 @@ def test_patch_error_is_redacted_and_recorded(endpoint_operator, classic, store,
 
 def test_smoke_test_failure_rolls_back(endpoint_operator, classic, store, context, log_text):
     classic.score_answers = [scored(rows=1)]
-    with pytest.raises(SmokeTestError, match=rf"Scoring 2 rows returned 1 rows.*rolled back to {re.escape(OLD_URI)}") as info:
+    with pytest.raises(
+        SmokeTestError, match=rf"Scoring 2 rows returned 1 rows.*rolled back to {re.escape(OLD_URI)}"
+    ) as info:
         endpoint_operator().execute(context)
 
     assert len(classic.patches) == 2
     assert classic.patches[1] == {
-        "Resources": [{"Name": RESOURCE, "Location": {"BaseLocation": BASE_LOCATION, "RelativeLocation": OLD_REL, "SasBlobToken": f"?sv=1&sig={OLD_SIG}"}}]
+        "Resources": [
+            {
+                "Name": RESOURCE,
+                "Location": {
+                    "BaseLocation": BASE_LOCATION,
+                    "RelativeLocation": OLD_REL,
+                    "SasBlobToken": f"?sv=1&sig={OLD_SIG}",
+                },
+            }
+        ]
     }
     assert classic.location()["RelativeLocation"] == OLD_REL
     record = store.record("census-ep1")
@@ -322,24 +394,32 @@ def test_empty_predictions_roll_back(endpoint_operator, classic, store, context)
     assert store.record("census-ep1").history[-1]["outcome"] == "rolled_back"
 
 
-def test_missing_smoke_sample_fails_before_the_endpoint_changes(endpoint_operator, classic, store, sample, context):
+def test_missing_smoke_sample_fails_before_the_endpoint_changes(
+    endpoint_operator, classic, store, sample, context
+):
     from azure.core.exceptions import ResourceNotFoundError
 
     sample.error = ResourceNotFoundError("The specified blob does not exist.")
-    with pytest.raises(AzureMLConfigError, match=r"smoke-test sample samples/census.csv does not exist .*'blob_test'"):
+    with pytest.raises(
+        AzureMLConfigError, match=r"smoke-test sample samples/census.csv does not exist .*'blob_test'"
+    ):
         endpoint_operator().execute(context)
     assert classic.patches == [] and classic.location()["RelativeLocation"] == OLD_REL
     assert store.blobs == {}, "nothing claimed, nothing recorded"
 
 
-def test_smoke_sample_that_is_no_csv_fails_before_the_endpoint_changes(endpoint_operator, classic, store, sample, context):
+def test_smoke_sample_that_is_no_csv_fails_before_the_endpoint_changes(
+    endpoint_operator, classic, store, sample, context
+):
     sample.text = "just a header\n"
     with pytest.raises(AzureMLConfigError, match="needs a header and at least one row"):
         endpoint_operator().execute(context)
     assert classic.patches == [] and store.blobs == {}
 
 
-def test_smoke_sample_unreadable_for_other_reasons_is_redacted(endpoint_operator, classic, store, sample, context):
+def test_smoke_sample_unreadable_for_other_reasons_is_redacted(
+    endpoint_operator, classic, store, sample, context
+):
     from azure.core.exceptions import HttpResponseError
 
     url = f"https://acct.blob.core.windows.net/samples/census.csv?sv=2024-08-04&sp=r&sig={RESULT_SIG}"
@@ -352,7 +432,9 @@ def test_smoke_sample_unreadable_for_other_reasons_is_redacted(endpoint_operator
 def test_failed_rollback_names_the_previous_model(endpoint_operator, classic, store, context, log_text):
     classic.score_answers = [scored(rows=1)]
     classic.patch_statuses = [200, 400]
-    with pytest.raises(RollbackError, match=rf"rollback failed .*Point census-ep1 back to {re.escape(OLD_URI)} by hand") as info:
+    with pytest.raises(
+        RollbackError, match=rf"rollback failed .*Point census-ep1 back to {re.escape(OLD_URI)} by hand"
+    ) as info:
         endpoint_operator().execute(context)
     record = store.record("census-ep1")
     assert record.pending is None and record.history[-1]["outcome"] == "rollback_failed"
@@ -370,14 +452,32 @@ def test_rollback_without_previous_location_fails_loudly(endpoint_operator, clas
 
 
 def test_stale_claim_skips_without_touching_the_endpoint(endpoint_operator, classic, store, context):
-    store.seed(DeploymentRecord("census-ep1", current={"model_uri": OLD_URI, "run_id": "run-9", "data_interval_end": "2024-07-01T00:00:00+00:00"}))
+    store.seed(
+        DeploymentRecord(
+            "census-ep1",
+            current={
+                "model_uri": OLD_URI,
+                "run_id": "run-9",
+                "data_interval_end": "2024-07-01T00:00:00+00:00",
+            },
+        )
+    )
     with pytest.raises(AirflowSkipException, match="older, so it is not deployed"):
         endpoint_operator().execute(context)
     assert classic.requests == []
 
 
 def test_force_deploys_over_newer_data(endpoint_operator, classic, store, context):
-    store.seed(DeploymentRecord("census-ep1", current={"model_uri": OLD_URI, "run_id": "run-9", "data_interval_end": "2024-07-01T00:00:00+00:00"}))
+    store.seed(
+        DeploymentRecord(
+            "census-ep1",
+            current={
+                "model_uri": OLD_URI,
+                "run_id": "run-9",
+                "data_interval_end": "2024-07-01T00:00:00+00:00",
+            },
+        )
+    )
     assert endpoint_operator(force=True, smoke_test_sample=None).execute(context)["outcome"] == "deployed"
 
 
@@ -390,7 +490,11 @@ def test_already_deployed_is_a_no_op(endpoint_operator, classic, store, context)
 
 def test_live_claim_of_another_run_conflicts(endpoint_operator, classic, store, context):
     claimed = datetime.now(UTC).isoformat()
-    store.seed(DeploymentRecord("census-ep1", pending={"run_id": "run-7", "claimed_at": claimed, "lease_seconds": 600}))
+    store.seed(
+        DeploymentRecord(
+            "census-ep1", pending={"run_id": "run-7", "claimed_at": claimed, "lease_seconds": 600}
+        )
+    )
     with pytest.raises(DeploymentConflictError, match="Run run-7 is promoting"):
         endpoint_operator().execute(context)
     assert classic.requests == []
@@ -432,7 +536,11 @@ class ArmService:
                 "provisioningState": "Succeeded",
                 "assets": {
                     "asset1": {"name": "Input", "type": "Module", "locationInfo": {"uri": "aml://module/1"}},
-                    "asset3": {"name": "Retrain Sample [trained model]", "type": "Resource", "locationInfo": {"uri": OLD_URI}},
+                    "asset3": {
+                        "name": "Retrain Sample [trained model]",
+                        "type": "Resource",
+                        "locationInfo": {"uri": OLD_URI},
+                    },
                 },
             },
         }
@@ -446,7 +554,11 @@ class ArmService:
         rsps.add_callback("GET", SVC_URL, callback=self._get)
         rsps.add_callback("PATCH", SVC_URL, callback=self._patch)
         rsps.add_callback("GET", re.compile(re.escape(OP_URL.format(n="")) + r"\d+$"), callback=self._poll)
-        rsps.add_callback("GET", KEYS_URL, callback=lambda r: (200, {}, json.dumps({"primary": SERVICE_KEY, "secondary": SECONDARY_KEY})))
+        rsps.add_callback(
+            "GET",
+            KEYS_URL,
+            callback=lambda r: (200, {}, json.dumps({"primary": SERVICE_KEY, "secondary": SECONDARY_KEY})),
+        )
         rsps.add_callback("POST", ARM_SCORE_URL, callback=self._score)
 
     def _get(self, request):
@@ -461,7 +573,13 @@ class ArmService:
         self.patches.append(body)
         n = len(self.patches)
         self.pending.append(body)
-        return 202, {"Azure-AsyncOperation": OP_URL.format(n=n)}, json.dumps({**self.definition, "properties": {**body["properties"], "provisioningState": "Provisioning"}})
+        return (
+            202,
+            {"Azure-AsyncOperation": OP_URL.format(n=n)},
+            json.dumps(
+                {**self.definition, "properties": {**body["properties"], "provisioningState": "Provisioning"}}
+            ),
+        )
 
     def _poll(self, request):
         self.polls += 1
@@ -469,7 +587,10 @@ class ArmService:
         answers = self.statuses[n - 1] if n - 1 < len(self.statuses) else [{"status": "Succeeded"}]
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
         if answer["status"] == "Succeeded":
-            self.definition["properties"] = {**self.pending[n - 1]["properties"], "provisioningState": "Succeeded"}
+            self.definition["properties"] = {
+                **self.pending[n - 1]["properties"],
+                "provisioningState": "Succeeded",
+            }
         return 200, {}, json.dumps(answer)
 
     def _score(self, request):
@@ -484,8 +605,17 @@ class ArmService:
 @pytest.fixture
 def arm(rsps, monkeypatch, training_job):
     set_connection(
-        monkeypatch, ARM_CONN, conn_type="azureml_web_services", host=ARM_URL,
-        extra={"subscription_id": "sub1", "resource_group": "rg1", "execution_url": EXEC, "retry_backoff": 0, "max_retries": 0},
+        monkeypatch,
+        ARM_CONN,
+        conn_type="azureml_web_services",
+        host=ARM_URL,
+        extra={
+            "subscription_id": "sub1",
+            "resource_group": "rg1",
+            "execution_url": EXEC,
+            "retry_backoff": 0,
+            "max_retries": 0,
+        },
     )
     return ArmService(rsps)
 
@@ -520,7 +650,9 @@ EXPECTED_PATCH = [
 ]
 
 
-def test_arm_promotion_patches_the_asset_and_waits_for_provisioning(web_service_operator, arm, store, sleeps, context, log_text):
+def test_arm_promotion_patches_the_asset_and_waits_for_provisioning(
+    web_service_operator, arm, store, sleeps, context, log_text
+):
     arm.statuses = [[{"status": "InProgress", "percentComplete": 40}, {"status": "Succeeded"}]]
     result = web_service_operator().execute(context)
 
@@ -542,7 +674,12 @@ def test_arm_promotion_patches_the_asset_and_waits_for_provisioning(web_service_
 
 
 def test_arm_failed_provisioning_raises_and_records(web_service_operator, arm, store, context):
-    arm.statuses = [[{"status": "InProgress"}, {"status": "Failed", "errorInfo": {"code": "ModelInvalid", "message": "cannot load the model"}}]]
+    arm.statuses = [
+        [
+            {"status": "InProgress"},
+            {"status": "Failed", "errorInfo": {"code": "ModelInvalid", "message": "cannot load the model"}},
+        ]
+    ]
     with pytest.raises(AzureMLApiError, match="ended Failed: cannot load the model") as info:
         web_service_operator().execute(context)
     assert len(arm.patches) == 1 and arm.uri() == OLD_URI
@@ -575,7 +712,9 @@ def test_arm_failed_rollback_raises_rollback_error(web_service_operator, arm, st
 def test_arm_concurrent_change_is_caught_by_the_test_op(web_service_operator, arm, store, context):
     def someone_else_changes_the_model() -> None:
         if arm.gets == 2:  # between the operator's read and its patch
-            arm.definition["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = BASE_LOCATION + "models/other/model.ilearner"
+            arm.definition["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = (
+                BASE_LOCATION + "models/other/model.ilearner"
+            )
 
     arm.on_get = someone_else_changes_the_model
     with pytest.raises(AzureMLConfigError, match="changed since it was read.*nothing was updated"):
@@ -585,13 +724,19 @@ def test_arm_concurrent_change_is_caught_by_the_test_op(web_service_operator, ar
 
 
 def test_arm_stale_claim_skips(web_service_operator, arm, store, context):
-    store.seed(DeploymentRecord("svc1", current={"model_uri": OLD_URI, "data_interval_end": "2025-01-01T00:00:00+00:00"}))
+    store.seed(
+        DeploymentRecord(
+            "svc1", current={"model_uri": OLD_URI, "data_interval_end": "2025-01-01T00:00:00+00:00"}
+        )
+    )
     with pytest.raises(AirflowSkipException):
         web_service_operator().execute(context)
     assert arm.patches == []
 
 
-def test_ragged_smoke_sample_fails_before_the_endpoint_changes(endpoint_operator, classic, store, sample, context):
+def test_ragged_smoke_sample_fails_before_the_endpoint_changes(
+    endpoint_operator, classic, store, sample, context
+):
     sample.text = "age,income,label\n39,52000\n"
     with pytest.raises(AzureMLConfigError, match="row 1 has 2 values for 3 columns"):
         endpoint_operator().execute(context)
@@ -599,7 +744,9 @@ def test_ragged_smoke_sample_fails_before_the_endpoint_changes(endpoint_operator
     assert store.writes == []
 
 
-def test_smoke_test_waits_until_the_endpoint_serves_the_new_model(endpoint_operator, classic, context, monkeypatch):
+def test_smoke_test_waits_until_the_endpoint_serves_the_new_model(
+    endpoint_operator, classic, context, monkeypatch
+):
     import airflow_provider_amlretrain.operators.update_endpoint_model as module
 
     events: list[str] = []

@@ -23,11 +23,18 @@ def test_validates_against_airflows_provider_info_schema():
 
 
 def _modules() -> list[str]:
-    return [m for section in ("hooks", "operators", "sensors", "triggers") for entry in INFO.get(section, []) for m in entry["python-modules"]]
+    return [
+        m
+        for section in ("hooks", "operators", "sensors", "triggers")
+        for entry in INFO.get(section, [])
+        for m in entry["python-modules"]
+    ]
 
 
 def _classes() -> list[str]:
-    return list(INFO.get("extra-links", [])) + [c["hook-class-name"] for c in INFO.get("connection-types", [])]
+    return list(INFO.get("extra-links", [])) + [
+        c["hook-class-name"] for c in INFO.get("connection-types", [])
+    ]
 
 
 @pytest.mark.parametrize("module", _modules())

@@ -41,11 +41,16 @@ def _everything(err: BaseException) -> list[str]:
 @pytest.mark.parametrize(
     "answer",
     [
-        pytest.param({"status": 400, "json": {"error": {"code": "BadArgument", "message": ECHO}}}, id="400-error-object"),
+        pytest.param(
+            {"status": 400, "json": {"error": {"code": "BadArgument", "message": ECHO}}},
+            id="400-error-object",
+        ),
         pytest.param({"status": 400, "json": {"Code": "BadArgument", "Message": ECHO}}, id="400-flat-object"),
         pytest.param({"status": 401, "body": ECHO}, id="401-plain-text"),
         pytest.param({"status": 404, "json": {"error": {"code": "NotFound", "message": ECHO}}}, id="404"),
-        pytest.param({"status": 500, "json": {"error": {"code": "Internal", "details": ECHO}}}, id="500-after-retries"),
+        pytest.param(
+            {"status": 500, "json": {"error": {"code": "Internal", "details": ECHO}}}, id="500-after-retries"
+        ),
     ],
 )
 def test_error_bodies_echoing_secrets_are_redacted(transport, log_text, answer):
@@ -84,7 +89,9 @@ def test_submit_answer_echoing_secrets_is_redacted(hook, rsps, log_text):
 
 def test_connection_errors_mentioning_the_key_are_redacted(transport, log_text):
     for _ in range(4):
-        transport.add("GET", job_url(), exc=transport.connection_error(f"proxy refused Bearer {API_KEY} / {API_KEY}"))
+        transport.add(
+            "GET", job_url(), exc=transport.connection_error(f"proxy refused Bearer {API_KEY} / {API_KEY}")
+        )
 
     with pytest.raises(AzureMLError) as info:
         transport.run("get_job", JOB_ID)
@@ -117,10 +124,22 @@ def test_reprs_hide_secrets(hook):
         relative_location="c/x.csv",
         connection_string=f"DefaultEndpointsProtocol=https;AccountName=a;AccountKey={ACCOUNT_KEY};",
     )
-    sas_ref = BlobReference(relative_location="c/x.csv", base_location="https://a.blob.core.windows.net/", sas_token=f"?sig={SAS_SIG}")
+    sas_ref = BlobReference(
+        relative_location="c/x.csv",
+        base_location="https://a.blob.core.windows.net/",
+        sas_token=f"?sig={SAS_SIG}",
+    )
     loc = BlobLocation("https://a.blob.core.windows.net/", "c/x.csv", f"?sv=1&sig={SAS_SIG}")
     state = BatchJobState(JOB_ID, BatchJobStatus.FINISHED, {"output1": loc})
-    _assert_clean(repr(ref), repr(sas_ref), repr(loc), repr(state), repr(hook.settings), loc.uri, json.dumps(state.to_summary()))
+    _assert_clean(
+        repr(ref),
+        repr(sas_ref),
+        repr(loc),
+        repr(state),
+        repr(hook.settings),
+        loc.uri,
+        json.dumps(state.to_summary()),
+    )
 
 
 def test_bes_request_repr_hides_the_body():
@@ -141,7 +160,11 @@ def test_bes_request_repr_hides_the_body():
             (),
             "DefaultEndpointsProtocol=https;AccountName=acct;AccountKey=***;EndpointSuffix=core.windows.net",
         ),
-        ("BlobEndpoint=https://a/;SharedAccessSignature=sv=1&sig=x", (), "BlobEndpoint=https://a/;SharedAccessSignature=***"),
+        (
+            "BlobEndpoint=https://a/;SharedAccessSignature=sv=1&sig=x",
+            (),
+            "BlobEndpoint=https://a/;SharedAccessSignature=***",
+        ),
         ("https://a/c/b?sv=2020&sig=abc%2Bdef&se=1", (), "https://a/c/b?sv=2020&sig=***&se=1"),
         ("https://a/c/b?sig=abc&sv=1", (), "https://a/c/b?sig=***&sv=1"),
         ("Authorization: Bearer eyJ0eXAi.J9.x-y_z", (), "Authorization: Bearer ***"),

@@ -32,7 +32,9 @@ def sensor(azureml_conn, sleeps):
     return make
 
 
-@pytest.mark.parametrize(("status", "done"), [("Finished", True), (4, True), ("Running", False), ("NotStarted", False), (0, False)])
+@pytest.mark.parametrize(
+    ("status", "done"), [("Finished", True), (4, True), ("Running", False), ("NotStarted", False), (0, False)]
+)
 def test_poke(sensor, rsps, status, done):
     rsps.add("GET", job_url(), json=status_body(status))
 

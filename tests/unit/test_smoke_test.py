@@ -27,14 +27,37 @@ def test_sample_needs_a_header_and_a_row(text):
 
 
 def test_execute_request_shape():
-    request = execute_request("https://r.services.azureml.net/workspaces/w/services/s/", input_name="input1", columns=["a", "b"], rows=[[1, "x"]], global_parameters={"p": 1})
+    request = execute_request(
+        "https://r.services.azureml.net/workspaces/w/services/s/",
+        input_name="input1",
+        columns=["a", "b"],
+        rows=[[1, "x"]],
+        global_parameters={"p": 1},
+    )
     assert request.method == "POST"
-    assert request.url == "https://r.services.azureml.net/workspaces/w/services/s/execute?api-version=2.0&details=true"
-    assert request.json_body == {"Inputs": {"input1": {"ColumnNames": ["a", "b"], "Values": [["1", "x"]]}}, "GlobalParameters": {"p": 1}}
+    assert (
+        request.url
+        == "https://r.services.azureml.net/workspaces/w/services/s/execute?api-version=2.0&details=true"
+    )
+    assert request.json_body == {
+        "Inputs": {"input1": {"ColumnNames": ["a", "b"], "Values": [["1", "x"]]}},
+        "GlobalParameters": {"p": 1},
+    }
 
 
 def _answer(values, columns=("age", "Scored Labels", "Scored Probabilities")):
-    return {"Results": {"output1": {"type": "table", "value": {"ColumnNames": list(columns), "ColumnTypes": ["String"] * len(columns), "Values": values}}}}
+    return {
+        "Results": {
+            "output1": {
+                "type": "table",
+                "value": {
+                    "ColumnNames": list(columns),
+                    "ColumnTypes": ["String"] * len(columns),
+                    "Values": values,
+                },
+            }
+        }
+    }
 
 
 def test_parse_execute_answer():
@@ -60,7 +83,12 @@ def test_parse_execute_answer_refuses_odd_answers(body, match):
 
 
 def test_parse_execute_answer_named_output():
-    body = {"Results": {"output1": _answer([["1"]], ["x"])["Results"]["output1"], "output2": _answer([["2"]], ["y"])["Results"]["output1"]}}
+    body = {
+        "Results": {
+            "output1": _answer([["1"]], ["x"])["Results"]["output1"],
+            "output2": _answer([["2"]], ["y"])["Results"]["output1"],
+        }
+    }
     assert parse_execute_answer(body, "output2").values == [["2"]]
     with pytest.raises(AzureMLResponseError, match=r"no output 'output3'; it has \['output1', 'output2'\]"):
         parse_execute_answer(body, "output3")
@@ -77,7 +105,10 @@ SAMPLE = SmokeSample(columns=["age"], rows=[["39"], ["50"]])
 def test_check_scoring_passes_with_a_label_per_row():
     result = check_scoring(SAMPLE, parse_execute_answer(_answer([["39", "1", "0.8"], ["50", "0", "0.1"]])))
     assert result.predictions == ["1", "0"]
-    assert result.to_summary() == {"predictions": ["1", "0"], "columns": ["age", "Scored Labels", "Scored Probabilities"]}
+    assert result.to_summary() == {
+        "predictions": ["1", "0"],
+        "columns": ["age", "Scored Labels", "Scored Probabilities"],
+    }
 
 
 @pytest.mark.parametrize(

@@ -142,7 +142,11 @@ async def test_job_that_ended_before_the_deadline_is_ended_not_timed_out(azureml
     [(401, "API key"), (404, "404")],
 )
 async def test_service_errors_yield_an_error_event(azureml_conn, aio, recorded_sleeps, status, words):
-    aio.get(job_url(), status=status, payload={"error": {"code": "Denied", "message": f"key {API_KEY} is invalid"}})
+    aio.get(
+        job_url(),
+        status=status,
+        payload={"error": {"code": "Denied", "message": f"key {API_KEY} is invalid"}},
+    )
 
     payload = await _only_event(_trigger())
 
@@ -164,7 +168,9 @@ async def test_unknown_status_is_an_error_event_not_success(azureml_conn, aio, r
 async def test_missing_connection_is_an_error_event(monkeypatch, aio, recorded_sleeps):
     from tests.unit.support import set_connection
 
-    set_connection(monkeypatch, "azureml_nokey", conn_type="azureml_studio", host="https://h/workspaces/w/services/s")
+    set_connection(
+        monkeypatch, "azureml_nokey", conn_type="azureml_studio", host="https://h/workspaces/w/services/s"
+    )
 
     payload = await _only_event(_trigger(azureml_conn_id="azureml_nokey"))
 
@@ -192,7 +198,7 @@ async def test_on_kill_cancels_the_job(azureml_conn, aio):
 
     await _trigger().on_kill()
 
-    ((method, url), calls), = aio.requests.items()
+    (((method, url), calls),) = aio.requests.items()
     assert (method, str(url)) == ("DELETE", job_url())
     assert calls[0].kwargs["headers"]["Authorization"] == f"Bearer {API_KEY}"
 

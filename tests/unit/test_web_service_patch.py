@@ -21,11 +21,24 @@ NEW = "https://acct.blob.core.windows.net/models/v2/model.ilearner"
 
 def definition(**extra_assets):
     assets = {
-        "asset1": {"name": "Retrain Sample [data]", "type": "Module", "locationInfo": {"uri": "aml://module/x"}},
-        "asset3": {"name": "Retrain Sample [trained model]", "type": "Resource", "locationInfo": {"uri": OLD}},
+        "asset1": {
+            "name": "Retrain Sample [data]",
+            "type": "Module",
+            "locationInfo": {"uri": "aml://module/x"},
+        },
+        "asset3": {
+            "name": "Retrain Sample [trained model]",
+            "type": "Resource",
+            "locationInfo": {"uri": OLD},
+        },
         **extra_assets,
     }
-    return {"id": "/subscriptions/s/.../ws1", "name": "ws1", "location": "South Central US", "properties": {"title": "t", "assets": assets}}
+    return {
+        "id": "/subscriptions/s/.../ws1",
+        "name": "ws1",
+        "location": "South Central US",
+        "properties": {"title": "t", "assets": assets},
+    }
 
 
 def test_finds_the_one_resource_asset_with_an_ilearner():
@@ -43,14 +56,19 @@ def test_ilearner_uri_with_a_query_still_counts():
 def test_several_trained_models_need_a_key_or_name():
     extra = {"asset9": {"name": "Other [trained model]", "type": "Resource", "locationInfo": {"uri": NEW}}}
     d = definition(**extra)
-    with pytest.raises(WebServicePatchError, match=r"several trained-model assets \(asset3, asset9\).*asset_key or asset_name"):
+    with pytest.raises(
+        WebServicePatchError,
+        match=r"several trained-model assets \(asset3, asset9\).*asset_key or asset_name",
+    ):
         find_trained_model_asset(d)
     assert find_trained_model_asset(d, asset_key="asset9").uri == NEW
     assert find_trained_model_asset(d, asset_name="Retrain Sample [trained model]").key == "asset3"
 
 
 def test_unknown_key_or_name_lists_the_assets():
-    with pytest.raises(WebServicePatchError, match=r"no asset 'asset7'; its assets are: asset1 \('Retrain Sample \[data\]'"):
+    with pytest.raises(
+        WebServicePatchError, match=r"no asset 'asset7'; its assets are: asset1 \('Retrain Sample \[data\]'"
+    ):
         find_trained_model_asset(definition(), asset_key="asset7")
     with pytest.raises(WebServicePatchError, match=r"no asset named 'Nope'; its assets are: .*asset3"):
         find_trained_model_asset(definition(), asset_name="Nope")
@@ -64,7 +82,9 @@ def test_definition_without_assets_is_refused(properties):
 
 def test_no_ilearner_resource_is_refused():
     d = definition()
-    d["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = "https://acct.blob.core.windows.net/models/v1/model.zip"
+    d["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = (
+        "https://acct.blob.core.windows.net/models/v1/model.zip"
+    )
     with pytest.raises(WebServicePatchError, match="no Resource asset with an .ilearner"):
         find_trained_model_asset(d)
 
@@ -86,7 +106,9 @@ def test_patch_tests_then_replaces():
 
 def test_patch_refuses_a_non_ilearner():
     asset = find_trained_model_asset(definition())
-    with pytest.raises(WebServicePatchError, match=r"'https://acct.blob.core.windows.net/m/x.csv' is not an .ilearner"):
+    with pytest.raises(
+        WebServicePatchError, match=r"'https://acct.blob.core.windows.net/m/x.csv' is not an .ilearner"
+    ):
         build_model_patch(asset, "https://acct.blob.core.windows.net/m/x.csv?sig=secret")
 
 
@@ -116,7 +138,9 @@ def test_apply_works_on_a_copy_and_inverse_restores():
 def test_concurrent_change_fails_the_test_op():
     d = definition()
     patch = build_model_patch(find_trained_model_asset(d), NEW)
-    d["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = "https://acct.blob.core.windows.net/models/other.ilearner"
+    d["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = (
+        "https://acct.blob.core.windows.net/models/other.ilearner"
+    )
     with pytest.raises(WebServicePatchError, match="changed since it was read.*nothing was updated"):
         apply_patch(d, patch)
 

@@ -41,7 +41,13 @@ def web_service(uri: str = MODEL, state: str = "Succeeded", **properties):
             "title": "svc1",
             "provisioningState": state,
             "packageType": "Graph",
-            "assets": {"asset3": {"name": "Retrain Sample [trained model]", "type": "Resource", "locationInfo": {"uri": uri}}},
+            "assets": {
+                "asset3": {
+                    "name": "Retrain Sample [trained model]",
+                    "type": "Resource",
+                    "locationInfo": {"uri": uri},
+                }
+            },
             **properties,
         },
     }
@@ -50,8 +56,19 @@ def web_service(uri: str = MODEL, state: str = "Succeeded", **properties):
 @pytest.fixture
 def arm_conn(monkeypatch):
     set_connection(
-        monkeypatch, ARM_CONN, conn_type="azureml_web_services", host=ARM_URL, login="client-id", password=CLIENT_SECRET,
-        extra={"subscription_id": "sub1", "resource_group": "rg1", "execution_url": EXEC, "retry_backoff": 0, "max_retries": 1},
+        monkeypatch,
+        ARM_CONN,
+        conn_type="azureml_web_services",
+        host=ARM_URL,
+        login="client-id",
+        password=CLIENT_SECRET,
+        extra={
+            "subscription_id": "sub1",
+            "resource_group": "rg1",
+            "execution_url": EXEC,
+            "retry_backoff": 0,
+            "max_retries": 1,
+        },
     )
     return ARM_CONN
 
@@ -87,7 +104,12 @@ def test_missing_extras(monkeypatch, extra, match):
 
 
 def test_default_arm_url(monkeypatch):
-    set_connection(monkeypatch, "arm3", conn_type="azureml_web_services", extra={"subscription_id": "s", "resource_group": "r"})
+    set_connection(
+        monkeypatch,
+        "arm3",
+        conn_type="azureml_web_services",
+        extra={"subscription_id": "s", "resource_group": "r"},
+    )
     assert AzureMLWebServicesHook("arm3").api.base.startswith("https://management.azure.com/subscriptions/s/")
 
 
@@ -95,10 +117,21 @@ def test_credential_kind_follows_the_connection(monkeypatch, arm_conn):
     pytest.importorskip("azure.identity")
     from azure.identity import ClientSecretCredential, ManagedIdentityCredential
 
-    set_connection(monkeypatch, "sp", conn_type="azureml_web_services", login="cid", password=CLIENT_SECRET,
-                   extra={"subscription_id": "s", "resource_group": "r", "tenant_id": "t"})
+    set_connection(
+        monkeypatch,
+        "sp",
+        conn_type="azureml_web_services",
+        login="cid",
+        password=CLIENT_SECRET,
+        extra={"subscription_id": "s", "resource_group": "r", "tenant_id": "t"},
+    )
     assert isinstance(AzureMLWebServicesHook("sp").credential, ClientSecretCredential)
-    set_connection(monkeypatch, "mi", conn_type="azureml_web_services", extra={"subscription_id": "s", "resource_group": "r", "use_managed_identity": "true"})
+    set_connection(
+        monkeypatch,
+        "mi",
+        conn_type="azureml_web_services",
+        extra={"subscription_id": "s", "resource_group": "r", "use_managed_identity": "true"},
+    )
     assert isinstance(AzureMLWebServicesHook("mi").credential, ManagedIdentityCredential)
 
 
@@ -120,8 +153,17 @@ def test_update_polls_the_async_operation_until_succeeded(arm, rsps, sleeps):
 @pytest.mark.parametrize("field", ["status", "provisioningState"])
 def test_failed_provisioning_raises_with_the_service_message(arm, rsps, field, log_text):
     rsps.add("PATCH", SVC_URL, status=202, headers={"Azure-AsyncOperation": OP_URL})
-    rsps.add("GET", OP_URL, json={field: "Failed", "errorInfo": {"code": "BadModel", "message": "The model blob cannot be read."}})
-    with pytest.raises(AzureMLApiError, match=r"ended Failed: The model blob cannot be read.*keeps its previous definition"):
+    rsps.add(
+        "GET",
+        OP_URL,
+        json={
+            field: "Failed",
+            "errorInfo": {"code": "BadModel", "message": "The model blob cannot be read."},
+        },
+    )
+    with pytest.raises(
+        AzureMLApiError, match=r"ended Failed: The model blob cannot be read.*keeps its previous definition"
+    ):
         arm.update_web_service("svc1", web_service())
 
 
@@ -138,7 +180,10 @@ def test_without_async_header_the_definition_state_is_polled(arm, rsps, sleeps):
     rsps.add("PATCH", SVC_URL, status=200, json=web_service(state="Provisioning"))
     rsps.add("GET", SVC_URL, json=web_service(state="Provisioning"))
     rsps.add("GET", SVC_URL, json=web_service(state="Succeeded"))
-    assert arm.update_web_service("svc1", web_service(), poll_interval=1)["properties"]["provisioningState"] == "Succeeded"
+    assert (
+        arm.update_web_service("svc1", web_service(), poll_interval=1)["properties"]["provisioningState"]
+        == "Succeeded"
+    )
     assert sleeps.delays == [1]
 
 
@@ -151,16 +196,30 @@ def test_provisioning_that_does_not_end_times_out(arm, rsps):
 
 def test_score_uses_the_primary_key_from_list_keys_and_redacts(arm, rsps, log_text):
     rsps.add("GET", KEYS_URL, json={"primary": SERVICE_KEY, "secondary": SECONDARY_KEY})
-    rsps.add("GET", SVC_URL, json=web_service(swaggerLocation=f"{EXEC}/subscriptions/sub1/services/abc/swagger.json?x=1"))
+    rsps.add(
+        "GET",
+        SVC_URL,
+        json=web_service(swaggerLocation=f"{EXEC}/subscriptions/sub1/services/abc/swagger.json?x=1"),
+    )
     score_url = f"{EXEC}/subscriptions/sub1/services/abc/execute?api-version=2.0&details=true"
-    rsps.add("POST", score_url, json={"Results": {"output1": {"type": "table", "value": {"ColumnNames": ["Scored Labels"], "Values": [["1"]]}}}})
+    rsps.add(
+        "POST",
+        score_url,
+        json={
+            "Results": {
+                "output1": {"type": "table", "value": {"ColumnNames": ["Scored Labels"], "Values": [["1"]]}}
+            }
+        },
+    )
     assert arm.score("svc1", input_name="input1", columns=["a"], rows=[["1"]]).values == [["1"]]
     assert rsps.calls[2].request.headers["Authorization"] == f"Bearer {SERVICE_KEY}"
 
     rsps.add("POST", score_url, status=401, body=f"key {SERVICE_KEY} rejected, token {ARM_TOKEN}")
     with pytest.raises(AzureMLApiError) as info:
         arm.score("svc1", input_name="input1", columns=["a"], rows=[["1"]])
-    assert_no_secrets(str(info.value), repr(info.value), info.value.service_message, log_text(), secrets=SECRETS)
+    assert_no_secrets(
+        str(info.value), repr(info.value), info.value.service_message, log_text(), secrets=SECRETS
+    )
 
 
 def test_score_needs_a_primary_key(arm, rsps):
@@ -174,14 +233,29 @@ def test_execution_location(arm, monkeypatch):
     assert arm.execution_location("svc1", web_service()) == f"{EXEC}/subscriptions/sub1/services/svc1"
     swagger = web_service(swaggerLocation="https://x.azureml.net/subscriptions/s/services/id9/swagger.json")
     assert arm.execution_location("svc1", swagger) == "https://x.azureml.net/subscriptions/s/services/id9"
-    set_connection(monkeypatch, "arm4", conn_type="azureml_web_services", extra={"subscription_id": "s", "resource_group": "r"})
+    set_connection(
+        monkeypatch,
+        "arm4",
+        conn_type="azureml_web_services",
+        extra={"subscription_id": "s", "resource_group": "r"},
+    )
     hook = AzureMLWebServicesHook("arm4")
     with pytest.raises(AzureMLConfigError, match="no 'execution_url' extra"):
         hook.execution_location("svc1", web_service())
 
 
 def test_arm_errors_never_show_the_token(arm, rsps, log_text):
-    rsps.add("GET", SVC_URL, status=403, json={"error": {"code": "AuthorizationFailed", "message": f"token {ARM_TOKEN} lacks access; secret {CLIENT_SECRET}"}})
+    rsps.add(
+        "GET",
+        SVC_URL,
+        status=403,
+        json={
+            "error": {
+                "code": "AuthorizationFailed",
+                "message": f"token {ARM_TOKEN} lacks access; secret {CLIENT_SECRET}",
+            }
+        },
+    )
     with pytest.raises(AzureMLApiError) as info:
         arm.get_web_service("svc1")
     assert info.value.status_code == 403

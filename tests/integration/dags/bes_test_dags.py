@@ -64,6 +64,8 @@ bes_faults = retrain_dag("bes_faults")
 bes_timeout = retrain_dag("bes_timeout", job_timeout=2)
 bes_timeout_deferrable = retrain_dag("bes_timeout_deferrable", job_timeout=2, deferrable=True)
 # The first try hits execution_timeout while the job runs; the retry must reattach to that job.
-bes_reattach = retrain_dag("bes_reattach", retries=1, cancel_on_kill=False, execution_timeout=timedelta(seconds=5))
+bes_reattach = retrain_dag(
+    "bes_reattach", retries=1, cancel_on_kill=False, execution_timeout=timedelta(seconds=5)
+)
 bes_sensor_poke = sensor_dag("bes_sensor_poke", deferrable=False)
 bes_sensor_deferrable = sensor_dag("bes_sensor_deferrable", deferrable=True)

@@ -16,9 +16,14 @@ from airflow_provider_amlretrain.operators.update_web_service_model import (
 WASB = "azurite_default"
 TRAINING = "azureml_train_binary"
 TRAINING_BLOB = "binary/dt={{ ds }}/train.csv"
-PREFIX = "tests/{{ dag.dag_id }}/{{ params.target }}/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+PREFIX = (
+    "tests/{{ dag.dag_id }}/{{ params.target }}/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+)
 SMOKE_SAMPLE = "{{ params.smoke_sample or 'training-data/binary/dt=' ~ ds ~ '/train.csv' }}"
-DEFAULT_RULES = [{"metric": "AUC", "min": 0.8}, {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.05}]
+DEFAULT_RULES = [
+    {"metric": "AUC", "min": 0.8},
+    {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.05},
+]
 
 
 def _params(**extra: object) -> dict[str, Param]:
