@@ -45,27 +45,45 @@ def _env() -> dict[str, str]:
     return env
 
 
+def _import_once(stmt: str, env: dict[str, str]) -> tuple[float, float]:
+    """Seconds and peak RSS (MB) of running ``stmt`` in a fresh interpreter."""
+    out = subprocess.run(
+        [sys.executable, "-c", _MEASURE.format(stmt=stmt)],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    return float(out[-2]), int(out[-1]) / 1024
+
+
 def bench_imports(repeats: int) -> dict[str, Any]:
-    """Median wall time and peak RSS of importing each target in a fresh interpreter."""
+    """
+    Median wall time and peak RSS of importing each target in a fresh interpreter.
+
+    One discarded warm-up round fills the file cache; then the targets take turns, round after round,
+    so a slow moment of the machine hits every target alike instead of whichever ran then.
+    """
     env = _env()
-    results: dict[str, Any] = {}
-    for name, stmt in IMPORT_TARGETS.items():
-        times, rss = [], []
-        for _ in range(repeats):
-            out = subprocess.run(
-                [sys.executable, "-c", _MEASURE.format(stmt=stmt)],
-                cwd=REPO_ROOT,
-                env=env,
-                capture_output=True,
-                text=True,
-                check=True,
-            ).stdout.split()
-            times.append(float(out[-2]))
-            rss.append(int(out[-1]) / 1024)
-        results[name] = {
-            "median_seconds": round(statistics.median(times), 3),
-            "peak_rss_mb": round(max(rss), 1),
+    for stmt in IMPORT_TARGETS.values():
+        _import_once(stmt, env)
+    times: dict[str, list[float]] = {name: [] for name in IMPORT_TARGETS}
+    rss: dict[str, list[float]] = {name: [] for name in IMPORT_TARGETS}
+    for _ in range(repeats):
+        for name, stmt in IMPORT_TARGETS.items():
+            seconds, megabytes = _import_once(stmt, env)
+            times[name].append(seconds)
+            rss[name].append(megabytes)
+    results: dict[str, Any] = {
+        name: {
+            "median_seconds": round(statistics.median(times[name]), 3),
+            "min_seconds": round(min(times[name]), 3),
+            "max_seconds": round(max(times[name]), 3),
+            "peak_rss_mb": round(max(rss[name]), 1),
         }
+        for name in IMPORT_TARGETS
+    }
     base = results["airflow.sdk (baseline)"]["median_seconds"]
     for value in results.values():
         value["over_baseline_seconds"] = round(value["median_seconds"] - base, 3)
@@ -122,7 +140,7 @@ def main() -> None:
     """Run the benchmarks and write the results file."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/latest.json")
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--jobs", type=int, default=10)
     args = parser.parse_args()
     results = {
