@@ -80,6 +80,7 @@ class BaseModelPromotionOperator(BaseOperator):
     :param model_port: The job's trained-model output port.
     :param gate_result: The gate's decision (templated), whose metrics go into the record.
     :param smoke_test_sample: ``container/blob`` of a CSV to score after deploying (templated); ``None`` skips the smoke test.
+        It is read before anything changes, so a wrong path fails the task with the target untouched.
     :param smoke_test_input_name: The web service input port.
     :param smoke_test_drop_columns: Columns of the sample not sent for scoring (the label).
     :param smoke_test_rows: How many rows to score.
