@@ -165,6 +165,33 @@ def test_failing_smoke_test_rolls_back(run, seed, dates) -> None:
     assert versioned.record.pending is None
 
 
+def test_missing_smoke_sample_fails_before_the_endpoint_changes(run, seed, dates, capfd) -> None:
+    first = run(
+        flow_dag("promote_classic"), utc(dates[-3]), run_conf={"target": "t-nosample", "endpoint": "nosample"}
+    )
+    assert first.state == "success", dump(first.task_states)
+    deployed = endpoint_model(seed, "nosample")
+    history = len(record("t-nosample").record.history)
+
+    second = run(
+        flow_dag("promote_classic"),
+        utc(dates[-1]),
+        run_conf={
+            "target": "t-nosample",
+            "endpoint": "nosample",
+            "smoke_sample": "training-data/tests/absent.csv",
+        },
+    )
+
+    assert second.task_states["promote"] == "failed"
+    log = capfd.readouterr()
+    assert "The smoke-test sample training-data/tests/absent.csv does not exist" in log.out + log.err
+    assert endpoint_model(seed, "nosample") == deployed, "the endpoint must never have changed"
+    versioned = record("t-nosample")
+    assert versioned.record.current["model_uri"].endswith(deployed)
+    assert len(versioned.record.history) == history and versioned.record.pending is None, "nothing claimed"
+
+
 def test_older_data_never_replaces_newer_data_unless_forced(run, seed, dates) -> None:
     newer = run(
         flow_dag("promote_classic"), utc(dates[-1]), run_conf={"target": "t-backfill", "endpoint": "backfill"}
