@@ -1,8 +1,8 @@
 """Classic web service management API: web services and endpoints (the ``endpointapi`` swagger).
 
 Paths under ``/workspaces/{workspaceId}/webservices``; ``Authorization: Bearer <workspace token>``
-(GET of one endpoint also accepts that endpoint's own keys). Objects follow the swagger's
-``WebService`` and ``Endpoint`` definitions.
+(calls on one existing endpoint also accept that endpoint's own keys, as the retraining samples
+use them). Objects follow the swagger's ``WebService`` and ``Endpoint`` definitions.
 
 Choices where the documentation is silent (the emulator's documented behaviour):
 
@@ -20,6 +20,7 @@ Choices where the documentation is silent (the emulator's documented behaviour):
 
 from __future__ import annotations
 
+import html
 import json
 import re
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,18 @@ def _prepare(request: Request, workspace_id: str) -> tuple[EmulatorContext, dict
     return ctx, workspace
 
 
+def _prepare_for_endpoint(
+    request: Request, workspace_id: str, webservice_id: str, endpoint_name: str
+) -> tuple[EmulatorContext, dict[str, Any]]:
+    """Authorize a call on one endpoint: the workspace token, or that endpoint's own keys (as the doc says)."""
+    ctx = get_context(request)
+    workspace = _workspace(ctx, workspace_id)
+    webservice = ctx.store.get("webservices", webservice_id)
+    endpoint = (webservice or {}).get("endpoints", {}).get(endpoint_name) or {}
+    _authorize(request, workspace, endpoint.get("primary_key"), endpoint.get("secondary_key"))
+    return ctx, workspace
+
+
 def render_webservice(webservice: dict[str, Any], workspace_id: str) -> dict[str, Any]:
     """The swagger's ``WebService`` object.
 
@@ -148,6 +161,11 @@ def render_endpoint(
         "WorkspaceId": workspace_id,
         "WebServiceId": webservice["id"],
         "HelpLocation": f"{host}/workspaces/{workspace_id}/webservices/{webservice['id']}/endpoints/{endpoint['name']}/help",
+        # Studio's own experiment page, as the real service gives it (Studio is retired: informational only).
+        "ExperimentLocation": (
+            f"https://studio.azureml.net/Home/ViewWorkspaceCached/{workspace_id}"
+            f"#/experiments/Experiment/{workspace_id}.f-id.{webservice['id']}"
+        ),
         "PrimaryKey": endpoint["primary_key"],
         "SecondaryKey": endpoint["secondary_key"],
         "ApiLocation": f"{host}/workspaces/{workspace_id}/services/{endpoint['execution_id']}",
@@ -265,14 +283,31 @@ async def get_endpoint(
     request: Request, workspace_id: str, webservice_id: str, endpoint_name: str
 ) -> JSONResponse:
     """One endpoint (workspace token or the endpoint's own key)."""
-    ctx = get_context(request)
-    workspace = _workspace(ctx, workspace_id)
-    webservice = ctx.store.get("webservices", webservice_id)
-    endpoint = (webservice or {}).get("endpoints", {}).get(endpoint_name) or {}
-    _authorize(request, workspace, endpoint.get("primary_key"), endpoint.get("secondary_key"))
+    ctx, _ = _prepare_for_endpoint(request, workspace_id, webservice_id, endpoint_name)
     webservice = _settle(ctx, _webservice(ctx, webservice_id))
     endpoint = _endpoint(webservice, endpoint_name)
     return JSONResponse(render_endpoint(request, ctx, workspace_id, webservice, endpoint))
+
+
+@router.get(ENDPOINT + "/help")
+async def endpoint_help(
+    request: Request, workspace_id: str, webservice_id: str, endpoint_name: str
+) -> Response:
+    """The endpoint's API help page (``HelpLocation``): where to call RRS and BES, and with which key."""
+    ctx = get_context(request)
+    _workspace(ctx, workspace_id)
+    webservice = _webservice(ctx, webservice_id)
+    endpoint = _endpoint(webservice, endpoint_name)
+    api = f"{str(request.base_url).rstrip('/')}/workspaces/{workspace_id}/services/{endpoint['execution_id']}"
+    page = (
+        f"<html><head><title>{html.escape(webservice['name'])} / {html.escape(endpoint_name)}</title></head><body>"
+        f"<h1>{html.escape(webservice['name'])}: endpoint {html.escape(endpoint_name)}</h1>"
+        f"<p>Request-Response: <code>POST {api}/execute?api-version=2.0&amp;details=true</code></p>"
+        f"<p>Batch Execution: <code>POST {api}/jobs?api-version=2.0</code></p>"
+        "<p>Authorization: <code>Bearer &lt;the endpoint's PrimaryKey or SecondaryKey&gt;</code></p>"
+        "</body></html>"
+    )
+    return Response(page, media_type="text/html")
 
 
 @router.put(ENDPOINT)
@@ -280,7 +315,7 @@ async def put_endpoint(
     request: Request, workspace_id: str, webservice_id: str, endpoint_name: str
 ) -> JSONResponse:
     """Create an endpoint (or update the settings of an existing one)."""
-    ctx, _ = _prepare(request, workspace_id)
+    ctx, _ = _prepare_for_endpoint(request, workspace_id, webservice_id, endpoint_name)
     _webservice(ctx, webservice_id)
     if not ENDPOINT_NAME.match(endpoint_name):
         raise bad_request(
@@ -327,7 +362,7 @@ async def delete_endpoint(
     request: Request, workspace_id: str, webservice_id: str, endpoint_name: str
 ) -> Response:
     """Delete a non-default endpoint."""
-    ctx, _ = _prepare(request, workspace_id)
+    ctx, _ = _prepare_for_endpoint(request, workspace_id, webservice_id, endpoint_name)
     webservice = _webservice(ctx, webservice_id)
     _endpoint(webservice, endpoint_name)
     if endpoint_name == webservice["default_endpoint"]:
@@ -341,7 +376,7 @@ async def refresh_endpoint(
     request: Request, workspace_id: str, webservice_id: str, endpoint_name: str
 ) -> Response:
     """Bring an endpoint up to date with the web service (``OverwriteResources`` copies the default model)."""
-    ctx, _ = _prepare(request, workspace_id)
+    ctx, _ = _prepare_for_endpoint(request, workspace_id, webservice_id, endpoint_name)
     webservice = _webservice(ctx, webservice_id)
     _endpoint(webservice, endpoint_name)
     body = await _json_object(request, allow_empty=True)
@@ -369,7 +404,7 @@ async def patch_endpoint(
     request: Request, workspace_id: str, webservice_id: str, endpoint_name: str
 ) -> Response:
     """Update an endpoint's settings and/or its trained model (``Resources``)."""
-    ctx, _ = _prepare(request, workspace_id)
+    ctx, _ = _prepare_for_endpoint(request, workspace_id, webservice_id, endpoint_name)
     webservice = _webservice(ctx, webservice_id)
     endpoint = _endpoint(webservice, endpoint_name)
     body = await _json_object(request)
