@@ -10,7 +10,13 @@ PUT and PATCH are long-running: they answer at once (PUT 201/200, PATCH 200) wit
 model named by the ``Resource`` asset's ``locationInfo.uri`` is read right away (a URI without
 SAS is read with the emulator's storage key, like the service's own storage account), and after
 ``arm_provisioning_seconds`` the operation reads ``Succeeded`` (new model serving) or ``Failed``
-(``errorInfo`` says why; the previous definition and model stay).
+(``errorInfo`` says why; the previous definition and model stay). The operation status carries
+both ``status`` (what generic ARM pollers read) and the spec's ``provisioningState``.
+
+As in the spec: a ``readOnly`` service refuses PUT and PATCH (409) but can be deleted;
+``realtimeConfiguration.maxConcurrentCalls`` must be 4..200; ``createdOn`` is kept across updates
+and ``modifiedOn`` changes with each. DELETE removes the service at once and answers 204, also
+when it did not exist (the emulator's choice: the spec allows 202 + async operation or 204).
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import json
 from typing import Any
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from airflow_provider_amlretrain.emulator.arm_definition import (
@@ -173,10 +179,18 @@ async def _start_operation(
     status: int,
 ) -> JSONResponse:
     """Store the new definition as Provisioning and answer with the async-operation header."""
+    current = record.get("definition") or {}
+    if (current.get("properties") or {}).get("readOnly") is True:
+        raise ApiError(
+            409,
+            "Conflict",
+            f"Web service '{record['name']}' is read-only: it can no longer be updated, only removed.",
+        )
     try:
         asset_id, uri = model_asset(new_definition)
     except ValueError as exc:
         raise bad_request(f"Invalid web service definition: {exc}.", "InvalidRequestContent") from None
+    _check_realtime_configuration(new_definition["properties"])
     old_uri = None
     if record.get("definition"):
         try:
@@ -192,6 +206,9 @@ async def _start_operation(
     new_definition["properties"]["keys"] = None
     new_definition["properties"]["provisioningState"] = "Provisioning"
     new_definition["properties"]["modifiedOn"] = utc_now()
+    new_definition["properties"]["createdOn"] = (current.get("properties") or {}).get(
+        "createdOn"
+    ) or utc_now()
     operation_id = new_id()
     ready = _now() + dt.timedelta(seconds=ctx.config.arm_provisioning_seconds)
     record["previous_definition"] = record.get("definition")
@@ -212,6 +229,21 @@ async def _start_operation(
     record = settle(ctx, record["name"]) or record
     headers = {"Azure-AsyncOperation": _operation_url(request, record, operation_id)}
     return JSONResponse(_render(request, record), status_code=status, headers=headers)
+
+
+def _check_realtime_configuration(properties: dict[str, Any]) -> None:
+    """``realtimeConfiguration.maxConcurrentCalls`` must be an integer from 4 to 200 (the spec's bounds)."""
+    configuration = properties.get("realtimeConfiguration")
+    if configuration is None:
+        return
+    calls = configuration.get("maxConcurrentCalls") if isinstance(configuration, dict) else configuration
+    if calls is None:
+        return
+    if isinstance(calls, bool) or not isinstance(calls, int) or not 4 <= calls <= 200:
+        raise bad_request(
+            f"realtimeConfiguration.maxConcurrentCalls must be an integer from 4 to 200, not {calls!r}.",
+            "InvalidRequestContent",
+        )
 
 
 async def _json(request: Request) -> Any:
@@ -334,6 +366,18 @@ async def put_service(request: Request, subscription_id: str, resource_group: st
     return await _start_operation(request, ctx, record, definition, 201 if created else 200)
 
 
+@router.delete(SERVICE)
+async def delete_service(request: Request, subscription_id: str, resource_group: str, name: str) -> Response:
+    """Remove a web service (read-only ones too). Answers 204, also when it did not exist."""
+    ctx, _ = _prepare(request, subscription_id, resource_group)
+    if ctx.store.get("arm", name) is not None:
+        record = settle(ctx, name) or _load(ctx, subscription_id, resource_group, name)
+        if (record.get("operation") or {}).get("status") == "InProgress":
+            raise ApiError(409, "Conflict", f"Another operation is in progress on web service '{name}'.")
+        ctx.store.delete("arm", name)
+    return Response(status_code=204)
+
+
 @router.api_route(SERVICE + "/listKeys", methods=["POST", "GET"])
 async def list_keys(request: Request, subscription_id: str, resource_group: str, name: str) -> JSONResponse:
     """The web service's keys."""
@@ -366,6 +410,9 @@ async def operation_status(
             "id": f"/subscriptions/{subscription_id}/providers/Microsoft.MachineLearning/locations/{location}/operationsStatus/{operation_id}",
             "name": operation_id,
             "status": operation["status"],
+            "provisioningState": "Provisioning"
+            if operation["status"] == "InProgress"
+            else operation["status"],
             "startTime": operation["startTime"],
             "endTime": operation["endTime"],
             "percentComplete": operation["percentComplete"],

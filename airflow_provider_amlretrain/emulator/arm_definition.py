@@ -6,6 +6,7 @@ import copy
 from typing import Any
 from urllib.parse import urlsplit
 
+from airflow_provider_amlretrain.emulator.context import utc_now
 from airflow_provider_amlretrain.emulator.datasets import TASKS
 from airflow_provider_amlretrain.emulator.records import resource_name
 
@@ -50,7 +51,7 @@ def build_definition(
     :param storage_account: storage account name.
     """
     spec = TASKS[task]
-    columns = {feature: {"type": "number", "format": "Double"} for feature in feature_names}
+    columns = {feature: {"type": "Number", "format": "Double"} for feature in feature_names}
     return {
         "id": resource_id(subscription_id, resource_group, name),
         "name": name,
@@ -61,6 +62,8 @@ def build_definition(
             "title": f"{spec.experiment} [Predictive Exp.]",
             "description": f"Scores {spec.experiment} data with the retrained model.",
             "provisioningState": "Succeeded",
+            "createdOn": utc_now(),
+            "modifiedOn": utc_now(),
             "packageType": "Graph",
             "keys": None,
             "readOnly": False,
@@ -83,7 +86,7 @@ def build_definition(
                     "output1": {
                         "type": "object",
                         "title": "output1",
-                        "properties": {**columns, "Scored Labels": {"type": "number", "format": "Double"}},
+                        "properties": {**columns, "Scored Labels": {"type": "Number", "format": "Double"}},
                     }
                 },
             },

@@ -97,6 +97,7 @@ def test_default_endpoint_object(emulator: Any) -> None:
     service = _predictive(emulator)
     path = _endpoint_path(emulator, service, "default")
     endpoint = emulator.client.get(path, headers=_ws_headers(emulator)).json()
+    # Exactly the properties of the endpointapi swagger's ``Endpoint`` definition.
     assert set(endpoint) == {
         "Name",
         "Description",
@@ -104,6 +105,7 @@ def test_default_endpoint_object(emulator: Any) -> None:
         "WorkspaceId",
         "WebServiceId",
         "HelpLocation",
+        "ExperimentLocation",
         "PrimaryKey",
         "SecondaryKey",
         "ApiLocation",
@@ -431,3 +433,68 @@ def test_free_workspace_endpoint_limit(make_emulator: Any) -> None:
         == 204
     )
     assert _create_endpoint(emulator, service, "fourth")["Name"] == "fourth"
+
+
+def test_an_endpoint_key_authorizes_calls_on_that_endpoint_only(emulator: Any) -> None:
+    service = _predictive(emulator)
+    mine = _create_endpoint(emulator, service, "keyed")
+    other = _create_endpoint(emulator, service, "other")
+    location = _trained_model_location(emulator, "patch-with-endpoint-key")
+    patch = {"Resources": [{"Name": mine["Resources"][0]["Name"], "Location": location}]}
+    path = _endpoint_path(emulator, service, "keyed")
+
+    def bearer(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    assert emulator.client.patch(path, json=patch, headers=bearer(other["PrimaryKey"])).status_code == 401
+    answer = emulator.client.patch(path, json=patch, headers=bearer(mine["SecondaryKey"]))
+    assert answer.status_code == 200, answer.text
+    got = emulator.client.get(path, headers=bearer(mine["PrimaryKey"])).json()
+    assert got["Resources"][0]["Location"]["RelativeLocation"] == location["RelativeLocation"]
+    # Calls that are not on one endpoint need the workspace token.
+    listing = emulator.client.get(
+        _endpoint_path(emulator, service, "")[:-1], headers=bearer(mine["PrimaryKey"])
+    )
+    assert listing.status_code == 401
+    assert emulator.client.delete(path, headers=bearer(other["PrimaryKey"])).status_code == 401
+    assert emulator.client.delete(path, headers=bearer(mine["PrimaryKey"])).status_code == 204
+
+
+def test_endpoint_help_and_experiment_locations(emulator: Any) -> None:
+    service = _predictive(emulator)
+    endpoint = _create_endpoint(emulator, service, "helped")
+    assert endpoint["ExperimentLocation"].startswith("https://studio.azureml.net/")
+    page = emulator.client.get("/" + endpoint["HelpLocation"].split("/", 3)[3])
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
+    assert f"{endpoint['ApiLocation']}/execute?api-version=2.0" in page.text
+    assert endpoint["PrimaryKey"] not in page.text
+
+
+def test_arm_spec_rules(arm_emulator: Any) -> None:
+    emulator = arm_emulator
+    service = emulator.seed["arm"]["web_services"][0]
+    path = service["arm_path"] + "?api-version=2017-01-01"
+    headers = {"Authorization": f"Bearer {_token(emulator)}"}
+    before = emulator.client.get(path, headers=headers).json()["properties"]
+    assert before["createdOn"] and before["modifiedOn"]
+    assert {c["type"] for c in before["input"]["properties"]["input1"]["properties"].values()} == {"Number"}
+
+    too_many = emulator.client.patch(
+        path, json={"properties": {"realtimeConfiguration": {"maxConcurrentCalls": 1000}}}, headers=headers
+    )
+    assert too_many.status_code == 400 and "from 4 to 200" in too_many.json()["error"]["message"]
+
+    answer = emulator.client.patch(path, json={"properties": {"readOnly": True}}, headers=headers)
+    assert answer.status_code == 200, answer.text
+    operation = _poll_operation(emulator, answer.headers["Azure-AsyncOperation"], headers)
+    assert operation["status"] == operation["provisioningState"] == "Succeeded"
+    after = emulator.client.get(path, headers=headers).json()["properties"]
+    assert after["createdOn"] == before["createdOn"] and after["modifiedOn"] > before["modifiedOn"]
+    refused = emulator.client.patch(path, json={"properties": {"description": "x"}}, headers=headers)
+    assert refused.status_code == 409 and "read-only" in refused.json()["error"]["message"]
+
+    # A read-only service can still be removed; removing it again (or one never created) answers 204 too.
+    assert emulator.client.delete(path, headers=headers).status_code == 204
+    assert emulator.client.get(path, headers=headers).status_code == 404
+    assert emulator.client.delete(path, headers=headers).status_code == 204
+    assert emulator.client.delete(path, headers={}).status_code == 401
