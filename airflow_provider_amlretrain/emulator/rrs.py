@@ -9,6 +9,10 @@ with every value a string; ``ColumnNames``/``ColumnTypes`` only with ``details=t
 columns come back followed by ``Scored Labels`` (and ``Scored Probabilities`` for binary models),
 scored with the model the endpoint serves right now. More than ``MaxConcurrentCalls`` calls in
 flight on one endpoint get a 429 with ``Retry-After``.
+
+``format=swagger`` (the form the services' own swagger documents) takes and gives rows as objects:
+``{"Inputs": {"input1": [{"age": 39, ...}]}}`` answers ``{"Results": {"output1": [{"age": "39", ...,
+"Scored Labels": "1"}]}}``.
 """
 
 from __future__ import annotations
@@ -72,7 +76,20 @@ class ConcurrencyLimiter:
 LIMITER = ConcurrencyLimiter()
 
 
-def _parse_request(raw: bytes) -> tuple[list[str], list[list[Any]]]:
+def _swagger_rows(rows: Any) -> tuple[list[str], list[list[Any]]]:
+    """``format=swagger`` input: a list of ``{column: value}`` objects, turned into names and rows."""
+    if not isinstance(rows, list) or not all(isinstance(row, dict) for row in rows):
+        raise bad_request(
+            f"With format=swagger, Inputs.{INPUT_PORT} must be a list of rows as objects: "
+            '[{"column": value, ...}, ...].'
+        )
+    names: list[str] = []
+    for row in rows:
+        names.extend(name for name in row if name not in names)
+    return names, [[row.get(name) for name in names] for row in rows]
+
+
+def _parse_request(raw: bytes, swagger: bool = False) -> tuple[list[str], list[list[Any]]]:
     try:
         body = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -95,6 +112,8 @@ def _parse_request(raw: bytes) -> tuple[list[str], list[list[Any]]]:
                 f"Unknown input name '{port}'; this web service's input is '{INPUT_PORT}' (case-sensitive)."
             )
     table = inputs.get(INPUT_PORT)
+    if swagger:
+        return _swagger_rows(table)
     if not isinstance(table, dict):
         raise bad_request(f'Inputs.{INPUT_PORT} is required: {{"ColumnNames": [...], "Values": [[...]]}}.')
     names, values = table.get("ColumnNames"), table.get("Values")
@@ -116,7 +135,8 @@ async def execute(
     :param max_calls: its MaxConcurrentCalls.
     """
     check_api_version(request)
-    names, values = _parse_request(await request.body())
+    swagger = request.query_params.get("format", "").lower() == "swagger"
+    names, values = _parse_request(await request.body(), swagger)
     if model is None:
         raise ApiError(503, "ServiceUnavailable", "This endpoint has no trained model yet.")
     details = request.query_params.get("details", "false").lower() == "true"
@@ -128,6 +148,10 @@ async def execute(
             raise bad_request(f"Input '{INPUT_PORT}': {exc}.") from None
         if ctx.config.rrs_min_seconds:
             await asyncio.sleep(ctx.config.rrs_min_seconds)
+    if swagger:
+        return JSONResponse(
+            {"Results": {OUTPUT_PORT: [dict(zip(out_names, row, strict=True)) for row in rows]}}
+        )
     value: dict[str, Any] = {"Values": rows}
     if details:
         value = {"ColumnNames": out_names, "ColumnTypes": out_types, "Values": rows}

@@ -498,3 +498,25 @@ def test_arm_spec_rules(arm_emulator: Any) -> None:
     assert emulator.client.get(path, headers=headers).status_code == 404
     assert emulator.client.delete(path, headers=headers).status_code == 204
     assert emulator.client.delete(path, headers={}).status_code == 401
+
+
+def test_rrs_swagger_format_takes_and_gives_rows_as_objects(emulator: Any) -> None:
+    service = _predictive(emulator)
+    names, values = _sample(emulator)
+    headers = {"Authorization": f"Bearer {service['api_key']}"}
+    rows = [dict(zip(names, row, strict=True)) for row in values]
+    answer = emulator.client.post(
+        service["api_location"] + "/execute?api-version=2.0&format=swagger",
+        json={"Inputs": {"input1": rows}, "GlobalParameters": {}},
+        headers=headers,
+    )
+    assert answer.status_code == 200, answer.text
+    scored = answer.json()["Results"]["output1"]
+    table = _rrs(emulator, service["api_location"], service["api_key"]).json()["Results"]["output1"]["value"]
+    assert scored == [dict(zip(table["ColumnNames"], row, strict=True)) for row in table["Values"]]
+    wrong = emulator.client.post(
+        service["api_location"] + "/execute?api-version=2.0&format=swagger",
+        json={"Inputs": {"input1": {"ColumnNames": names, "Values": values}}},
+        headers=headers,
+    )
+    assert wrong.status_code == 400 and "list of rows as objects" in wrong.json()["error"]["message"]
