@@ -79,7 +79,9 @@ def partition(task: str, date: dt.date, day_index: int) -> tuple[list[str], np.n
     x += 0.03 * day_index * direction * features.std(axis=0)
     x *= 1.0 + rng.normal(0.0, 0.01, x.shape)
     if task == "binary":
-        flip = rng.random(len(y)) < 0.01 + 0.015 * (day_index % 4)
+        # Up to 1.4% flipped labels: AUC moves between about 0.92 and 1.0 from day to day, so gates see
+        # real differences while a fresh model still clears the example DAGs' 0.9 threshold.
+        flip = rng.random(len(y)) < 0.002 + 0.004 * (day_index % 4)
         y[flip] = 1.0 - y[flip]
     else:
         y += rng.normal(0.0, 5.0 + 4.0 * (day_index % 5), len(y))
