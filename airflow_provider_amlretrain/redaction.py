@@ -19,7 +19,7 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # api_key=..., "PrimaryKey": "..." style fields.
     (
         re.compile(
-            r"(?i)(\"?(?:api_?key|primarykey|secondarykey|access_token|password)\"?\s*[:=]\s*\"?)[^\"',;\s}]+"
+            r"(?i)([\"']?(?:api_?key|primary_?key|secondary_?key|access_token|password|client_secret)[\"']?\s*[:=]\s*[\"']?)[^\"',;\s}]+"
         ),
         r"\1***",
     ),

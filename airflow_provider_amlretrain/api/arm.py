@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_amlretrain.api.http import ApiRequest
+from airflow_provider_amlretrain.api.http import ApiRequest, answer_shape
 from airflow_provider_amlretrain.exceptions import AzureMLResponseError
 
 ARM_API_VERSION = "2017-01-01"
@@ -63,7 +63,7 @@ def provisioning_state(definition: Any) -> str | None:
     """
     if not isinstance(definition, dict):
         raise AzureMLResponseError(
-            f"ARM answered a web service that is not an object: {str(definition)[:200]!r}."
+            f"ARM answered a web service that is not an object but {answer_shape(definition)}."
         )
     properties = definition.get("properties") or {}
     state = properties.get("provisioningState")
@@ -78,11 +78,11 @@ def operation_status(body: Any) -> tuple[str, str | None]:
     """
     if not isinstance(body, dict):
         raise AzureMLResponseError(
-            f"ARM answered an operation status that is not an object: {str(body)[:200]!r}."
+            f"ARM answered an operation status that is not an object but {answer_shape(body)}."
         )
     status = body.get("status") or body.get("provisioningState")
     if not status:
-        raise AzureMLResponseError(f"ARM answered an operation status without status: {str(body)[:200]!r}.")
+        raise AzureMLResponseError(f"ARM answered an operation status without status: {answer_shape(body)}.")
     error = body.get("errorInfo") or body.get("error") or {}
     message = error.get("message") if isinstance(error, dict) else None
     return str(status), message

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_amlretrain.api.http import ApiRequest
+from airflow_provider_amlretrain.api.http import ApiRequest, answer_shape
 from airflow_provider_amlretrain.api.references import BlobLocation
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
 
@@ -75,7 +75,8 @@ class ClassicEndpoint:
         """
         if not isinstance(data, dict) or not data.get("Name"):
             raise AzureMLResponseError(
-                f"The management API answered an endpoint without a Name: {str(data)[:200]!r}."
+                f"The management API answered an endpoint without a Name ({answer_shape(data)}); check that the "
+                "connection's host is the management API (https://management.azureml.net or its region)."
             )
         resources = []
         raw_resources = data.get("Resources") or []

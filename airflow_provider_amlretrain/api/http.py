@@ -15,6 +15,19 @@ from airflow_provider_amlretrain.exceptions import (
 from airflow_provider_amlretrain.redaction import redact, strip_query
 
 
+def answer_shape(value: Any) -> str:
+    """
+    Describe a decoded answer by its shape only (an object's keys, or its type), for error messages.
+
+    Answers can carry keys or SAS tokens, so their values never go into a message.
+
+    :param value: The decoded JSON answer (or part of it).
+    """
+    if isinstance(value, dict):
+        return f"an object with keys {sorted(str(key) for key in value)[:20]}"
+    return f"a JSON {type(value).__name__}" if value is not None else "nothing (null)"
+
+
 @dataclass(frozen=True)
 class ApiRequest:
     """

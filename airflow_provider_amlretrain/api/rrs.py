@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amlretrain.api.http import ApiRequest
+from airflow_provider_amlretrain.api.http import ApiRequest, answer_shape
 from airflow_provider_amlretrain.exceptions import AzureMLResponseError
 
 if TYPE_CHECKING:
@@ -77,7 +77,7 @@ def parse_execute_answer(body: Any, output_name: str | None = None) -> ScoringTa
     """
     results = body.get("Results") if isinstance(body, dict) else None
     if not isinstance(results, dict) or not results:
-        raise AzureMLResponseError(f"The scoring answer has no Results: {str(body)[:200]!r}.")
+        raise AzureMLResponseError(f"The scoring answer has no Results: it is {answer_shape(body)}.")
     name = output_name or next(iter(results))
     if name not in results:
         raise AzureMLResponseError(f"The scoring answer has no output {name!r}; it has {sorted(results)}.")
@@ -86,5 +86,9 @@ def parse_execute_answer(body: Any, output_name: str | None = None) -> ScoringTa
     if not isinstance(value, dict) or not isinstance(value.get("Values"), list):
         raise AzureMLResponseError(f"The scoring output {name!r} is not a table with Values.")
     columns = [str(c) for c in value.get("ColumnNames") or []]
+    if not all(isinstance(row, list) for row in value["Values"]):
+        raise AzureMLResponseError(
+            f"The scoring output {name!r} has Values that are not a list of rows (lists)."
+        )
     rows = [[("" if v is None else str(v)) for v in row] for row in value["Values"]]
     return ScoringTable(columns=columns, values=rows)

@@ -50,6 +50,8 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
     def __init__(self, azureml_arm_conn_id: str = default_conn_name) -> None:
         super().__init__()
         self.azureml_arm_conn_id = azureml_arm_conn_id
+        # Web service keys this hook has read (listKeys): scrubbed from every later message too.
+        self._service_keys: set[str] = set()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -101,7 +103,7 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         """A fresh (cached by azure-identity) Azure AD token for ARM."""
         token = self.credential.get_token(ARM_SCOPE).token
         config = self._config
-        secrets = tuple(s for s in (token, config["client_secret"]) if s)
+        secrets = tuple(s for s in (token, config["client_secret"], *sorted(self._service_keys)) if s)
         return HttpSettings(bearer_headers(token), config["timeout"], config["policy"], secrets)
 
     @property
@@ -164,6 +166,7 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         for value in keys.values():
             if isinstance(value, str):
                 mask_secret(value)
+                self._service_keys.add(value)
         return keys
 
     def execution_location(self, name: str, definition: dict[str, Any] | None = None) -> str:

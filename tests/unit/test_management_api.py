@@ -48,6 +48,14 @@ def test_endpoint_without_name_is_refused(body):
         ClassicEndpoint.from_api(body)
 
 
+def test_endpoint_without_name_names_the_keys_found_but_never_their_values():
+    with pytest.raises(AzureMLResponseError) as caught:
+        ClassicEndpoint.from_api({"PrimaryKey": "pk-value-123", "SecondaryKey": "sk-value-456"})
+    message = str(caught.value)
+    assert "['PrimaryKey', 'SecondaryKey']" in message and "management API" in message
+    assert "pk-value-123" not in message and "sk-value-456" not in message
+
+
 def test_trained_model_without_resources_points_to_the_predictive_service():
     for resources in ([], [{"Name": "Data", "Kind": "Dataset"}]):
         endpoint = ClassicEndpoint.from_api(endpoint_body(resources))

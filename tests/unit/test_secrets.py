@@ -170,6 +170,13 @@ def test_bes_request_repr_hides_the_body():
         ("Authorization: Bearer eyJ0eXAi.J9.x-y_z", (), "Authorization: Bearer ***"),
         ('{"api_key": "k123", "PrimaryKey": "p456"}', (), '{"api_key": "***", "PrimaryKey": "***"}'),
         ("apikey=zzz9 password: hunter22", (), "apikey=*** password: ***"),
+        # Python reprs quote with ' (a dict printed into a message).
+        (
+            "{'PrimaryKey': 'p456', 'secondary_key': 's789'}",
+            (),
+            "{'PrimaryKey': '***', 'secondary_key': '***'}",
+        ),
+        ("client_secret=cs-1 Name=x", (), "client_secret=*** Name=x"),
         ("the key is s3cr3t-api-key, yes", ("s3cr3t-api-key",), "the key is ***, yes"),
         ("short abc stays", ("abc",), "short abc stays"),
         ("nothing to hide here", (None, ""), "nothing to hide here"),

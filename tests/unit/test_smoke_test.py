@@ -75,6 +75,7 @@ def test_parse_execute_answer():
         ("oops", "no Results"),
         ({"Results": {"output1": {"type": "table"}}}, "not a table with Values"),
         ({"Results": {"output1": {"value": {"Values": "x"}}}}, "not a table with Values"),
+        ({"Results": {"output1": {"value": {"Values": ["1,0.8"]}}}}, "not a list of rows"),
     ],
 )
 def test_parse_execute_answer_refuses_odd_answers(body, match):

@@ -176,6 +176,20 @@ def test_failed_provisioning_message_is_redacted(arm, rsps, log_text):
     assert_no_secrets(str(info.value), log_text(), secrets=(ARM_TOKEN,))
 
 
+def test_keys_read_through_list_keys_are_scrubbed_from_later_messages(arm, rsps, log_text):
+    rsps.add("GET", KEYS_URL, json={"primary": SERVICE_KEY, "secondary": SECONDARY_KEY})
+    echo = f"service keys {SERVICE_KEY} / {SECONDARY_KEY} are not valid for this model"
+    rsps.add("PATCH", SVC_URL, status=202, headers={"Azure-AsyncOperation": OP_URL})
+    rsps.add("GET", OP_URL, json={"status": "Failed", "errorInfo": {"message": echo}})
+
+    assert arm.list_keys("svc1")["primary"] == SERVICE_KEY
+    with pytest.raises(
+        AzureMLApiError, match=r"ended Failed: service keys \*\*\* / \*\*\* are not valid"
+    ) as info:
+        arm.update_web_service("svc1", web_service())
+    assert_no_secrets(str(info.value), log_text(), secrets=SECRETS)
+
+
 def test_without_async_header_the_definition_state_is_polled(arm, rsps, sleeps):
     rsps.add("PATCH", SVC_URL, status=200, json=web_service(state="Provisioning"))
     rsps.add("GET", SVC_URL, json=web_service(state="Provisioning"))
