@@ -5,7 +5,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, NoReturn
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
@@ -35,16 +35,7 @@ class RollbackError(AzureMLError):
 
 
 class UnconfirmedDeploymentError(AzureMLError):
-    """
-    The target accepted the update but does not report the new model afterwards.
-
-    :param message: What the target reports instead.
-    :param deployment: How to undo the update.
-    """
-
-    def __init__(self, message: str, deployment: Deployment) -> None:
-        super().__init__(message)
-        self.deployment = deployment
+    """The update was sent but not confirmed (refused, lost, timed out or not reported back); it was rolled back."""
 
 
 @dataclass
@@ -131,13 +122,39 @@ class BaseModelPromotionOperator(BaseOperator):
 
     # -- what subclasses provide ------------------------------------------------------------------
 
-    @abstractmethod
-    def deploy(self, model: BlobLocation) -> Deployment:
-        """Point the target at ``model`` and confirm it; return how to undo it."""
+    def check_arguments(self) -> None:
+        """Refuse bad rendered arguments before anything is claimed or changed (subclasses extend)."""
+        if not isinstance(self.smoke_test_rows, int) or self.smoke_test_rows < 1:
+            raise AzureMLConfigError(
+                f"smoke_test_rows must be a whole number >= 1, not {self.smoke_test_rows!r}."
+            )
 
     @abstractmethod
-    def rollback(self, deployment: Deployment) -> None:
-        """Put the previous model back and confirm it."""
+    def prepare(self, model: BlobLocation) -> Deployment:
+        """Read the target and plan the update to ``model``; nothing changes yet. Return how to undo it."""
+
+    @abstractmethod
+    def apply(self, model: BlobLocation, deployment: Deployment) -> None:
+        """
+        Point the target at ``model`` and confirm it serves it.
+
+        Any error raised here leaves the target in an unknown state, so the caller rolls back.
+        """
+
+    @abstractmethod
+    def rollback(self, deployment: Deployment, model: BlobLocation) -> bool:
+        """
+        Put the previous model back and confirm it, if the target serves ``model``.
+
+        :return: ``True`` when the previous model was put back, ``False`` when the target did not serve
+            ``model`` (the update never took effect: refused, or lost on the way).
+        """
+
+    def deploy(self, model: BlobLocation) -> Deployment:
+        """Plan and apply the update to ``model`` (without record, smoke test or rollback)."""
+        deployment = self.prepare(model)
+        self.apply(model, deployment)
+        return deployment
 
     @abstractmethod
     def score(self, sample: SmokeSample) -> ScoringTable:
@@ -178,6 +195,7 @@ class BaseModelPromotionOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Claim, deploy, smoke-test, commit (or roll back)."""
+        self.check_arguments()
         job_id, model = self.fresh_model_location()
         # Read the smoke-test rows first: a wrong sample path must fail here, before the target changes.
         sample = self._smoke_sample()
@@ -201,23 +219,27 @@ class BaseModelPromotionOperator(BaseOperator):
             }
         self.log.info("Claimed %s for model %s (BES job %s).", self.deployment_target, model.uri, job_id)
         try:
-            deployment = self.deploy(model)
-        except UnconfirmedDeploymentError as err:
-            self._roll_back(
-                guard, err.deployment, f"the update was not confirmed: {redact(str(err))}", AzureMLError
-            )
-        except Exception as err:
+            deployment = self.prepare(model)
+        except Exception as err:  # nothing was changed: release the claim
             guard.abandon("failed", redact(str(err)))
             raise
+        try:
+            self.apply(model, deployment)
+        except Exception as err:  # refused, lost or unconfirmed: the target may serve either model
+            reason = f"the update was not confirmed ({type(err).__name__}: {redact(str(err))})"
+            if not self._roll_back(guard, deployment, model, reason, UnconfirmedDeploymentError):
+                raise  # the target never served this model: the original error says why
         self.log.info(
             "%s now serves %s (was %s).", self.deployment_target, model.uri, deployment.previous_model_uri
         )
         try:
             smoke = self._smoke_test(sample)
         except Exception as err:  # any failure (a missing sample blob too) means the new model is unverified
-            self._roll_back(
-                guard, deployment, f"the new model failed its smoke test: {redact(str(err))}", SmokeTestError
-            )
+            reason = f"the new model failed its smoke test: {redact(str(err))}"
+            self._roll_back(guard, deployment, model, reason, SmokeTestError)
+            raise SmokeTestError(
+                f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} no longer serves it."
+            ) from None
         entry = guard.commit(
             **deployment.details,
             previous_model_uri=deployment.previous_model_uri,
@@ -235,12 +257,23 @@ class BaseModelPromotionOperator(BaseOperator):
         }
 
     def _roll_back(
-        self, guard: DeploymentGuard, deployment: Deployment, reason: str, error: type[AzureMLError]
-    ) -> NoReturn:
-        """Put the previous model back, record the attempt, and fail with ``error`` (or RollbackError)."""
+        self,
+        guard: DeploymentGuard,
+        deployment: Deployment,
+        model: BlobLocation,
+        reason: str,
+        error: type[AzureMLError],
+    ) -> bool:
+        """
+        Undo an update that did or may have reached the target, and record the attempt.
+
+        :return: ``False`` when the target did not serve ``model`` (nothing to undo; recorded as ``failed``).
+        :raises error: when the previous model was put back.
+        :raises RollbackError: when putting it back failed.
+        """
         self.log.error("%s. Rolling back to %s.", reason, deployment.previous_model_uri)
         try:
-            self.rollback(deployment)
+            restored = self.rollback(deployment, model)
         except Exception as rollback_err:
             failure = redact(str(rollback_err))
             guard.abandon("rollback_failed", f"{reason}; rollback: {failure}", **deployment.details)
@@ -248,6 +281,10 @@ class BaseModelPromotionOperator(BaseOperator):
                 f"{reason[0].upper()}{reason[1:]}, and the rollback failed ({failure}). Point "
                 f"{self.deployment_target} back to {deployment.previous_model_uri} by hand."
             ) from None
+        if not restored:
+            self.log.info("%s never served %s: nothing to roll back.", self.deployment_target, model.uri)
+            guard.abandon("failed", reason, **deployment.details)
+            return False
         guard.abandon("rolled_back", reason, **deployment.details)
         raise error(
             f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} was rolled back to {deployment.previous_model_uri}."

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -9,11 +10,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.api.classic import ClassicEndpoint, check_endpoint_name
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
 from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
-from airflow_provider_amlretrain.operators.promotion_base import (
-    BaseModelPromotionOperator,
-    Deployment,
-    UnconfirmedDeploymentError,
-)
+from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
 
 if TYPE_CHECKING:
     from airflow_provider_amlretrain.api.references import BlobLocation
@@ -123,13 +120,17 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
             )
         return endpoint
 
-    def deploy(self, model: BlobLocation) -> Deployment:
-        """PATCH the endpoint's trained model and confirm by GET."""
+    def check_arguments(self) -> None:
+        """Also refuse a ``wait_after_update`` that is not a number of seconds."""
+        super().check_arguments()
+        self._wait_seconds()
+
+    def prepare(self, model: BlobLocation) -> Deployment:
+        """Find (or create) the endpoint and its trained-model resource; remember the current location."""
         endpoint = self._target_endpoint()
         resource = endpoint.trained_model(self.resource_name)
         previous = resource.location
-        self.log.info("Updating %r of endpoint %s to %s.", resource.name, self.endpoint_name, model.uri)
-        deployment = Deployment(
+        return Deployment(
             previous_model_uri=previous.uri if previous else None,
             undo=(resource.name, previous),
             details={
@@ -138,30 +139,43 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
                 "resource_name": resource.name,
             },
         )
-        self.hook.patch_trained_model(self.web_service_id, self.endpoint_name, resource.name, model)
-        try:
-            self._confirm(resource.name, model)
-        except AzureMLApiError as err:
-            raise UnconfirmedDeploymentError(str(err), deployment) from err
-        self._wait_until_served()
-        return deployment
 
-    def _wait_until_served(self) -> None:
+    def apply(self, model: BlobLocation, deployment: Deployment) -> None:
+        """PATCH the endpoint's trained model, confirm by GET, wait until it serves it."""
+        resource_name = deployment.details["resource_name"]
+        self.log.info("Updating %r of endpoint %s to %s.", resource_name, self.endpoint_name, model.uri)
+        self._patch_and_confirm(resource_name, model)
+        self._wait_until_served()
+
+    def _wait_seconds(self) -> float:
         try:
             seconds = float(self.wait_after_update)
         except (TypeError, ValueError):
+            seconds = math.nan
+        if not math.isfinite(seconds) or seconds < 0:
             raise AzureMLConfigError(
-                f"wait_after_update must be a number of seconds, not {self.wait_after_update!r}."
-            ) from None
+                f"wait_after_update must be a number of seconds >= 0, not {self.wait_after_update!r}."
+            )
+        return seconds
+
+    def _wait_until_served(self) -> None:
+        seconds = self._wait_seconds()
         if seconds > 0:
             self.log.info(
                 "Waiting %.0f s for endpoint %s to serve the new model.", seconds, self.endpoint_name
             )
             time.sleep(seconds)
 
-    def rollback(self, deployment: Deployment) -> None:
-        """PATCH the previous location back (with the SAS the endpoint reported)."""
+    def rollback(self, deployment: Deployment, model: BlobLocation) -> bool:
+        """PATCH the previous location back (with the SAS the endpoint reported), if the endpoint has ``model``."""
         resource_name, previous = deployment.undo
+        now = (
+            self.hook.get_endpoint(self.web_service_id, self.endpoint_name)
+            .trained_model(resource_name)
+            .location
+        )
+        if now is None or now.relative_location != model.relative_location:
+            return False
         if previous is None:
             raise AzureMLConfigError(
                 f"Endpoint {self.endpoint_name!r} reported no previous model location to restore."
@@ -169,6 +183,7 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         self._patch_and_confirm(resource_name, previous)
         self._wait_until_served()
         self.log.info("Endpoint %s is back on %s.", self.endpoint_name, previous.uri)
+        return True
 
     def score(self, sample: SmokeSample) -> ScoringTable:
         """Score through the endpoint's RRS with its own key."""

@@ -8,11 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.exceptions import AzureMLApiError
 from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
-from airflow_provider_amlretrain.operators.promotion_base import (
-    BaseModelPromotionOperator,
-    Deployment,
-    UnconfirmedDeploymentError,
-)
+from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
+from airflow_provider_amlretrain.redaction import redact, strip_query
 from airflow_provider_amlretrain.web_service_patch import (
     apply_patch,
     build_model_patch,
@@ -80,7 +77,9 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         # Read again on purpose: the patch was built from an earlier read, so its ``test`` op fails here,
         # before anything is sent, if someone changed the model in between.
         definition = self.hook.get_web_service(self.web_service_name)
-        self.log.info("Applying JSON Patch (%s) to %s: %s", what, self.web_service_name, json.dumps(patch))
+        self.log.info(
+            "Applying JSON Patch (%s) to %s: %s", what, self.web_service_name, json.dumps(_loggable(patch))
+        )
         updated = self.hook.update_web_service(
             self.web_service_name,
             apply_patch(definition, patch),
@@ -89,37 +88,43 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         )
         return find_trained_model_asset(updated, asset_key=asset_key).uri
 
-    def deploy(self, model: BlobLocation) -> Deployment:
-        """Patch the trained-model asset's location and wait for provisioning."""
+    def prepare(self, model: BlobLocation) -> Deployment:
+        """Find the trained-model asset and build the JSON Patch (``test`` the old URI, ``replace`` it)."""
         definition = self.hook.get_web_service(self.web_service_name)
         asset = find_trained_model_asset(definition, asset_key=self.asset_key, asset_name=self.asset_name)
         patch = build_model_patch(asset, model.uri)
-        deployment = Deployment(
-            previous_model_uri=asset.uri,
-            undo=patch,
+        return Deployment(
+            previous_model_uri=strip_query(asset.uri),
+            undo=patch,  # the previous URI as the service had it (it may carry a SAS): never logged
             details={
                 "web_service": self.web_service_name,
                 "asset_key": asset.key,
                 "asset_name": asset.name,
-                "json_patch": patch,
+                "json_patch": _loggable(patch),
             },
         )
-        serving = self._apply(patch, asset.key, "promote")
-        if serving != model.uri:
-            raise UnconfirmedDeploymentError(
-                f"Web service {self.web_service_name!r} provisioned but serves {serving}, not {model.uri}",
-                deployment,
-            )
-        return deployment
 
-    def rollback(self, deployment: Deployment) -> None:
-        """Apply the inverse patch."""
+    def apply(self, model: BlobLocation, deployment: Deployment) -> None:
+        """Apply the patch, PATCH the service, wait for provisioning, confirm the new URI."""
+        serving = self._apply(deployment.undo, deployment.details["asset_key"], "promote")
+        if serving != model.uri:
+            raise AzureMLApiError(
+                f"Web service {self.web_service_name!r} provisioned but serves {strip_query(serving)}, not {model.uri}."
+            )
+
+    def rollback(self, deployment: Deployment, model: BlobLocation) -> bool:
+        """Apply the inverse patch, if the service has ``model``."""
+        asset_key = deployment.details["asset_key"]
+        definition = self.hook.get_web_service(self.web_service_name)
+        if find_trained_model_asset(definition, asset_key=asset_key).uri != model.uri:
+            return False
         inverse = inverse_model_patch(deployment.undo)
-        serving = self._apply(inverse, deployment.details["asset_key"], "rollback")
+        serving = self._apply(inverse, asset_key, "rollback")
         if serving != inverse[-1]["value"]:
             raise AzureMLApiError(
-                f"Web service {self.web_service_name!r} serves {serving} after the rollback."
+                f"Web service {self.web_service_name!r} serves {strip_query(serving)} after the rollback."
             )
+        return True
 
     def score(self, sample: SmokeSample) -> ScoringTable:
         """Score through the web service's RRS with its primary key."""
@@ -129,3 +134,8 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
             columns=sample.columns,
             rows=sample.rows,
         )
+
+
+def _loggable(patch: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The patch with any SAS signature in its values scrubbed, for logs, XCom and the record."""
+    return [{**op, "value": redact(op["value"])} if isinstance(op.get("value"), str) else op for op in patch]

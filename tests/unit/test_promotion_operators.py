@@ -18,7 +18,7 @@ from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 from airflow_provider_amlretrain.deployment_record import DeploymentConflictError, DeploymentRecord
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLError
 from airflow_provider_amlretrain.operators import promotion_base
-from airflow_provider_amlretrain.operators.promotion_base import RollbackError
+from airflow_provider_amlretrain.operators.promotion_base import RollbackError, UnconfirmedDeploymentError
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
 from airflow_provider_amlretrain.operators.update_web_service_model import (
     AzureMLUpdateWebServiceModelOperator,
@@ -154,6 +154,7 @@ class ClassicService:
         self.patches: list[dict[str, Any]] = []
         self.patch_statuses: list[int] = []
         self.ignore_patches = False
+        self.apply_failed_patches = False  # a PATCH processed, then its answer is an error (or lost)
         self.score_answers: list[dict[str, Any]] = [scored()]
         self.requests: list[tuple[str, str]] = []
         endpoint_url = re.compile(re.escape(WS) + r"/endpoints/([^/?]+)$")
@@ -190,7 +191,7 @@ class ClassicService:
         if request.method == "PATCH":
             self.patches.append(_body(request))
             status = self.patch_statuses.pop(0) if self.patch_statuses else 200
-            if status >= 300:
+            if status >= 300 and not self.apply_failed_patches:
                 return (
                     status,
                     {},
@@ -203,6 +204,8 @@ class ClassicService:
                     for resource in self.endpoints[name]["Resources"]:
                         if resource["Name"] == patched["Name"]:
                             resource["Location"] = patched["Location"]
+            if status >= 300:
+                return status, {}, json.dumps({"error": {"code": "InternalError", "message": "try again"}})
             return status, {}, ""
         return 200, {}, json.dumps(self.endpoints[name])
 
@@ -335,17 +338,45 @@ def test_invalid_endpoint_name_is_refused(endpoint_operator, classic, context):
     assert "PATCH" not in classic.methods()
 
 
-def test_unconfirmed_update_is_rolled_back(endpoint_operator, classic, store, context):
+def test_update_that_never_took_effect_fails_and_leaves_the_endpoint_alone(
+    endpoint_operator, classic, store, context
+):
     classic.ignore_patches = True
     with pytest.raises(
-        AzureMLError, match=rf"not confirmed.*still reports {re.escape(OLD_URI)}.*rolled back"
+        AzureMLApiError, match=rf"accepted the update but still reports {re.escape(OLD_URI)}"
     ) as info:
         endpoint_operator().execute(context)
-    assert len(classic.patches) == 2, "the update, then the rollback to the previous location"
+    assert len(classic.patches) == 1, "nothing to roll back: the endpoint never served the new model"
+    assert classic.location()["RelativeLocation"] == OLD_REL
+    record = store.record("census-ep1")
+    assert record.pending is None and record.current is None
+    assert record.history[-1]["outcome"] == "failed"
+    assert_no_secrets(*_everything(info.value), secrets=SECRETS)
+
+
+def test_update_applied_but_answered_with_an_error_is_rolled_back(endpoint_operator, classic, store, context):
+    classic.apply_failed_patches = True
+    classic.patch_statuses = [500]  # the endpoint took the new model, then the answer was an error
+    with pytest.raises(
+        UnconfirmedDeploymentError,
+        match=rf"not confirmed \(AzureMLApiError: .*500.*rolled back to {re.escape(OLD_URI)}",
+    ) as info:
+        endpoint_operator().execute(context)
+    assert len(classic.patches) == 2, "the update, then the previous location again"
+    assert classic.location()["RelativeLocation"] == OLD_REL
     record = store.record("census-ep1")
     assert record.pending is None and record.current is None
     assert record.history[-1]["outcome"] == "rolled_back"
     assert_no_secrets(*_everything(info.value), secrets=SECRETS)
+
+
+@pytest.mark.parametrize("wait", ["soon", -1, float("nan"), None])
+def test_bad_wait_after_update_is_refused_before_anything_is_claimed(
+    endpoint_operator, classic, store, context, wait
+):
+    with pytest.raises(AzureMLConfigError, match=r"wait_after_update must be a number of seconds >= 0"):
+        endpoint_operator(wait_after_update=wait).execute(context)
+    assert classic.requests == [] and store.blobs == {}, "no call and no claim"
 
 
 def test_patch_error_is_redacted_and_recorded(endpoint_operator, classic, store, context, log_text):
@@ -550,6 +581,7 @@ class ArmService:
         self.polls = 0
         self.gets = 0
         self.on_get: Any = None
+        self.apply_on_patch = False  # the new definition is live before provisioning reports an end
         self.score_answers = [scored()]
         rsps.add_callback("GET", SVC_URL, callback=self._get)
         rsps.add_callback("PATCH", SVC_URL, callback=self._patch)
@@ -573,6 +605,8 @@ class ArmService:
         self.patches.append(body)
         n = len(self.patches)
         self.pending.append(body)
+        if self.apply_on_patch:
+            self.definition["properties"] = {**body["properties"], "provisioningState": "Provisioning"}
         return (
             202,
             {"Azure-AsyncOperation": OP_URL.format(n=n)},
@@ -686,6 +720,58 @@ def test_arm_failed_provisioning_raises_and_records(web_service_operator, arm, s
     record = store.record("svc1")
     assert record.pending is None and record.history[-1]["outcome"] == "failed"
     assert_no_secrets(*_everything(info.value), secrets=SECRETS)
+
+
+def test_arm_provisioning_timeout_never_applied_fails_without_a_rollback(
+    web_service_operator, arm, store, context
+):
+    arm.statuses = [[{"status": "InProgress"}]]
+    with pytest.raises(AzureMLApiError, match=r"did not finish within 0 s"):
+        web_service_operator(provisioning_timeout=0).execute(context)
+    assert len(arm.patches) == 1 and arm.uri() == OLD_URI
+    record = store.record("svc1")
+    assert record.pending is None and record.history[-1]["outcome"] == "failed"
+
+
+def test_arm_provisioning_timeout_with_the_new_model_live_is_rolled_back(
+    web_service_operator, arm, store, context
+):
+    arm.apply_on_patch = True
+    arm.statuses = [[{"status": "InProgress"}]]  # the promotion never reports an end; the rollback does
+    with pytest.raises(
+        UnconfirmedDeploymentError, match=rf"did not finish within 0 s.*rolled back to {re.escape(OLD_URI)}"
+    ):
+        web_service_operator(provisioning_timeout=0).execute(context)
+    assert [arm.uri(p) for p in arm.patches] == [NEW_URI, OLD_URI]
+    assert arm.uri() == OLD_URI
+    record = store.record("svc1")
+    assert record.pending is None and record.current is None
+    assert record.history[-1]["outcome"] == "rolled_back"
+
+
+def test_arm_previous_uri_with_a_sas_is_restored_but_never_shown(
+    web_service_operator, arm, store, context, log_text
+):
+    signed = f"{OLD_URI}?sv=2020-08-04&sr=b&sig={OLD_SIG}&sp=r"
+    arm.definition["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = signed
+    arm.score_answers = [scored(rows=3)]
+    with pytest.raises(SmokeTestError, match=rf"rolled back to {re.escape(OLD_URI)}\.$") as info:
+        web_service_operator().execute(context)
+    assert arm.uri() == signed, "the service gets back exactly what it had, SAS included"
+    history = store.record("svc1").history[-1]
+    assert history["outcome"] == "rolled_back"
+    assert history["json_patch"][0]["value"] == f"{OLD_URI}?sv=2020-08-04&sr=b&sig=***&sp=r"
+    assert_no_secrets(*_everything(info.value), log_text(), store.blobs, secrets=SECRETS)
+
+
+def test_arm_promotion_over_a_signed_uri_returns_it_without_the_sas(
+    web_service_operator, arm, store, context, log_text
+):
+    arm.definition["properties"]["assets"]["asset3"]["locationInfo"]["uri"] = f"{OLD_URI}?sv=1&sig={OLD_SIG}"
+    result = web_service_operator().execute(context)
+    assert result["outcome"] == "deployed" and result["previous_model_uri"] == OLD_URI
+    assert store.record("svc1").current["previous_model_uri"] == OLD_URI
+    assert_no_secrets(repr(result), log_text(), store.blobs, secrets=SECRETS)
 
 
 def test_arm_smoke_failure_applies_the_inverse_patch(web_service_operator, arm, store, context, log_text):
