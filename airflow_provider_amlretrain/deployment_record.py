@@ -201,7 +201,7 @@ class DeploymentRecordStore:
                 )
         except (ResourceExistsError, ResourceModifiedError, ResourceNotFoundError) as err:
             raise DeploymentConflictError(
-                f"The deployment record of {record.target} changed while this run was promoting "
-                f"({type(err).__name__}); another run won the race. Nothing was deployed by this run."
+                f"The deployment record of {record.target} changed since this run read it "
+                f"({type(err).__name__}): another run wrote it first."
             ) from None
         return str(result["etag"])

@@ -138,7 +138,10 @@ class DeploymentGuard:
             "claimed_at": utcnow_iso(),
             "lease_seconds": self.lease_seconds,
         }
-        self._etag = self.store.write(record, versioned.etag)
+        try:
+            self._etag = self.store.write(record, versioned.etag)
+        except DeploymentConflictError as err:
+            raise DeploymentConflictError(f"{err} This run did not deploy; retry it to try again.") from None
         self.record = record
         return ClaimOutcome.CLAIMED
 
@@ -162,7 +165,14 @@ class DeploymentGuard:
             )
         self.record.current = entry
         self.record.pending = None
-        self._etag = self.store.write(self.record, self._etag)
+        try:
+            self._etag = self.store.write(self.record, self._etag)
+        except DeploymentConflictError as err:
+            raise DeploymentConflictError(
+                f"{err} This run DID deploy {self.candidate.model_uri} to {self.target}, but the record does "
+                f"not say so (a claim expires after {self.lease_seconds:.0f} s, and then another run may take the "
+                "target over): check what the target serves, and re-run the promotion that should win."
+            ) from None
         return entry
 
     def abandon(self, outcome: str, reason: str, **details: Any) -> None:
@@ -178,4 +188,10 @@ class DeploymentGuard:
             self.candidate.entry(attempted_at=utcnow_iso(), outcome=outcome, reason=reason, **details)
         )
         self.record.pending = None
-        self._etag = self.store.write(self.record, self._etag)
+        try:
+            self._etag = self.store.write(self.record, self._etag)
+        except DeploymentConflictError as err:
+            raise DeploymentConflictError(
+                f"{err} This run's attempt ({outcome}: {reason}) is not in the record (a claim expires after "
+                f"{self.lease_seconds:.0f} s, and then another run may take {self.target} over)."
+            ) from None

@@ -232,7 +232,7 @@ def test_first_claim_race_on_a_new_record(store):
     reads = [real_read(TARGET), real_read(TARGET)]
     store.read = lambda target: reads.pop(0)
     a.claim()
-    with pytest.raises(DeploymentConflictError):
+    with pytest.raises(DeploymentConflictError, match="This run did not deploy; retry it"):
         b.claim()
 
 
@@ -267,7 +267,9 @@ def test_commit_fails_when_someone_else_wrote_meanwhile(store):
     guard.claim()
     other = store.read(TARGET)
     store.write(other.record, other.etag)
-    with pytest.raises(DeploymentConflictError):
+    with pytest.raises(
+        DeploymentConflictError, match=f"This run DID deploy {MODEL_V2} to {TARGET}, but the record"
+    ):
         guard.commit()
 
 
@@ -284,6 +286,17 @@ def test_abandon_records_the_attempt_and_releases(store):
     assert attempt["model_uri"] == MODEL_V2 and attempt["endpoint"] == "ep1" and attempt["attempted_at"]
     # the target is free again
     assert DeploymentGuard(store, TARGET, candidate(run_id="run-3")).claim() is ClaimOutcome.CLAIMED
+
+
+def test_abandon_fails_clearly_when_someone_else_wrote_meanwhile(store):
+    guard = DeploymentGuard(store, TARGET, candidate())
+    guard.claim()
+    other = store.read(TARGET)
+    store.write(other.record, other.etag)
+    with pytest.raises(
+        DeploymentConflictError, match=r"attempt \(rolled_back: smoke test failed\) is not in the record"
+    ):
+        guard.abandon("rolled_back", "smoke test failed")
 
 
 @pytest.mark.parametrize("pending", [{"run_id": "r"}, {"run_id": "r", "claimed_at": "yesterday-ish"}])
