@@ -9,6 +9,7 @@ or ``If-None-Match: *`` for a new record), so two runs racing for one target can
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -33,6 +34,31 @@ class DeploymentRecordError(AzureMLError):
 def utcnow_iso() -> str:
     """The current UTC time, ISO 8601."""
     return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def parse_utc(value: Any) -> datetime | None:
+    """
+    An ISO 8601 time from a record as an aware datetime (a time without offset is taken as UTC).
+
+    :param value: The stored value.
+    :return: ``None`` when the value is missing or not a time.
+    """
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(str(value))
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, int | float | str):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except ValueError:
+        return False
 
 
 @dataclass
@@ -81,11 +107,30 @@ class DeploymentRecord:
             raise DeploymentRecordError(
                 f"The deployment record {source} is not in format {RECORD_FORMAT!r}; fix or delete it."
             )
+        problems = []
+        for key in ("current", "pending"):
+            if data.get(key) is not None and not isinstance(data[key], dict):
+                problems.append(f"{key!r} must be an object or null, not {type(data[key]).__name__}")
+        history = data.get("history") or []
+        if not isinstance(history, list) or not all(isinstance(entry, dict) for entry in history):
+            problems.append("'history' must be a list of objects")
+        metrics = (
+            (data.get("current") or {}).get("metrics") if isinstance(data.get("current"), dict) else None
+        )
+        if metrics is not None and not (
+            isinstance(metrics, dict) and all(_is_number(v) for v in metrics.values())
+        ):
+            problems.append("'current.metrics' must map metric names to numbers")
+        if problems:
+            raise DeploymentRecordError(
+                f"The deployment record {source} is damaged: {'; '.join(problems)}. Fix it (or delete it "
+                "to start a new record; the gate then has no baseline)."
+            )
         return cls(
             target=str(data.get("target")),
             current=data.get("current"),
             pending=data.get("pending"),
-            history=list(data.get("history") or []),
+            history=list(history),
         )
 
     @property
@@ -105,11 +150,14 @@ class DeploymentRecord:
         if not self.pending:
             return False
         now = now or datetime.now(UTC)
+        claimed = parse_utc(self.pending.get("claimed_at"))
         try:
-            claimed = datetime.fromisoformat(str(self.pending["claimed_at"]))
-        except (KeyError, ValueError):
+            lease = float(self.pending.get("lease_seconds", 1800))
+        except (TypeError, ValueError):
+            lease = math.nan
+        if claimed is None or not math.isfinite(lease):
             return False  # an unreadable claim protects nothing: treat it as expired
-        return (now - claimed).total_seconds() < float(self.pending.get("lease_seconds", 1800))
+        return (now - claimed).total_seconds() < lease
 
 
 @dataclass(frozen=True)

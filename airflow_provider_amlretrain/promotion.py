@@ -10,7 +10,6 @@ the claim.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
 from enum import Enum
 from typing import Any
 
@@ -18,6 +17,7 @@ from airflow_provider_amlretrain.deployment_record import (
     DeploymentConflictError,
     DeploymentRecord,
     DeploymentRecordStore,
+    parse_utc,
     utcnow_iso,
 )
 
@@ -69,15 +69,6 @@ class CandidateModel:
         }
 
 
-def _as_datetime(value: Any) -> datetime | None:
-    if not value:
-        return None
-    try:
-        return datetime.fromisoformat(str(value))
-    except ValueError:
-        return None
-
-
 @dataclass
 class DeploymentGuard:
     """
@@ -110,8 +101,8 @@ class DeploymentGuard:
             self.record = record
             self.reason = f"{self.candidate.model_uri} is already deployed to {self.target}."
             return ClaimOutcome.ALREADY_DEPLOYED
-        deployed_end = _as_datetime(current.get("data_interval_end"))
-        candidate_end = _as_datetime(self.candidate.data_interval_end)
+        deployed_end = parse_utc(current.get("data_interval_end"))
+        candidate_end = parse_utc(self.candidate.data_interval_end)
         if deployed_end and candidate_end and candidate_end < deployed_end and not self.force:
             self.record = record
             self.reason = (

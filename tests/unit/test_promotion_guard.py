@@ -89,6 +89,40 @@ def test_foreign_blobs_are_refused_naming_the_blob(text, match):
     assert "deployments/deployments/x.json" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("fields", "match"),
+    [
+        ({"current": ["model"]}, "'current' must be an object or null, not list"),
+        ({"pending": "run-1"}, "'pending' must be an object or null, not str"),
+        ({"history": {"a": 1}}, "'history' must be a list of objects"),
+        ({"history": ["replaced"]}, "'history' must be a list of objects"),
+        (
+            {"current": {"model_uri": MODEL_V1, "metrics": {"AUC": "high"}}},
+            "'current.metrics' must map metric",
+        ),
+        ({"current": {"model_uri": MODEL_V1, "metrics": [0.9]}}, "'current.metrics' must map metric"),
+    ],
+)
+def test_damaged_records_are_refused_saying_what_is_wrong(fields, match):
+    text = json.dumps({"format": RECORD_FORMAT, "target": TARGET, **fields})
+    with pytest.raises(DeploymentRecordError, match=rf"deployments/x.json is damaged: {match}.*delete it"):
+        DeploymentRecord.from_json(text, source="deployments/x.json")
+
+
+def test_times_without_offset_are_taken_as_utc(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed(end="2024-06-03T00:00:00")))
+    assert (
+        DeploymentGuard(store, TARGET, candidate(end="2024-06-02T00:00:00+00:00")).claim()
+        is ClaimOutcome.STALE
+    )
+    claimed = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
+    naive = DeploymentRecord(
+        TARGET, pending={"run_id": "r", "claimed_at": "2024-06-01T12:00:00", "lease_seconds": 60}
+    )
+    assert naive.pending_is_live(claimed + timedelta(seconds=59))
+    assert not naive.pending_is_live(claimed + timedelta(seconds=60))
+
+
 def test_baseline_metrics():
     assert DeploymentRecord(TARGET).baseline_metrics is None
     assert DeploymentRecord(TARGET, current={"model_uri": MODEL_V1}).baseline_metrics is None
@@ -299,7 +333,14 @@ def test_abandon_fails_clearly_when_someone_else_wrote_meanwhile(store):
         guard.abandon("rolled_back", "smoke test failed")
 
 
-@pytest.mark.parametrize("pending", [{"run_id": "r"}, {"run_id": "r", "claimed_at": "yesterday-ish"}])
+@pytest.mark.parametrize(
+    "pending",
+    [
+        {"run_id": "r"},
+        {"run_id": "r", "claimed_at": "yesterday-ish"},
+        {"run_id": "r", "claimed_at": "2999-01-01T00:00:00+00:00", "lease_seconds": "long"},
+    ],
+)
 def test_unreadable_claim_counts_as_expired(pending):
     from airflow_provider_amlretrain.deployment_record import DeploymentRecord
 
