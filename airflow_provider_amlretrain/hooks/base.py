@@ -103,6 +103,23 @@ def status_retry_delay(policy: RetryPolicy, attempt: int, response: ApiResponse)
     return policy.delay(attempt, response.headers.get("retry-after"))
 
 
+def invalid_request_error(
+    request: ApiRequest, err: BaseException, secrets: tuple[str, ...]
+) -> AzureMLConfigError:
+    """
+    The error raised when a request cannot even be sent (a malformed URL or header): a configuration fault.
+
+    :param request: The request.
+    :param err: The transport library's exception.
+    :param secrets: Literal secrets to scrub.
+    """
+    return AzureMLConfigError(
+        f"Could not {request.operation}: {request.method} {request.safe_url} cannot be sent "
+        f"({type(err).__name__}: {redact(str(err), *secrets)}). Check the connection's host (a full "
+        "https:// URL) and that its key has no line breaks or spaces."
+    )
+
+
 def transport_error(
     request: ApiRequest, attempts: int, err: BaseException, secrets: tuple[str, ...]
 ) -> AzureMLTransportError:
@@ -175,6 +192,13 @@ class AzureMLHttpHook(BaseHook):
             attempt += 1
             try:
                 response = self._send(request, settings)
+            except (
+                requests.exceptions.InvalidURL,
+                requests.exceptions.MissingSchema,
+                requests.exceptions.InvalidSchema,
+                requests.exceptions.InvalidHeader,
+            ) as err:
+                raise invalid_request_error(request, err, settings.secrets) from None
             except (
                 requests.ConnectionError,
                 requests.Timeout,
@@ -272,6 +296,8 @@ class AzureMLAsyncHttpMixin:
             attempt += 1
             try:
                 response = await self._asend(request, settings)
+            except (aiohttp.InvalidURL, ValueError) as err:
+                raise invalid_request_error(request, err, settings.secrets) from None
             except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
                 delay = transport_retry_delay(policy, attempt)
                 if delay is None:

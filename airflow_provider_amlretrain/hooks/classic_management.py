@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.api.classic import ClassicEndpoint, ClassicManagementApi
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
 from airflow_provider_amlretrain.connection_forms import MANAGEMENT_FORM
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLNotFoundError
+from airflow_provider_amlretrain.exceptions import (
+    AzureMLConfigError,
+    AzureMLNotFoundError,
+    AzureMLResponseError,
+)
 from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
 
 if TYPE_CHECKING:
@@ -191,6 +195,12 @@ class AzureMLClassicManagementHook(AzureMLHttpHook):
         if not endpoint.primary_key:
             raise AzureMLConfigError(
                 f"The management API did not return a key for endpoint {endpoint.name!r}."
+            )
+        if not endpoint.api_location.startswith(("https://", "http://")):
+            raise AzureMLResponseError(
+                f"The management API returned endpoint {endpoint.name!r} without an ApiLocation URL "
+                f"({endpoint.api_location or 'empty'!r}), so it cannot be scored; a new endpoint may still be "
+                "provisioning: retry in a minute."
             )
         request = execute_request(endpoint.api_location, input_name=input_name, columns=columns, rows=rows)
         return parse_execute_answer(self.call(request, self.with_key(endpoint.primary_key)))

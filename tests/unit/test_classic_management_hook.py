@@ -225,6 +225,19 @@ def test_score_needs_a_key(mgmt):
         mgmt.score(endpoint, input_name="input1", columns=[], rows=[])
 
 
+@pytest.mark.parametrize("api_location", ["", "services/ep1"])
+def test_score_needs_an_api_location_url(mgmt, rsps, api_location):
+    from airflow_provider_amlretrain.api.classic import ClassicEndpoint
+    from airflow_provider_amlretrain.exceptions import AzureMLResponseError
+
+    endpoint = ClassicEndpoint.from_api(endpoint_body(ApiLocation=api_location))
+    with pytest.raises(
+        AzureMLResponseError, match=r"endpoint 'ep1' without an ApiLocation URL.*retry in a minute"
+    ):
+        mgmt.score(endpoint, input_name="input1", columns=["a"], rows=[["1"]])
+    assert len(rsps.calls) == 0
+
+
 def test_ui_field_behaviour():
     behaviour = AzureMLClassicManagementHook.get_ui_field_behaviour()
     assert behaviour["relabeling"]["password"] == "Workspace token"

@@ -456,3 +456,26 @@ def test_request_timeout_extra_reaches_the_transport(hook, rsps):
     rsps.add("GET", job_url(), json=status_body("Running"))
     hook.get_job(JOB_ID)
     assert rsps.calls[0].request.req_kwargs["timeout"] == 5.0
+
+
+# -- requests that cannot be sent ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["notaurl/jobs", "http://", "ftp://example.com/jobs"])
+def test_a_malformed_url_is_a_config_error_naming_the_host_to_fix(hook, rsps, sleeps, url):
+    from airflow_provider_amlretrain.api.http import ApiRequest
+    from airflow_provider_amlretrain.exceptions import AzureMLConfigError
+
+    with pytest.raises(
+        AzureMLConfigError, match=r"Could not get job: GET .* cannot be sent .*connection's host"
+    ):
+        hook.call(ApiRequest("GET", url, operation="get job"))
+    assert sleeps.delays == [], "a request that cannot be sent is not retried"
+
+
+def test_a_malformed_url_is_a_config_error_on_the_async_path_too(async_hook):
+    from airflow_provider_amlretrain.api.http import ApiRequest
+    from airflow_provider_amlretrain.exceptions import AzureMLConfigError
+
+    with pytest.raises(AzureMLConfigError, match=r"Could not get job: GET notaurl/jobs cannot be sent"):
+        asyncio.run(async_hook.acall(ApiRequest("GET", "notaurl/jobs", operation="get job")))
