@@ -111,11 +111,16 @@ def _from_wasb_connection(port: str, spec: Mapping[str, Any]) -> BlobReference:
             return BlobReference(
                 relative_location=relative, base_location=_with_slash(base), sas_token="?" + query
             )
-        account_url = (
-            conn.host
-            if conn.host and conn.host.startswith("http")
-            else f"https://{conn.login}.blob.core.windows.net/"
-        )
+        if conn.host and conn.host.startswith("http"):
+            account_url = conn.host
+        elif conn.login:
+            account_url = f"https://{conn.login}.blob.core.windows.net/"
+        else:
+            raise AzureMLConfigError(
+                f"Port {port!r}: wasb connection {conn_id!r} has a SAS token but no account: set login to the "
+                "storage account name, or host to the account URL (https://<account>.blob.core.windows.net/), "
+                "or give the SAS as a full URL."
+            )
         return BlobReference(
             relative_location=relative,
             base_location=_with_slash(account_url),

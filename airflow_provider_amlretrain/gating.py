@@ -235,6 +235,12 @@ def decide(
     :param baseline: The production model's metrics, or ``None``.
     :raises EvaluationError: when a rule's metric is missing (naming the columns found).
     """
+    if isinstance(rules, str | Mapping) or not isinstance(rules, Iterable):
+        raise AzureMLConfigError(
+            f"The evaluation gate's rules must be a list of rules, e.g. [{{'metric': 'AUC', 'min': 0.8}}], not "
+            f"{type(rules).__name__}: wrap a single rule in a list; a templated list renders as text unless the "
+            "DAG sets render_template_as_native_obj=True."
+        )
     parsed = [MetricRule.from_spec(rule) for rule in rules]
     if not parsed:
         raise AzureMLConfigError(

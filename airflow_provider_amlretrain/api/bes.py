@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_amlretrain.api.http import ApiRequest
@@ -12,9 +13,6 @@ from airflow_provider_amlretrain.api.references import BlobLocation, BlobReferen
 from airflow_provider_amlretrain.api.states import BatchJobStatus
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
 from airflow_provider_amlretrain.redaction import redact
-
-if TYPE_CHECKING:
-    from collections.abc import Mapping
 
 BES_API_VERSION = "2.0"
 _JOB_ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
@@ -65,6 +63,11 @@ def build_batch_request(
     if not outputs:
         raise AzureMLConfigError(
             "A BES job needs at least one output (e.g. {'output1': ...model.ilearner}); none was given."
+        )
+    if global_parameters is not None and not isinstance(global_parameters, Mapping):
+        raise AzureMLConfigError(
+            f"global_parameters must map parameter names to values, not {type(global_parameters).__name__}: "
+            "a templated dict renders as text unless the DAG sets render_template_as_native_obj=True."
         )
     body: dict[str, Any] = {}
     if inputs:

@@ -220,6 +220,18 @@ def test_wasb_sas_token_extra(monkeypatch, token):
     }
 
 
+def test_wasb_sas_token_without_an_account_is_a_clear_error(monkeypatch):
+    set_connection(monkeypatch, "blob_sas_only", conn_type="wasb", extra={"sas_token": SAS_TOKEN})
+
+    with pytest.raises(
+        AzureMLConfigError, match=r"'blob_sas_only' has a SAS token but no account: set login"
+    ) as info:
+        resolve_blob_spec(
+            "output1", {"wasb_conn_id": "blob_sas_only", "container": "models", "blob": "m.ilearner"}
+        )
+    assert "None" not in str(info.value) and SAS_TOKEN not in str(info.value)
+
+
 def test_wasb_sas_url_extra(monkeypatch):
     set_connection(
         monkeypatch,
@@ -308,3 +320,11 @@ def test_unknown_wasb_connection_fails(monkeypatch):
     monkeypatch.delenv("AIRFLOW_CONN_NO_SUCH_BLOB", raising=False)
     with pytest.raises(Exception, match="no_such_blob"):
         resolve_blob_spec("output1", {"wasb_conn_id": "no_such_blob", "path": "c/m.ilearner"})
+
+
+@pytest.mark.parametrize("params", ["{'Trees': 8}", ["Trees", 8]])
+def test_global_parameters_must_be_a_mapping(params):
+    with pytest.raises(
+        AzureMLConfigError, match=r"global_parameters must map parameter names to values, not (str|list)"
+    ):
+        build_batch_request(inputs=None, outputs={"output1": MODEL}, global_parameters=params)

@@ -209,3 +209,16 @@ def test_compare_to_baseline_must_be_a_boolean():
         AzureMLConfigError, match="compare_to_baseline must be true or false, not 'sometimes'"
     ):
         MetricRule.from_spec({"metric": "AUC", "min": 0.5, "compare_to_baseline": "sometimes"})
+
+
+@pytest.mark.parametrize(
+    ("rules", "kind"),
+    [
+        ("[{'metric': 'AUC', 'min': 0.8}]", "str"),
+        ({"metric": "AUC", "min": 0.8}, "dict"),
+        (None, "NoneType"),
+    ],
+)
+def test_rules_that_are_not_a_list_say_how_to_fix_them(rules, kind):
+    with pytest.raises(AzureMLConfigError, match=rf"must be a list of rules.*not {kind}: wrap a single rule"):
+        decide(rules, _result(AUC=0.9), None)
