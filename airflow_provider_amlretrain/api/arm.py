@@ -6,6 +6,7 @@ from typing import Any
 from urllib.parse import quote
 
 from airflow_provider_amlretrain.api.http import ApiRequest, answer_shape
+from airflow_provider_amlretrain.api.states import ProvisioningStatus
 from airflow_provider_amlretrain.exceptions import AzureMLResponseError
 
 ARM_API_VERSION = "2017-01-01"
@@ -55,9 +56,12 @@ class WebServicesApi:
         return ApiRequest("GET", url, operation="poll a web service update")
 
 
-def provisioning_state(definition: Any) -> str | None:
+def provisioning_state(definition: Any) -> ProvisioningStatus:
     """
-    ``properties.provisioningState`` of a definition.
+    The state of a definition's last update (``properties.provisioningState``).
+
+    A definition without the property has no update in progress: ARM's rule for resources that do
+    not report one is that the update ended when the request was answered.
 
     :param definition: A web service definition.
     """
@@ -66,13 +70,13 @@ def provisioning_state(definition: Any) -> str | None:
             f"ARM answered a web service that is not an object but {answer_shape(definition)}."
         )
     properties = definition.get("properties") or {}
-    state = properties.get("provisioningState")
-    return str(state) if state else None
+    state = properties.get("provisioningState") if isinstance(properties, dict) else None
+    return ProvisioningStatus.SUCCEEDED if state is None else ProvisioningStatus.parse(state)
 
 
-def operation_status(body: Any) -> tuple[str, str | None]:
+def operation_status(body: Any) -> tuple[ProvisioningStatus, str, str | None]:
     """
-    The status of an async operation and its error message.
+    The status of an async operation: parsed, as the service named it, and its error message.
 
     :param body: The ``Azure-AsyncOperation`` answer.
     """
@@ -80,9 +84,9 @@ def operation_status(body: Any) -> tuple[str, str | None]:
         raise AzureMLResponseError(
             f"ARM answered an operation status that is not an object but {answer_shape(body)}."
         )
-    status = body.get("status") or body.get("provisioningState")
-    if not status:
+    raw = body.get("status") or body.get("provisioningState")
+    if not raw:
         raise AzureMLResponseError(f"ARM answered an operation status without status: {answer_shape(body)}.")
     error = body.get("errorInfo") or body.get("error") or {}
     message = error.get("message") if isinstance(error, dict) else None
-    return str(status), message
+    return ProvisioningStatus.parse(raw), str(raw), message if isinstance(message, str) else None

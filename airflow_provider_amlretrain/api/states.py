@@ -1,4 +1,4 @@
-"""The one definition of Batch Execution Service job states."""
+"""The one definition of API states: Batch Execution Service jobs and web service (ARM) updates."""
 
 from __future__ import annotations
 
@@ -59,3 +59,46 @@ class BatchJobStatus(str, Enum):
     def is_active(self) -> bool:
         """Whether the job exists and can still be started, waited for or cancelled."""
         return not self.is_terminal
+
+
+class ProvisioningStatus(str, Enum):
+    """
+    How far an update of a new (ARM) web service is: its ``provisioningState`` or the ``status`` of its
+    ``Azure-AsyncOperation``.
+
+    ``Succeeded``, ``Failed`` and ``Canceled`` end an operation; ARM's rules make every other value
+    (``Provisioning``, ``InProgress``, ``Accepted``, ``Updating``...) mean "still running".
+    """
+
+    IN_PROGRESS = "InProgress"
+    SUCCEEDED = "Succeeded"
+    FAILED = "Failed"
+    CANCELED = "Canceled"
+
+    @classmethod
+    def parse(cls, value: object) -> ProvisioningStatus:
+        """
+        Turn a raw state into a :class:`ProvisioningStatus`.
+
+        :param value: The raw value from the service.
+        :raises AzureMLResponseError: when the value is not a non-empty string.
+        """
+        if not isinstance(value, str) or not value.strip():
+            raise AzureMLResponseError(f"ARM answered a provisioning state that is not a name: {value!r}.")
+        name = value.strip().lower()
+        if name in ("cancelled", "canceled"):
+            return cls.CANCELED
+        for member in (cls.SUCCEEDED, cls.FAILED):
+            if member.value.lower() == name:
+                return member
+        return cls.IN_PROGRESS
+
+    @property
+    def is_terminal(self) -> bool:
+        """Whether the operation has ended."""
+        return self is not ProvisioningStatus.IN_PROGRESS
+
+    @property
+    def is_success(self) -> bool:
+        """Whether the update took effect."""
+        return self is ProvisioningStatus.SUCCEEDED

@@ -138,19 +138,20 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         deadline = time.monotonic() + timeout
         while True:
             if operation_url:
-                status, message = operation_status(self.call(self.api.poll(operation_url)))
+                status, raw, message = operation_status(self.call(self.api.poll(operation_url)))
             else:
-                status, message = provisioning_state(self.get_web_service(name)) or "Succeeded", None
-            if status == "Succeeded":
+                status = provisioning_state(self.get_web_service(name))
+                raw, message = status.value, None
+            if status.is_success:
                 return self.get_web_service(name)
-            if status in ("Failed", "Canceled", "Cancelled"):
+            if status.is_terminal:
                 details = redact(message, *self.http_settings().secrets) if message else "no details"
                 raise AzureMLApiError(
-                    f"Updating web service {name!r} ended {status}: {details}. The service keeps its previous definition."
+                    f"Updating web service {name!r} ended {raw}: {details}. The service keeps its previous definition."
                 )
             if time.monotonic() >= deadline:
                 raise AzureMLApiError(
-                    f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {status})."
+                    f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {raw})."
                 )
             self._sleep(poll_interval)
 

@@ -12,6 +12,7 @@ from airflow_provider_amlretrain.api.arm import (
 )
 from airflow_provider_amlretrain.api.classic import ClassicEndpoint, ClassicManagementApi, check_endpoint_name
 from airflow_provider_amlretrain.api.references import BlobLocation
+from airflow_provider_amlretrain.api.states import ProvisioningStatus
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
 from tests.unit.promotion_support import ENDPOINT_KEY, endpoint_body
 
@@ -147,18 +148,52 @@ def test_arm_requests():
 
 
 def test_provisioning_state_and_operation_status():
-    assert provisioning_state({"properties": {"provisioningState": "Succeeded"}}) == "Succeeded"
-    assert provisioning_state({"properties": {}}) is None
+    assert (
+        provisioning_state({"properties": {"provisioningState": "Succeeded"}}) is ProvisioningStatus.SUCCEEDED
+    )
+    assert (
+        provisioning_state({"properties": {"provisioningState": "Provisioning"}})
+        is ProvisioningStatus.IN_PROGRESS
+    )
+    assert provisioning_state({"properties": {}}) is ProvisioningStatus.SUCCEEDED, (
+        "no state: no update running"
+    )
     with pytest.raises(AzureMLResponseError):
         provisioning_state([])
-    assert operation_status({"status": "InProgress"}) == ("InProgress", None)
+    with pytest.raises(AzureMLResponseError, match="not a name: 3"):
+        provisioning_state({"properties": {"provisioningState": 3}})
+    assert operation_status({"status": "InProgress"}) == (ProvisioningStatus.IN_PROGRESS, "InProgress", None)
     assert operation_status(
         {"provisioningState": "Failed", "errorInfo": {"code": "X", "message": "bad"}}
-    ) == ("Failed", "bad")
-    assert operation_status({"status": "Failed", "error": {"message": "worse"}}) == ("Failed", "worse")
+    ) == (
+        ProvisioningStatus.FAILED,
+        "Failed",
+        "bad",
+    )
+    assert operation_status({"status": "Failed", "error": {"message": "worse"}})[2] == "worse"
     for body in ({}, "Succeeded"):
         with pytest.raises(AzureMLResponseError):
             operation_status(body)
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("Succeeded", ProvisioningStatus.SUCCEEDED),
+        ("succeeded", ProvisioningStatus.SUCCEEDED),
+        ("Failed", ProvisioningStatus.FAILED),
+        ("Canceled", ProvisioningStatus.CANCELED),
+        ("Cancelled", ProvisioningStatus.CANCELED),
+        ("Provisioning", ProvisioningStatus.IN_PROGRESS),
+        ("Accepted", ProvisioningStatus.IN_PROGRESS),
+        ("Unknown", ProvisioningStatus.IN_PROGRESS),
+    ],
+)
+def test_provisioning_status_follows_arm_terminal_states(raw, expected):
+    status = ProvisioningStatus.parse(raw)
+    assert status is expected
+    assert status.is_terminal is (expected is not ProvisioningStatus.IN_PROGRESS)
+    assert status.is_success is (expected is ProvisioningStatus.SUCCEEDED)
 
 
 @pytest.mark.parametrize("resources", ["not-a-list", ["not-an-object"]])
