@@ -67,12 +67,15 @@ class DeploymentRecord:
     :param target: A stable name of the target, e.g. ``classic:ws/svc/endpoint``.
     :param current: What is deployed now (``None`` before the first promotion through this provider).
     :param pending: A promotion in progress: its claim (run, time, lease).
+    :param attention: Set when a rollback failed: the target may serve a model other than ``current``
+        (which one, since when, why) until a later promotion succeeds.
     :param history: Past deployments and attempts, newest last.
     """
 
     target: str
     current: dict[str, Any] | None = None
     pending: dict[str, Any] | None = None
+    attention: dict[str, Any] | None = None
     history: list[dict[str, Any]] = field(default_factory=list)
 
     def to_json(self) -> str:
@@ -83,6 +86,7 @@ class DeploymentRecord:
                 "target": self.target,
                 "current": self.current,
                 "pending": self.pending,
+                "attention": self.attention,
                 "history": self.history[-HISTORY_LIMIT:],
             },
             indent=2,
@@ -108,7 +112,7 @@ class DeploymentRecord:
                 f"The deployment record {source} is not in format {RECORD_FORMAT!r}; fix or delete it."
             )
         problems = []
-        for key in ("current", "pending"):
+        for key in ("current", "pending", "attention"):
             if data.get(key) is not None and not isinstance(data[key], dict):
                 problems.append(f"{key!r} must be an object or null, not {type(data[key]).__name__}")
         history = data.get("history") or []
@@ -130,6 +134,7 @@ class DeploymentRecord:
             target=str(data.get("target")),
             current=data.get("current"),
             pending=data.get("pending"),
+            attention=data.get("attention"),
             history=list(history),
         )
 

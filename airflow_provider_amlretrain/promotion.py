@@ -87,6 +87,7 @@ class DeploymentGuard:
     record: DeploymentRecord | None = field(default=None, init=False)
     _etag: str | None = field(default=None, init=False, repr=False)
     reason: str = field(default="", init=False)
+    warning: str = field(default="", init=False)
 
     def claim(self) -> ClaimOutcome:
         """
@@ -97,6 +98,13 @@ class DeploymentGuard:
         versioned = self.store.read(self.target)
         record = versioned.record
         current = record.current or {}
+        self.warning = (
+            f"{self.target} needs attention: since {record.attention.get('since')} it may serve "
+            f"{record.attention.get('may_serve')} rather than {current.get('model_uri')} (a rollback of run "
+            f"{record.attention.get('run_id')} failed). A successful promotion clears this."
+            if record.attention
+            else ""
+        )
         if current.get("model_uri") == self.candidate.model_uri:
             self.record = record
             self.reason = f"{self.candidate.model_uri} is already deployed to {self.target}."
@@ -156,6 +164,7 @@ class DeploymentGuard:
             )
         self.record.current = entry
         self.record.pending = None
+        self.record.attention = None  # the target is known again: it serves this model
         try:
             self._etag = self.store.write(self.record, self._etag)
         except DeploymentConflictError as err:
@@ -175,9 +184,15 @@ class DeploymentGuard:
         :param details: Target-specific facts.
         """
         assert self.record is not None
-        self.record.history.append(
-            self.candidate.entry(attempted_at=utcnow_iso(), outcome=outcome, reason=reason, **details)
-        )
+        attempt = self.candidate.entry(attempted_at=utcnow_iso(), outcome=outcome, reason=reason, **details)
+        self.record.history.append(attempt)
+        if outcome == "rollback_failed":
+            self.record.attention = {
+                "since": attempt["attempted_at"],
+                "run_id": self.candidate.run_id,
+                "may_serve": self.candidate.model_uri,
+                "reason": reason,
+            }
         self.record.pending = None
         try:
             self._etag = self.store.write(self.record, self._etag)

@@ -41,7 +41,14 @@ def output_location(training_result: Any, port: str, what: str) -> str:
         raise AzureMLConfigError(
             f"The training job has no output {port!r} ({what}); its outputs are {sorted(outputs)}."
         )
-    return str(outputs[port]["relative_location"])
+    output = outputs[port]
+    relative = output.get("relative_location") if isinstance(output, Mapping) else None
+    if not isinstance(relative, str) or "/" not in relative.strip("/"):
+        raise AzureMLConfigError(
+            f"The training job's output {port!r} ({what}) has no 'relative_location' of the form "
+            "container/blob: pass the BES operator's result unchanged (e.g. retrain.output)."
+        )
+    return relative
 
 
 class AzureMLEvaluationGateOperator(BaseOperator):
@@ -121,6 +128,13 @@ class AzureMLEvaluationGateOperator(BaseOperator):
                 self.deployment_target,
                 f"model {record.current['model_uri']}" if record.current else "nothing deployed yet",
             )
+            if record.attention:
+                self.log.warning(
+                    "%s may serve %s instead (a rollback failed at %s): the baseline may not be what it serves.",
+                    self.deployment_target,
+                    record.attention.get("may_serve"),
+                    record.attention.get("since"),
+                )
         decision = decide(self.rules, challenger, baseline)
         for verdict in decision.verdicts:
             self.log.info("%s %s", "PASS" if verdict.passed else "FAIL", verdict.reason)

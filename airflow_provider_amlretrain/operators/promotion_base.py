@@ -207,6 +207,8 @@ class BaseModelPromotionOperator(BaseOperator):
             force=bool(self.force),
         )
         outcome = guard.claim()
+        if guard.warning:
+            self.log.warning("%s", guard.warning)
         if outcome is ClaimOutcome.STALE:
             self.log.warning("%s", guard.reason)
             raise AirflowSkipException(guard.reason)

@@ -105,6 +105,16 @@ def test_output_location_errors():
         match=r"no output 'output3' \(evaluation\); its outputs are \['output1', 'output2'\]",
     ):
         output_location(TRAINING, "output3", "evaluation")
+    for output in (
+        "models/runs/x/evaluation.csv",
+        {"relative_location": None},
+        {"relative_location": "x.csv"},
+        {},
+    ):
+        with pytest.raises(
+            AzureMLConfigError, match=r"output 'output2' \(evaluation\) has no 'relative_location'"
+        ):
+            output_location({"job_id": "j", "outputs": {"output2": output}}, "output2", "evaluation")
 
 
 def test_on_reject_is_checked_at_construction():
@@ -133,6 +143,19 @@ def test_baseline_comes_from_the_deployment_record(reads, caplog):
     assert summary["baseline_metrics"] == {"AUC": 0.9}
     assert summary["verdicts"][0]["baseline"] == 0.9
     assert summary["deployment_target"] == "ep1"
+
+
+def test_a_record_that_needs_attention_is_reported(reads, caplog):
+    reads.record = DeploymentRecord(
+        "ep1",
+        current={"model_uri": MODEL_V1, "metrics": {"AUC": 0.9}},
+        attention={"since": "2024-06-02T00:00:00+00:00", "may_serve": "https://x/models/v2/model.ilearner"},
+    )
+    run(rules=[{"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02}], deployment_target="ep1")
+    assert (
+        "ep1 may serve https://x/models/v2/model.ilearner instead (a rollback failed at 2024-06-02"
+        in caplog.text
+    )
 
 
 def test_first_deployment_passes_the_comparison(reads):

@@ -345,3 +345,28 @@ def test_unreadable_claim_counts_as_expired(pending):
     from airflow_provider_amlretrain.deployment_record import DeploymentRecord
 
     assert DeploymentRecord(target="t", pending=pending).pending_is_live() is False
+
+
+def test_a_failed_rollback_flags_the_record_until_a_promotion_succeeds(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed()))
+    failed = DeploymentGuard(store, TARGET, candidate(run_id="run-2"))
+    failed.claim()
+    failed.abandon("rollback_failed", "smoke test failed; rollback: 400")
+    attention = store.record(TARGET).attention
+    assert attention["may_serve"] == MODEL_V2 and attention["run_id"] == "run-2"
+    assert attention["reason"] == "smoke test failed; rollback: 400" and attention["since"]
+    assert DeploymentRecord.from_json(store.record(TARGET).to_json(), source="x").attention == attention
+
+    rolled_back = DeploymentGuard(store, TARGET, candidate(run_id="run-3"))
+    rolled_back.claim()
+    assert f"may serve {MODEL_V2} rather than {MODEL_V1}" in rolled_back.warning
+    rolled_back.abandon("rolled_back", "smoke test failed")
+    assert store.record(TARGET).attention == attention, "only a success says what the target serves"
+
+    fixed = DeploymentGuard(store, TARGET, candidate(run_id="run-4"))
+    fixed.claim()
+    fixed.commit()
+    assert store.record(TARGET).attention is None
+    later = DeploymentGuard(store, TARGET, candidate(MODEL_V1, run_id="run-5"))
+    later.claim()
+    assert later.warning == ""

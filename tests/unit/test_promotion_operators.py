@@ -469,7 +469,16 @@ def test_failed_rollback_names_the_previous_model(endpoint_operator, classic, st
         endpoint_operator().execute(context)
     record = store.record("census-ep1")
     assert record.pending is None and record.history[-1]["outcome"] == "rollback_failed"
+    assert record.attention["may_serve"] == NEW_URI and record.attention["run_id"] == context["run_id"]
     assert_no_secrets(*_everything(info.value), log_text(), store.blobs, secrets=SECRETS)
+
+    # The next run is warned, and its successful promotion clears the warning.
+    classic.score_answers = [scored()]
+    classic.patch_statuses = []
+    endpoint_operator().execute({**context, "run_id": "run-next"})
+    assert "census-ep1 needs attention" in log_text() and f"it may serve {NEW_URI}" in log_text()
+    record = store.record("census-ep1")
+    assert record.attention is None and record.current["run_id"] == "run-next"
 
 
 def test_rollback_without_previous_location_fails_loudly(endpoint_operator, classic, store, context):
