@@ -137,10 +137,7 @@ class DeploymentGuard:
             "claimed_at": utcnow_iso(),
             "lease_seconds": self.lease_seconds,
         }
-        try:
-            self._etag = self.store.write(record, versioned.etag)
-        except DeploymentConflictError as err:
-            raise DeploymentConflictError(f"{err} This run did not deploy; retry it to try again.") from None
+        self._etag = self._write(record, versioned.etag, "This run did not deploy; retry it to try again.")
         self.record = record
         return ClaimOutcome.CLAIMED
 
@@ -165,14 +162,12 @@ class DeploymentGuard:
         self.record.current = entry
         self.record.pending = None
         self.record.attention = None  # the target is known again: it serves this model
-        try:
-            self._etag = self.store.write(self.record, self._etag)
-        except DeploymentConflictError as err:
-            raise DeploymentConflictError(
-                f"{err} This run DID deploy {self.candidate.model_uri} to {self.target}, but the record does "
-                f"not say so (a claim expires after {self.lease_seconds:.0f} s, and then another run may take the "
-                "target over): check what the target serves, and re-run the promotion that should win."
-            ) from None
+        self._etag = self._write(
+            self.record,
+            self._etag,
+            f"This run DID deploy {self.candidate.model_uri} to {self.target}, but the record does not say so "
+            f"({self._lease_note}): check what the target serves, and re-run the promotion that should win.",
+        )
         return entry
 
     def abandon(self, outcome: str, reason: str, **details: Any) -> None:
@@ -194,10 +189,19 @@ class DeploymentGuard:
                 "reason": reason,
             }
         self.record.pending = None
+        self._etag = self._write(
+            self.record,
+            self._etag,
+            f"This run's attempt ({outcome}: {reason}) is not in the record ({self._lease_note}).",
+        )
+
+    @property
+    def _lease_note(self) -> str:
+        return f"a claim expires after {self.lease_seconds:.0f} s, and then another run may take {self.target} over"
+
+    def _write(self, record: DeploymentRecord, etag: str | None, consequence: str) -> str:
+        """Write conditionally; a conflict's message says what it means for this run."""
         try:
-            self._etag = self.store.write(self.record, self._etag)
+            return self.store.write(record, etag)
         except DeploymentConflictError as err:
-            raise DeploymentConflictError(
-                f"{err} This run's attempt ({outcome}: {reason}) is not in the record (a claim expires after "
-                f"{self.lease_seconds:.0f} s, and then another run may take {self.target} over)."
-            ) from None
+            raise DeploymentConflictError(f"{err} {consequence}") from None
