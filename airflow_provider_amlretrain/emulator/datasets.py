@@ -106,13 +106,27 @@ def partition_csv(task: str, date: dt.date, day_index: int) -> bytes:
 
 
 def sample_csv(task: str, rows: int = 5) -> bytes:
-    """A few feature rows without the label, for scoring smoke tests.
+    """
+    A few feature rows without the label, for scoring smoke tests and before/after comparisons.
+
+    For binary classification these are the rows a reference model is least sure about (probability
+    nearest 0.5), so two models visibly disagree on them; for regression, the first rows.
 
     :param task: ``binary`` or ``regression``.
     :param rows: number of rows.
     """
-    names, x, _ = load_task_data(task)
-    return to_csv(names, [[float(f"{v:.6g}") for v in features] for features in x[:rows]])
+    import numpy as np
+
+    names, x, y = load_task_data(task)
+    index = np.arange(rows)
+    if task == "binary":
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.preprocessing import StandardScaler
+
+        z = StandardScaler().fit_transform(x)
+        probability = LogisticRegression(C=0.05, max_iter=2000).fit(z, y).predict_proba(z)[:, 1]
+        index = np.sort(np.argsort(np.abs(probability - 0.5), kind="stable")[:rows])
+    return to_csv(names, [[float(f"{v:.6g}") for v in x[i]] for i in index])
 
 
 def date_range(start: dt.date, days: int) -> list[dt.date]:
