@@ -191,9 +191,22 @@ def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -
             headers={"X-IDENTITY-HEADER": emulator["identity_header"]},
             timeout=10,
         )
-        # 404 while the emulator's /msi/token route is not mounted yet; once it is, the
-        # identity header written by the dev stack must be accepted.
-        assert token.status_code in (200, 404), token.text
+        # The dev stack generates an identity_header for the emulator, which enables its
+        # managed-identity endpoint: the header it records must be accepted and a bearer
+        # token for the requested resource issued.
+        assert token.status_code == 200, token.text
+        body = token.json()
+        assert body["token_type"] == "Bearer"
+        assert body["resource"] == "https://management.azure.com/"
+        assert body["access_token"].count(".") == 2
+        assert int(body["expires_on"]) > 0
+        wrong = requests.get(
+            emulator["msi_endpoint"],
+            params={"api-version": "2019-08-01", "resource": "https://management.azure.com/"},
+            headers={"X-IDENTITY-HEADER": emulator["identity_header"] + "-wrong"},
+            timeout=10,
+        )
+        assert wrong.status_code == 401, wrong.text
 
         again = cli("up", "--dir", str(stack_dir), "--fault-config", str(faults))
         assert "already running" in again.stdout

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
+import itertools
 import re
 import time
 from typing import Any
@@ -276,21 +278,29 @@ def test_start_is_idempotent(emulator: Any) -> None:
 
 
 def test_cancel_running_job_writes_no_outputs(make_emulator: Any, blob_reader: Any) -> None:
-    emulator = make_emulator(faults={"job_seconds": 1.0})
+    # One worker, and a job long enough to be cancelled while it runs (it never gets to end).
+    emulator = make_emulator(job_concurrency=1, faults={"job_seconds": 120})
     service = emulator.service("binary")
     job_id = emulator.submit(service, emulator.body(service, "cancelled"))
     emulator.start(service, job_id)
-    emulator.wait(service, job_id, states=("Running",))
+    emulator.wait(service, job_id, states=("Running",), timeout=60)
     answer = emulator.client.delete(
         emulator.url(service, f"/jobs/{job_id}"), headers=emulator.headers(service)
     )
     assert answer.status_code == 204
     status = emulator.status(service, job_id)
     assert status["StatusCode"] == "Cancelled" and status["Results"] is None
-    time.sleep(1.3)
+    # The single worker takes the next job only once it has let go of the cancelled one, so
+    # when that job has finished the cancelled job's worker is done: it must not have written.
+    assert emulator.client.put("/_emulator/faults", json={"job_seconds": 0}).status_code == 200
+    following = emulator.submit(service, emulator.body(service, "after-cancel"))
+    emulator.start(service, following)
+    after = emulator.wait(service, following, timeout=60)
+    assert after["StatusCode"] == "Finished", after
     assert emulator.status(service, job_id)["StatusCode"] == "Cancelled"
     assert blob_reader("runs/cancelled/model.ilearner") is None
     assert blob_reader("runs/cancelled/evaluation.csv") is None
+    assert blob_reader("runs/after-cancel/evaluation.csv") is not None
 
 
 def test_cancel_not_started_and_delete_ended(emulator: Any) -> None:
@@ -339,16 +349,33 @@ def test_failed_job_details(emulator: Any, content: bytes | None, expected: str)
 
 
 def test_fifo_queue_respects_concurrency(make_emulator: Any) -> None:
-    emulator = make_emulator(job_concurrency=1, faults={"job_seconds": 0.6})
+    """One worker runs started jobs one at a time, in the order they were started.
+
+    Checked on the emulator's own job records (``started_at``/``ended_at``), not on how fast
+    the test polls: each job starts only after the previous one ended, and the run order is
+    the start order (deliberately not the submit order).
+    """
+    emulator = make_emulator(job_concurrency=1, faults={"job_seconds": 0.2})
     service = emulator.service("binary")
-    first = emulator.submit(service, emulator.body(service, "q1"))
-    second = emulator.submit(service, emulator.body(service, "q2"))
-    emulator.start(service, first)
-    emulator.start(service, second)
-    emulator.wait(service, first, states=("Running",))
-    assert emulator.status(service, second)["StatusCode"] == "NotStarted"
-    assert emulator.wait(service, first)["StatusCode"] == "Finished"
-    assert emulator.wait(service, second)["StatusCode"] == "Finished"
+    submitted = [emulator.submit(service, emulator.body(service, f"q{n}")) for n in range(3)]
+    start_order = [submitted[2], submitted[0], submitted[1]]
+    for job_id in start_order:
+        emulator.start(service, job_id)
+    for job_id in start_order:
+        assert emulator.wait(service, job_id, timeout=60)["StatusCode"] == "Finished"
+
+    jobs = {job["id"]: job for job in emulator.client.get("/_emulator/jobs").json()["jobs"]}
+
+    def at(job_id: str, key: str) -> dt.datetime:
+        value = jobs[job_id][key]
+        assert value, (job_id, key, jobs[job_id])
+        return dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+
+    assert sorted(start_order, key=lambda j: at(j, "start_requested_at")) == start_order
+    assert sorted(start_order, key=lambda j: at(j, "started_at")) == start_order
+    for earlier, later in itertools.pairwise(start_order):
+        # Never two jobs in flight: the next one was taken only after the previous one ended.
+        assert at(later, "started_at") >= at(earlier, "ended_at"), (jobs[earlier], jobs[later])
 
 
 def test_integer_status_codes(make_emulator: Any) -> None:

@@ -78,11 +78,23 @@ def test_delay(emulator: Any) -> None:
     job_id = emulator.submit(service, emulator.body(service, "delay"))
     _put_faults(emulator, {"rules": [{"delay_seconds": 0.5, "times": 1}]})
     began = time.monotonic()
+    # A delay-only rule holds the request back, then lets the service answer it normally.
     assert emulator.status(service, job_id)["StatusCode"] == "NotStarted"
-    assert time.monotonic() - began >= 0.5
+    assert time.monotonic() - began >= 0.5  # the injected delay itself (a lower bound only)
+    # ``times: 1`` is consumed by that one request: no rule is left to delay the next one.
+    assert emulator.client.get("/_emulator/faults").json()["rules"] == []
+    assert emulator.status(service, job_id)["StatusCode"] == "NotStarted"
+
+    # A delay combined with a status delays, then answers the injected error (once).
+    _put_faults(emulator, {"rules": [{"delay_seconds": 0.2, "status": 503, "times": 1}]})
+    url, headers = emulator.url(service, f"/jobs/{job_id}"), emulator.headers(service)
     began = time.monotonic()
-    emulator.status(service, job_id)
-    assert time.monotonic() - began < 0.5
+    answer = emulator.client.get(url, headers=headers)
+    assert time.monotonic() - began >= 0.2
+    assert answer.status_code == 503 and answer.headers["Retry-After"] == "1"
+    assert answer.json()["error"]["code"] == "ServiceUnavailable"
+    assert emulator.client.get("/_emulator/faults").json()["rules"] == []
+    assert emulator.client.get(url, headers=headers).status_code == 200
 
 
 def test_fail_jobs(emulator: Any) -> None:

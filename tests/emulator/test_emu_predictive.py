@@ -162,10 +162,32 @@ def test_create_update_delete_endpoint(emulator: Any) -> None:
         ).status_code
         == 200
     )
+    listing = service["management_path"] + "/endpoints"
+
+    def names() -> list[str]:
+        answer = emulator.client.get(listing, headers=_ws_headers(emulator))
+        assert answer.status_code == 200, answer.text
+        return sorted(e["Name"] for e in answer.json())
+
+    assert names() == sorted(["a" * 24, "default"])
     assert emulator.client.delete(path, headers=_ws_headers(emulator)).status_code == 204
-    assert emulator.client.get(path, headers=_ws_headers(emulator)).status_code == 404
+    gone = emulator.client.get(path, headers=_ws_headers(emulator))
+    assert gone.status_code == 404 and gone.headers.get("x-ms-request-id")
+    assert set(gone.json()) == {"error"} and gone.json()["error"]["code"] == "EndpointNotFound"
+    assert "a" * 24 in gone.json()["error"]["message"]
+    assert names() == ["default"]
+    # Its RRS no longer answers with the deleted endpoint's key.
+    scored = _rrs(emulator, _api_path(created), created["PrimaryKey"])
+    assert scored.status_code == 404 and scored.json()["error"]["code"] == "WebServiceNotFound"
+    again = emulator.client.delete(path, headers=_ws_headers(emulator))
+    assert again.status_code == 404 and again.json()["error"]["code"] == "EndpointNotFound"
+    # The default endpoint cannot be deleted, and stays.
     default = _endpoint_path(emulator, service, "default")
-    assert emulator.client.delete(default, headers=_ws_headers(emulator)).status_code == 400
+    refused = emulator.client.delete(default, headers=_ws_headers(emulator))
+    assert refused.status_code == 400 and set(refused.json()) == {"error"}
+    assert "default endpoint" in refused.json()["error"]["message"]
+    assert emulator.client.get(default, headers=_ws_headers(emulator)).status_code == 200
+    assert names() == ["default"]
 
 
 def test_rrs_scoring(emulator: Any) -> None:
@@ -264,22 +286,54 @@ def test_patch_errors(emulator: Any) -> None:
     assert "predictive" in patch("train-ep", good, training)["message"]
 
 
-def test_rrs_concurrency_limit(make_emulator: Any) -> None:
-    emulator = make_emulator(rrs_min_seconds=0.6)
+def test_rrs_concurrency_limit(make_emulator: Any, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Calls beyond MaxConcurrentCalls get a 429 while the others are in flight, per endpoint.
+
+    The first call is held inside its slot (in the emulator's minimum-duration wait) until the
+    test releases it, so "in flight" does not depend on thread scheduling or sleeps.
+    """
+    import asyncio
+
+    from airflow_provider_amlretrain.emulator import rrs
+
+    entered, release = threading.Event(), threading.Event()
+    real_sleep = asyncio.sleep
+
+    async def held(seconds: float) -> None:
+        if entered.is_set():  # only the first call is held; later ones wait as configured
+            await real_sleep(seconds)
+            return
+        entered.set()
+        while not release.is_set():
+            await real_sleep(0.01)
+
+    emulator = make_emulator(rrs_min_seconds=0.01)
+    monkeypatch.setattr(rrs, "asyncio", type("HeldAsyncio", (), {"sleep": staticmethod(held)}))
     service = _predictive(emulator)
     endpoint = _create_endpoint(emulator, service, "narrow", ThrottleLevel="High", MaxConcurrentCalls=1)
     codes: list[int] = []
-
-    def call() -> None:
-        codes.append(_rrs(emulator, _api_path(endpoint), endpoint["PrimaryKey"]).status_code)
-
-    threads = [threading.Thread(target=call) for _ in range(3)]
-    for thread in threads:
-        thread.start()
-        time.sleep(0.05)
-    for thread in threads:
-        thread.join()
-    assert sorted(codes) == [200, 429, 429]
+    first = threading.Thread(
+        target=lambda: codes.append(_rrs(emulator, _api_path(endpoint), endpoint["PrimaryKey"]).status_code)
+    )
+    first.start()
+    try:
+        assert entered.wait(60), "the first call never reached its scoring slot"
+        for _ in range(2):
+            refused = _rrs(emulator, _api_path(endpoint), endpoint["PrimaryKey"])
+            assert refused.status_code == 429, refused.text
+            assert refused.headers["Retry-After"] == "1"
+            assert refused.json()["error"]["code"] == "TooManyRequests"
+        # The limit is per endpoint: the default endpoint of the same service still answers.
+        other = _rrs(emulator, service["api_location"], service["api_key"])
+        assert other.status_code == 200, other.text
+        assert codes == []  # the first call is still in flight
+    finally:
+        release.set()
+        first.join(60)
+    assert not first.is_alive()
+    assert codes == [200]
+    # Its slot is free again.
+    assert _rrs(emulator, _api_path(endpoint), endpoint["PrimaryKey"]).status_code == 200
 
 
 @pytest.fixture
@@ -328,12 +382,14 @@ def test_arm_auth(arm_emulator: Any) -> None:
 
 def _poll_operation(emulator: Any, url: str, headers: dict[str, str]) -> dict[str, Any]:
     path = "/" + url.split("/", 3)[3]
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # generous: only bounds a hang, never decides a result
+    while True:
         body = emulator.client.get(path, headers=headers).json()
         if body["status"] != "InProgress":
             return body
+        if time.monotonic() > deadline:
+            raise TimeoutError(path)
         time.sleep(0.05)
-    raise TimeoutError(path)
 
 
 def test_arm_retrain_flow(arm_emulator: Any) -> None:

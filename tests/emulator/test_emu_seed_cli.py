@@ -60,9 +60,26 @@ def test_seed_is_idempotent_and_extends(seeded: dict[str, Any], state_dir: Path)
     )
 
 
-def test_state_dir_is_private(state_dir: Path) -> None:
-    StateStore(state_dir)
-    assert oct(state_dir.stat().st_mode & 0o777) == "0o700"
+def test_state_dir_is_private(tmp_path: Path) -> None:
+    # A directory the store creates itself (parents included) is private...
+    created = tmp_path / "new" / "state"
+    store = StateStore(created)
+    assert created.stat().st_mode & 0o777 == 0o700
+    # ...and an existing, world-readable one is tightened when the store opens it.
+    existing = tmp_path / "existing"
+    existing.mkdir()
+    existing.chmod(0o755)
+    assert existing.stat().st_mode & 0o777 == 0o755
+    StateStore(existing)
+    assert existing.stat().st_mode & 0o777 == 0o700
+    # Records (they hold keys) are readable by the owner only.
+    store.put_workspace({"workspace_token": "secret"})
+    store.put("jobs", "job1", {"id": "job1"})
+    records = [p for p in created.rglob("*.json") if p.is_file()]
+    assert len(records) == 2
+    assert all(p.stat().st_mode & 0o777 == 0o600 for p in records), {
+        str(p): oct(p.stat().st_mode & 0o777) for p in records
+    }
 
 
 def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

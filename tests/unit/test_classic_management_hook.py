@@ -183,7 +183,37 @@ def test_list_endpoints_and_services(mgmt, rsps):
 
 def test_delete_endpoint(mgmt, rsps):
     rsps.add("DELETE", EP, status=204)
-    mgmt.delete_endpoint("pred1", "ep1")
+    assert mgmt.delete_endpoint("pred1", "ep1") is None
+    # Exactly one DELETE of that endpoint, authorised with the workspace token (no retries).
+    assert [(c.request.method, c.request.url) for c in rsps.calls] == [("DELETE", EP)]
+    assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {WS_TOKEN}"
+
+    # An endpoint that is already gone is reported as not found, not silently accepted.
+    rsps.add(
+        "DELETE",
+        f"{WS}/endpoints/gone",
+        status=404,
+        json={"error": {"code": "EndpointNotFound", "message": "Endpoint 'gone' was not found."}},
+    )
+    with pytest.raises(AzureMLNotFoundError, match="EndpointNotFound"):
+        mgmt.delete_endpoint("pred1", "gone")
+
+    # The service refuses to delete the default endpoint (400): the hook surfaces it, no retry.
+    rsps.add(
+        "DELETE",
+        f"{WS}/endpoints/default",
+        status=400,
+        json={
+            "error": {
+                "code": "BadArgument",
+                "message": "The default endpoint of a web service cannot be deleted.",
+            }
+        },
+    )
+    with pytest.raises(AzureMLApiError, match="default endpoint") as info:
+        mgmt.delete_endpoint("pred1", "default")
+    assert not isinstance(info.value, AzureMLNotFoundError)
+    assert [c.request.url for c in rsps.calls] == [EP, f"{WS}/endpoints/gone", f"{WS}/endpoints/default"]
 
 
 def test_score_uses_the_endpoint_key_and_redacts_it(mgmt, rsps, log_text):

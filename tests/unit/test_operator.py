@@ -7,7 +7,6 @@ import time
 from typing import Any
 
 import pytest
-import responses
 
 from airflow_provider_amlretrain.exceptions import (
     AzureMLError,
@@ -572,14 +571,19 @@ def test_constructor_touches_nothing(monkeypatch, rsps):
     assert set(op.template_fields) >= {"inputs", "outputs", "global_parameters"}
 
 
-def test_request_errors_surface_before_anything_is_submitted(make_operator, make_context, http):
+def test_request_errors_surface_before_anything_is_submitted(make_operator, make_context, http, journal):
+    # The service would accept a submission: any call the operator made would be recorded.
+    http.submit()
+    http.start()
     op = make_operator(outputs={})
 
     with pytest.raises(AzureMLError, match="at least one output"):
         op.execute(make_context())
 
+    # No HTTP call at all, and nothing stored or pushed (no job id to resume from).
     assert http.calls() == []
-    assert responses  # the module is used through the rsps fixture
+    assert journal == []
+    assert op.job_id is None
 
 
 def test_deferrable_retry_reattaches_and_defers_without_submitting(make_operator, make_context, http):
