@@ -296,7 +296,7 @@ class AzureMLAsyncHttpMixin:
             attempt += 1
             try:
                 response = await self._asend(request, settings)
-            except (aiohttp.InvalidURL, ValueError) as err:
+            except aiohttp.InvalidURL as err:  # not ValueError: a body that is not UTF-8 is no config fault
                 raise invalid_request_error(request, err, settings.secrets) from None
             except (TimeoutError, aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as err:
                 delay = transport_retry_delay(policy, attempt)

@@ -229,8 +229,9 @@ class BaseModelPromotionOperator(BaseOperator):
             self.apply(model, deployment)
         except Exception as err:  # refused, lost or unconfirmed: the target may serve either model
             reason = f"the update was not confirmed ({type(err).__name__}: {redact(str(err))})"
-            if not self._roll_back(guard, deployment, model, reason, UnconfirmedDeploymentError):
+            if not self._roll_back(guard, deployment, model, reason):
                 raise  # the target never served this model: the original error says why
+            raise UnconfirmedDeploymentError(self._rolled_back(reason, deployment)) from None
         self.log.info(
             "%s now serves %s (was %s).", self.deployment_target, model.uri, deployment.previous_model_uri
         )
@@ -238,7 +239,8 @@ class BaseModelPromotionOperator(BaseOperator):
             smoke = self._smoke_test(sample)
         except Exception as err:  # any failure (a missing sample blob too) means the new model is unverified
             reason = f"the new model failed its smoke test: {redact(str(err))}"
-            self._roll_back(guard, deployment, model, reason, SmokeTestError)
+            if self._roll_back(guard, deployment, model, reason):
+                raise SmokeTestError(self._rolled_back(reason, deployment)) from None
             raise SmokeTestError(
                 f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} no longer serves it."
             ) from None
@@ -259,19 +261,14 @@ class BaseModelPromotionOperator(BaseOperator):
         }
 
     def _roll_back(
-        self,
-        guard: DeploymentGuard,
-        deployment: Deployment,
-        model: BlobLocation,
-        reason: str,
-        error: type[AzureMLError],
+        self, guard: DeploymentGuard, deployment: Deployment, model: BlobLocation, reason: str
     ) -> bool:
         """
         Undo an update that did or may have reached the target, and record the attempt.
 
-        :return: ``False`` when the target did not serve ``model`` (nothing to undo; recorded as ``failed``).
-        :raises error: when the previous model was put back.
-        :raises RollbackError: when putting it back failed.
+        :return: ``True`` when the previous model was put back (recorded as ``rolled_back``), ``False``
+            when the target did not serve ``model`` (nothing to undo; recorded as ``failed``).
+        :raises RollbackError: when putting it back failed (recorded as ``rollback_failed``).
         """
         self.log.error("%s. Rolling back to %s.", reason, deployment.previous_model_uri)
         try:
@@ -285,12 +282,12 @@ class BaseModelPromotionOperator(BaseOperator):
             ) from None
         if not restored:
             self.log.info("%s never served %s: nothing to roll back.", self.deployment_target, model.uri)
-            guard.abandon("failed", reason, **deployment.details)
-            return False
-        guard.abandon("rolled_back", reason, **deployment.details)
-        raise error(
-            f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} was rolled back to {deployment.previous_model_uri}."
-        ) from None
+        guard.abandon("rolled_back" if restored else "failed", reason, **deployment.details)
+        return restored
+
+    def _rolled_back(self, reason: str, deployment: Deployment) -> str:
+        """The message of a task that failed after its update was undone."""
+        return f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} was rolled back to {deployment.previous_model_uri}."
 
     def _smoke_sample(self) -> SmokeSample | None:
         if not self.smoke_test_sample:

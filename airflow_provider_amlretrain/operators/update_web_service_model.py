@@ -72,11 +72,18 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         """The ARM web services hook."""
         return AzureMLWebServicesHook(self.azureml_arm_conn_id)
 
-    def _apply(self, patch: list[dict[str, Any]], asset_key: str, what: str) -> str:
+    def _apply(
+        self,
+        patch: list[dict[str, Any]],
+        asset_key: str,
+        what: str,
+        definition: dict[str, Any] | None = None,
+    ) -> str:
         """Apply ``patch`` to the current definition, PATCH it, wait; return the URI the service reports now."""
-        # Read again on purpose: the patch was built from an earlier read, so its ``test`` op fails here,
-        # before anything is sent, if someone changed the model in between.
-        definition = self.hook.get_web_service(self.web_service_name)
+        if definition is None:
+            # Read again on purpose: the patch was built from an earlier read, so its ``test`` op fails
+            # here, before anything is sent, if someone changed the model in between.
+            definition = self.hook.get_web_service(self.web_service_name)
         self.log.info(
             "Applying JSON Patch (%s) to %s: %s", what, self.web_service_name, json.dumps(_loggable(patch))
         )
@@ -119,7 +126,7 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         if find_trained_model_asset(definition, asset_key=asset_key).uri != model.uri:
             return False
         inverse = inverse_model_patch(deployment.undo)
-        serving = self._apply(inverse, asset_key, "rollback")
+        serving = self._apply(inverse, asset_key, "rollback", definition)  # just read and checked above
         if serving != inverse[-1]["value"]:
             raise AzureMLApiError(
                 f"Web service {self.web_service_name!r} serves {strip_query(serving)} after the rollback."
