@@ -181,7 +181,7 @@ def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                     and (home / "simple_auth_manager_passwords.json.generated").exists()
                 ):
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting, or a busy machine
                 pass
             assert time.monotonic() < deadline, "airflow standalone did not come up in 240 s"
             time.sleep(2)
