@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK_DIR ?= .amlretrain
 AIRFLOW_VERSION := 3.3.2
 
-.PHONY: help setup up down status demo test test-unit test-integration lint bench clean
+.PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench clean
 
 help:
 	@echo "make demo   - set up everything, start the local stack and retrain a model end to end"
@@ -15,11 +15,12 @@ help:
 	@echo "make lint   - ruff (with Airflow AIR rules) and mypy"
 	@echo "make bench  - benchmarks, results in benchmarks/results/"
 
-$(VENV)/.installed: pyproject.toml
+# Two distributions: the provider (.) and the local Azure world (emulator/: emulator + dev stack).
+$(VENV)/.installed: pyproject.toml emulator/pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[dev]' 'apache-airflow==$(AIRFLOW_VERSION)'
+	$(PY) -m pip install -q -e ./emulator -e '.[dev]' 'apache-airflow==$(AIRFLOW_VERSION)'
 	touch $@
 
 node_modules/.installed: package.json package-lock.json
@@ -30,13 +31,13 @@ node_modules/.installed: package.json package-lock.json
 setup: $(VENV)/.installed node_modules/.installed
 
 up: setup
-	$(PY) -m airflow_provider_amlretrain.devstack up --dir $(STACK_DIR)
+	$(PY) -m amlretrain_devstack up --dir $(STACK_DIR)
 
 down:
-	@if [ -x $(PY) ]; then $(PY) -m airflow_provider_amlretrain.devstack down --dir $(STACK_DIR); fi
+	@if [ -x $(PY) ]; then $(PY) -m amlretrain_devstack down --dir $(STACK_DIR); fi
 
 status: setup
-	$(PY) -m airflow_provider_amlretrain.devstack status --dir $(STACK_DIR)
+	$(PY) -m amlretrain_devstack status --dir $(STACK_DIR)
 
 demo: setup
 	$(PY) scripts/demo.py --stack-dir $(STACK_DIR)
@@ -47,12 +48,15 @@ test: setup
 test-unit: setup
 	$(PY) -m pytest -q tests/unit
 
+test-emulator: setup
+	$(PY) -m pytest -q emulator/tests
+
 test-integration: setup
 	$(PY) -m pytest -q tests/integration
 
 lint: setup
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/ruff format --check airflow_provider_amlretrain dags tests scripts benchmarks
+	$(VENV)/bin/ruff format --check airflow_provider_amlretrain emulator dags tests scripts benchmarks
 	$(VENV)/bin/mypy
 
 bench: setup

@@ -92,7 +92,7 @@ def bench_imports(repeats: int) -> dict[str, Any]:
 
 def bench_jobs(jobs: int) -> dict[str, Any]:
     """Submit-to-Finished latency of BES jobs on the emulator, through the provider's hook."""
-    from airflow_provider_amlretrain.devstack import running_stack
+    from amlretrain_devstack import running_stack
 
     with (
         tempfile.TemporaryDirectory() as tmp,

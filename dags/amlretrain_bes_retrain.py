@@ -6,8 +6,8 @@ job: submit, persist the id, start, wait), and reports the Evaluate Model metric
 the new ``.ilearner`` is. Outputs are written under the run's own prefix, so runs and their
 retries never overwrite each other's models.
 
-Connections (``make up`` writes them for the local stack; ``python -m
-airflow_provider_amlretrain.devstack env`` prints them):
+Connections (``make up`` writes them for the local stack; ``python -m amlretrain_devstack env``
+prints them):
 
 - ``azurite_default`` (``wasb``): the storage account holding data and models;
 - ``azureml_train_binary`` (``azureml_studio``): the training web service's API location and key.

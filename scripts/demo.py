@@ -75,7 +75,7 @@ def main() -> int:
     args = parser.parse_args()
     began = time.monotonic()
 
-    from airflow_provider_amlretrain.devstack import start_stack
+    from amlretrain_devstack import start_stack
 
     print("1. Local Azure world (Azurite + Azure ML classic emulator) ...", flush=True)
     stack = start_stack(args.stack_dir.resolve())
@@ -85,7 +85,7 @@ def main() -> int:
 
     configure_airflow(args.stack_dir.resolve() / "airflow")
     os.environ.update(stack.connection_env())
-    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file, migrate_metadata_db, run_dag
+    from amlretrain_devstack.dagrun import load_dag_file, migrate_metadata_db, run_dag
 
     print("2. Airflow metadata DB (SQLite) ...", flush=True)
     migrate_metadata_db()

@@ -37,7 +37,7 @@ def airflow_db() -> None:
 @pytest.fixture(scope="session")
 def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """Azurite and the emulator, started once, with Airflow connections in the environment."""
-    from airflow_provider_amlretrain.devstack import running_stack
+    from amlretrain_devstack import running_stack
 
     directory = tmp_path_factory.mktemp("stack") / ".amlretrain"
     with running_stack(directory, {"job_concurrency": 2, "min_job_seconds": 1.0}) as running:
@@ -105,7 +105,7 @@ def seeded_dates(seed: dict[str, Any], task: str = "binary") -> list[str]:
 @pytest.fixture
 def run(airflow_db: None, stack: Any):
     """Run a DAG with ``dag.test()`` against the session's stack (see ``devstack.dagrun.run_dag``)."""
-    from airflow_provider_amlretrain.devstack.dagrun import run_dag
+    from amlretrain_devstack.dagrun import run_dag
 
     return run_dag
 

@@ -20,7 +20,7 @@ TRAINING = "azureml_train_binary"
 
 def flow_dag(dag_id: str):
     """A DAG of ``tests/integration/dags/bes_test_dags.py``."""
-    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
+    from amlretrain_devstack.dagrun import load_dag_file
 
     return load_dag_file(REPO_ROOT / "tests/integration/dags/bes_test_dags.py", dag_id)
 
@@ -39,7 +39,7 @@ def read_blob(container: str, blob: str) -> str:
 
 
 def test_example_dag_retrains_and_reports_metrics(run, date: str, stack: Any) -> None:
-    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
+    from amlretrain_devstack.dagrun import load_dag_file
 
     outcome = run(load_dag_file(REPO_ROOT / "dags/amlretrain_bes_retrain.py"), utc(date))
 

@@ -18,7 +18,7 @@ MANAGEMENT = "azureml_management"
 
 
 def flow_dag(dag_id: str):
-    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
+    from amlretrain_devstack.dagrun import load_dag_file
 
     return load_dag_file(REPO_ROOT / "tests/integration/dags/promotion_test_dags.py", dag_id)
 
@@ -421,7 +421,7 @@ def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkey
 
 
 def test_many_endpoints_each_get_their_own_model(run, seed, dates) -> None:
-    from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
+    from amlretrain_devstack.dagrun import load_dag_file
 
     outcome = run(load_dag_file(REPO_ROOT / "dags/amlretrain_many_endpoints.py"), utc(dates[-1]))
 
