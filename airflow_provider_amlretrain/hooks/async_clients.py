@@ -76,6 +76,14 @@ class AsyncClientRegistry:
             del clients[key]
             await shared.client.close()
 
+    def held(self, key: Hashable) -> AsyncPipelineClient[Any, Any]:
+        """
+        The client for ``key`` on the running loop, which the caller holds (through :meth:`acquire`).
+
+        :param key: The key.
+        """
+        return self._clients()[key].client
+
     def users(self, key: Hashable) -> int:
         """
         How many users hold the client for ``key`` on the running loop (0: none is open).
@@ -189,7 +197,7 @@ class AzureMLAsyncHttpMixin:
         )
 
         settings = await self.ahttp_settings()
-        client = SHARED_CLIENTS.acquire(self._lease, lambda: build_async_client(settings))
+        client = SHARED_CLIENTS.held(self._lease)
         record = CallRecord(request)
         try:
             answer = await client.send_request(
@@ -205,8 +213,6 @@ class AzureMLAsyncHttpMixin:
                 unsendable=is_unsendable(err),
                 secrets=settings.secrets,
             ) from None
-        finally:
-            await SHARED_CLIENTS.release(self._lease)
         response = to_api_response(answer)
         if response.status_code not in request.expected:
             raise error_for(request, response, *settings.secrets)

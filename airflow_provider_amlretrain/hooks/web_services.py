@@ -223,6 +223,8 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         :param name: The web service's resource name.
         :param err: azure-core's ``HttpResponseError``, with the last answer read.
         """
+        from azure.core.polling.base_polling import BadResponse
+
         secrets = self.http_settings().secrets
         last = err.response
         answer = ApiResponse(last.status_code, {k.lower(): v for k, v in last.headers.items()}, last.text())
@@ -232,6 +234,11 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         if answer.status_code not in (200, 201, 202, 204):
             return error_for(poll, answer, *secrets)
         body = answer.json(poll, *secrets)
+        if isinstance(err.inner_exception, BadResponse):  # an answer ARMPolling could read no status from
+            try:
+                operation_status(body)
+            except AzureMLResponseError as unreadable:
+                return unreadable
         if isinstance(body, dict) and ("status" in body or "provisioningState" in body):
             _, raw, message = operation_status(body)
         else:
