@@ -49,6 +49,8 @@ class RedactingHttpLoggingPolicy(HttpLoggingPolicy):
     header print as ``REDACTED``); query values only for ``api-version`` (a SAS ``sig``, ``se``, ``sp``...
     print as ``REDACTED``); bodies are never logged.
 
+    Lines are written at DEBUG: turn them on with the ``airflow_provider_amlretrain.http`` logger.
+
     :param logger: Where the lines go.
     """
 
@@ -71,6 +73,8 @@ class RedactingHttpLoggingPolicy(HttpLoggingPolicy):
 
     def __init__(self, logger: logging.Logger) -> None:
         super().__init__(logger=logger)
+        # DEBUG: a task polling every few seconds would otherwise fill its log with request lines.
+        self.http_logging_level = logging.DEBUG
         # Exactly the allowlists above: azure-core's defaults (which change between releases) are not added.
         self.allowed_header_names = type(self.allowed_header_names)(self.DEFAULT_HEADERS_ALLOWLIST)
         self.allowed_query_params = type(self.allowed_query_params)(self.DEFAULT_QUERY_PARAMS_ALLOWLIST)
