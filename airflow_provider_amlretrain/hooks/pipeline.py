@@ -9,8 +9,11 @@ so no code above the hooks knows azure-core.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
+import re
+import uuid
 from typing import TYPE_CHECKING, Any
 
 from azure.core.pipeline.policies import (
@@ -129,7 +132,9 @@ def to_http_request(request: ApiRequest, settings: HttpSettings) -> HttpRequest:
     :param settings: Headers (auth included) of the call.
     """
     body = None if request.json_body is None else json.dumps(request.json_body).encode("utf-8")
-    return HttpRequest(request.method, request.url, headers=dict(settings.headers), content=body)
+    # A random id (RequestIdPolicy keeps it): azure-core's own default, uuid1, costs more CPU per call.
+    headers = {**settings.headers, "x-ms-client-request-id": str(uuid.uuid4())}
+    return HttpRequest(request.method, request.url, headers=headers, content=body)
 
 
 def to_api_response(response: Any) -> ApiResponse:
@@ -138,12 +143,26 @@ def to_api_response(response: Any) -> ApiResponse:
 
     :param response: The answer.
     """
-    raw = response.content or b""
+    headers = {k.lower(): v for k, v in response.headers.items()}
     return ApiResponse(
         status_code=response.status_code,
-        headers={k.lower(): v for k, v in response.headers.items()},
-        text=raw.decode(response.encoding or "utf-8", errors="replace"),
+        headers=headers,
+        text=(response.content or b"").decode(_charset(headers.get("content-type", "")), errors="replace"),
     )
+
+
+def _charset(content_type: str) -> str:
+    """The ``charset`` of a ``Content-Type`` (UTF-8, JSON's, when absent or unknown)."""
+    match = _CHARSET.search(content_type)
+    if match:
+        try:
+            return codecs.lookup(match.group(1)).name
+        except LookupError:
+            pass
+    return "utf-8"
+
+
+_CHARSET = re.compile(r"charset=[\"']?([\w.:-]+)", re.IGNORECASE)
 
 
 def transport_failure(
