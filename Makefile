@@ -4,6 +4,8 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STACK_DIR ?= .amlretrain
+# e.g. BENCH_ARGS="--compare-with /tmp/before-transport" runs the status-poll client on another checkout too
+BENCH_ARGS ?=
 AIRFLOW_VERSION := 3.3.2
 
 .PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench clean
@@ -60,7 +62,7 @@ lint: setup
 	$(VENV)/bin/mypy
 
 bench: setup
-	$(PY) benchmarks/run.py --output benchmarks/results/latest.json
+	$(PY) benchmarks/run.py --output benchmarks/results/latest.json $(BENCH_ARGS)
 
 clean: down
 	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache

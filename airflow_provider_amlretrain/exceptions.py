@@ -32,6 +32,7 @@ __all__ = [
     "DeploymentRecordError",
     "EvaluationError",
     "EvaluationGateRejectedError",
+    "ProvisioningDeadlinePassed",
     "RollbackError",
     "SmokeTestError",
     "SmokeTestUnavailableError",
@@ -127,6 +128,18 @@ class AzureMLTransportError(AzureMLApiError):
 
 class AzureMLResponseError(AzureMLApiError):
     """The service answered 2xx with a body this provider cannot understand."""
+
+
+class ProvisioningDeadlinePassed(AzureMLError):
+    """
+    An ARM web service update had not ended when the caller's deadline passed (the hook turns it into its message).
+
+    :param status: The last provisioning status read.
+    """
+
+    def __init__(self, status: str) -> None:
+        super().__init__(status)
+        self.status = status
 
 
 # -- BES jobs --------------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """
-Benchmarks: import and DAG-parse cost, and BES job round trips against the local stack.
+Benchmarks: import and DAG-parse cost, BES job round trips, and concurrent status polls against the local stack.
 
 Results go to a JSON file (``--output``); nothing here asserts timings. Run with ``make bench``.
 """
@@ -17,6 +17,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+import status_polls  # benchmarks/status_polls.py, beside this script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -142,6 +144,7 @@ def main() -> None:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/latest.json")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--jobs", type=int, default=10)
+    status_polls.add_arguments(parser)
     args = parser.parse_args()
     results = {
         "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
@@ -152,6 +155,7 @@ def main() -> None:
         },
         "imports": bench_imports(args.repeats),
         "bes_jobs": bench_jobs(args.jobs),
+        "status_polls": status_polls.bench_status_polls(args),
     }
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, indent=2) + "\n")

@@ -103,7 +103,12 @@ class BesApi:
     def submit(self, body: Mapping[str, Any]) -> ApiRequest:
         """Request that creates a job (does not start it)."""
         return ApiRequest(
-            "POST", self._url("/jobs"), json_body=dict(body), expected=(200, 201), operation="submit BES job"
+            "POST",
+            self._url("/jobs"),
+            json_body=dict(body),
+            expected=(200, 201),
+            operation="submit BES job",
+            idempotent=False,  # each submit creates a job
         )
 
     def start(self, job_id: str) -> ApiRequest:
@@ -113,6 +118,7 @@ class BesApi:
             self._url(f"/jobs/{_job_path(job_id)}/start"),
             expected=(200, 202, 204),
             operation=f"start BES job {job_id}",
+            idempotent=False,  # a second start of a running job is refused (CannotStartJob)
         )
 
     def get(self, job_id: str) -> ApiRequest:

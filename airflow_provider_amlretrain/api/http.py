@@ -39,6 +39,9 @@ class ApiRequest:
     :param json_body: Body to send as JSON, or ``None`` for no body.
     :param expected: Status codes that mean success.
     :param operation: Human name of the call for messages, e.g. ``"submit BES job"``.
+    :param idempotent: Whether sending the request twice does what sending it once does. A request
+        that is not (BES submit and start) is repeated only when the service cannot have processed it
+        (the connection was never made, or a 429/503 throttling answer). ``None``: every method but POST is.
     """
 
     method: str
@@ -46,6 +49,12 @@ class ApiRequest:
     json_body: Any = field(default=None, repr=False)
     expected: tuple[int, ...] = (200,)
     operation: str = "call Azure ML"
+    idempotent: bool | None = None
+
+    @property
+    def safe_to_repeat(self) -> bool:
+        """Whether a repeat cannot do more than the first send (``idempotent``, else: not a POST)."""
+        return self.idempotent if self.idempotent is not None else self.method.upper() != "POST"
 
     @property
     def safe_url(self) -> str:
@@ -92,6 +101,14 @@ class ApiResponse:
                 request_id=self.request_id,
             ) from err
 
+
+MAY_HAVE_BEEN_PROCESSED_STATUS_CODES: frozenset[int] = frozenset({408, 500, 502, 504})
+"""Error answers after which a request may still have been processed (a throttling 429/503 was not)."""
+
+NOT_REPEATED_HINT = (
+    "The service may have processed the request, so it was not repeated automatically: "
+    "check its effect (e.g. list the jobs) before trying again."
+)
 
 _HINTS = {
     400: "The service rejected the request; fix what the message names.",
@@ -154,6 +171,8 @@ def error_for(request: ApiRequest, response: ApiResponse, *secrets: str | None) 
     hint = _HINTS.get(status)
     if hint:
         text += " " + hint
+    if not request.safe_to_repeat and status in MAY_HAVE_BEEN_PROCESSED_STATUS_CODES:
+        text += " " + NOT_REPEATED_HINT
     if response.request_id:
         text += f" (x-ms-request-id {response.request_id})"
     cls = error_class_for(status)

@@ -1,4 +1,8 @@
-"""Retry policy as data: what is retryable, and how long to wait before the next try."""
+"""Retry policy as data: what is retryable, and how long to wait before the next try.
+
+The retry loop itself is azure-core's (see :mod:`airflow_provider_amlretrain.hooks.retry`), which
+reads these numbers.
+"""
 
 from __future__ import annotations
 
@@ -48,14 +52,16 @@ class RetryPolicy:
         """
         return attempt < self.max_attempts
 
-    def delay(self, attempt: int, retry_after: str | None = None) -> float:
+    def delay(self, attempt: int, retry_after: str | float | None = None) -> float:
         """
         Seconds to wait before try ``attempt + 1``.
 
         :param attempt: Tries made so far (1 after the first).
-        :param retry_after: The answer's ``Retry-After`` header, if any (seconds or HTTP date).
+        :param retry_after: The answer's ``Retry-After``, if any: the header (seconds or HTTP date) or seconds.
         """
-        hinted = parse_retry_after(retry_after)
+        hinted = (
+            float(retry_after) if isinstance(retry_after, int | float) else parse_retry_after(retry_after)
+        )
         if hinted is not None:
             return min(hinted, self.max_retry_after)
         backoff = min(self.backoff_base * (2 ** max(attempt - 1, 0)), self.backoff_max)

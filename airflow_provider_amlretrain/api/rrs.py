@@ -65,7 +65,10 @@ def execute_request(
         "GlobalParameters": dict(global_parameters or {}),
     }
     url = f"{api_location.rstrip('/')}/execute?api-version={RRS_API_VERSION}&details=true"
-    return ApiRequest("POST", url, json_body=body, expected=(200,), operation="score through RRS")
+    # Scoring changes nothing on the service: repeating it is safe.
+    return ApiRequest(
+        "POST", url, json_body=body, expected=(200,), operation="score through RRS", idempotent=True
+    )
 
 
 def parse_execute_answer(body: Any, output_name: str | None = None) -> ScoringTable:

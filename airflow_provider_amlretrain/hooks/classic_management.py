@@ -13,7 +13,8 @@ from airflow_provider_amlretrain.exceptions import (
     AzureMLNotFoundError,
     AzureMLResponseError,
 )
-from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
+from airflow_provider_amlretrain.hooks.http_settings import HttpSettings, bearer_headers, http_tuning
+from airflow_provider_amlretrain.hooks.sync_client import AzureMLHttpHook
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

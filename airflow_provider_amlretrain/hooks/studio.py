@@ -11,17 +11,19 @@ from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecisio
 from airflow_provider_amlretrain.api.retry import RetryPolicy
 from airflow_provider_amlretrain.connection_forms import STUDIO_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLNotFoundError
-from airflow_provider_amlretrain.hooks.base import (
+from airflow_provider_amlretrain.hooks.async_clients import AzureMLAsyncHttpMixin
+from airflow_provider_amlretrain.hooks.http_settings import (
     DEFAULT_REQUEST_TIMEOUT,
-    AzureMLAsyncHttpMixin,
-    AzureMLHttpHook,
     HttpSettings,
     bearer_headers,
     http_tuning,
 )
+from airflow_provider_amlretrain.hooks.sync_client import AzureMLHttpHook
 from airflow_provider_amlretrain.redaction import redact
 
 if TYPE_CHECKING:
+    from collections.abc import Hashable
+
     from airflow.providers.common.compat.sdk import Connection
 
 
@@ -212,7 +214,7 @@ class AzureMLStudioHook(AzureMLHttpHook):
 class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
     """
     The async twin of :class:`AzureMLStudioHook` for triggers: same requests, parsing, states and
-    retry policy; only the transport (aiohttp) differs.
+    retry rules; only the transport (aiohttp, one client per event loop and connection) differs.
 
     :param azureml_conn_id: The ``azureml_studio`` connection id.
     :param retry_policy: Overrides the retry policy the connection defines.
@@ -242,6 +244,14 @@ class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
     async def ahttp_settings(self) -> HttpSettings:
         """API-key auth, read without blocking the event loop."""
         return (await self.aget_settings()).http()
+
+    def async_client_key(self, settings: HttpSettings) -> Hashable:
+        """
+        Hooks of one connection with one timeout and retry policy share a client.
+
+        :param settings: The connection's HTTP settings.
+        """
+        return (type(self).__name__, self.azureml_conn_id, settings.request_timeout, settings.retry_policy)
 
     async def aget_job(self, job_id: str) -> BatchJobState:
         """

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import time
+import json
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -13,11 +13,18 @@ from airflow_provider_amlretrain.api.arm import (
     operation_status,
     provisioning_state,
 )
+from airflow_provider_amlretrain.api.http import ApiRequest, ApiResponse, error_for
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
 from airflow_provider_amlretrain.connection_forms import WEB_SERVICES_FORM
-from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
-from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
-from airflow_provider_amlretrain.redaction import redact
+from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLResponseError
+from airflow_provider_amlretrain.hooks.http_settings import (
+    HttpSettings,
+    bearer_headers,
+    http_tuning,
+    is_loopback,
+)
+from airflow_provider_amlretrain.hooks.sync_client import AzureMLHttpHook
+from airflow_provider_amlretrain.redaction import redact, strip_query
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -31,10 +38,12 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
     """
     Reads and updates new-style web services (``Microsoft.MachineLearning/webServices``) through ARM.
 
-    Tokens come from ``azure-identity``: a service principal when the connection has login
-    (client id), password (secret) and extra ``tenant_id``; otherwise ``DefaultAzureCredential``
-    (workload identity, managed identity, environment...), or ``ManagedIdentityCredential`` with
-    extra ``managed_identity_client_id`` or ``use_managed_identity: true``. Extras: ``subscription_id``, ``resource_group``
+    Tokens come from ``azure-identity`` through azure-core's ``BearerTokenCredentialPolicy`` (cached and
+    refreshed there; sent over https only, or http to a loopback emulator): a service principal when the
+    connection has login (client id), password (secret) and extra ``tenant_id``; ``ManagedIdentityCredential``
+    with extra ``managed_identity_client_id`` or ``use_managed_identity: true``; otherwise the Azure
+    provider's ``DefaultAzureCredential`` (workload identity with ``managed_identity_client_id`` and
+    ``workload_identity_tenant_id``, managed identity, environment...). Extras: ``subscription_id``, ``resource_group``
     (required), ``execution_url`` (the RRS host, e.g. ``https://ussouthcentral.services.azureml.net``),
     and the usual ``request_timeout``, ``max_retries``, ``retry_backoff``. Host: the ARM URL
     (default ``https://management.azure.com``).
@@ -52,6 +61,8 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         self.azureml_arm_conn_id = azureml_arm_conn_id
         # Web service keys this hook has read (listKeys): scrubbed from every later message too.
         self._service_keys: set[str] = set()
+        # ARM tokens the credential policy has sent: scrubbed from every message too.
+        self._arm_tokens: set[str] = set()
 
     @classmethod
     def get_ui_field_behaviour(cls) -> dict[str, Any]:
@@ -68,8 +79,20 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             raise AzureMLConfigError(f"Connection {conn_id!r} lacks extra(s) {missing}: add them.")
         timeout, policy = http_tuning(conn_id, extras)
         host = conn.host or DEFAULT_ARM_URL
+        arm_url = host if "://" in host else f"https://{host}"
+        if not arm_url.lower().startswith("https://") and not is_loopback(arm_url):
+            raise AzureMLConfigError(
+                f"Connection {conn_id!r} has host {strip_query(arm_url)!r}: Azure AD tokens are only sent over "
+                "https. Use https://management.azure.com (plain http is accepted for a local emulator only)."
+            )
+
+        from airflow.providers.microsoft.azure.utils import get_field
+
+        def field(name: str) -> Any:
+            return get_field(conn_id=conn_id, conn_type=self.conn_type, extras=extras, field_name=name)
+
         return {
-            "arm_url": host if "://" in host else f"https://{host}",
+            "arm_url": arm_url,
             "subscription_id": str(extras["subscription_id"]),
             "resource_group": str(extras["resource_group"]),
             "execution_url": extras.get("execution_url"),
@@ -77,10 +100,10 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             "policy": policy,
             "client_id": conn.login,
             "client_secret": conn.password,
-            "tenant_id": extras.get("tenant_id"),
-            "managed_identity_client_id": extras.get("managed_identity_client_id"),
-            "use_managed_identity": str(extras.get("use_managed_identity", "")).lower()
-            in ("true", "1", "yes"),
+            "tenant_id": field("tenant_id"),
+            "managed_identity_client_id": field("managed_identity_client_id"),
+            "workload_identity_tenant_id": field("workload_identity_tenant_id"),
+            "use_managed_identity": str(field("use_managed_identity") or "").lower() in ("true", "1", "yes"),
         }
 
     @cached_property
@@ -91,20 +114,31 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             from azure.identity import ClientSecretCredential
 
             return ClientSecretCredential(config["tenant_id"], config["client_id"], config["client_secret"])
-        if config["managed_identity_client_id"] or config["use_managed_identity"]:
+        workload = config["workload_identity_tenant_id"]
+        if (config["managed_identity_client_id"] and not workload) or config["use_managed_identity"]:
             from azure.identity import ManagedIdentityCredential
 
             return ManagedIdentityCredential(client_id=config["managed_identity_client_id"] or None)
-        from azure.identity import DefaultAzureCredential
+        from airflow.providers.microsoft.azure.utils import get_sync_default_azure_credential
 
-        return DefaultAzureCredential()
+        return get_sync_default_azure_credential(
+            managed_identity_client_id=config["managed_identity_client_id"],
+            workload_identity_tenant_id=workload,
+        )
+
+    def _authentication_policy(self) -> Any:
+        """azure-core's bearer-token policy on :attr:`credential`, for ARM calls."""
+        from airflow_provider_amlretrain.hooks.arm_auth import ArmTokenPolicy
+
+        return ArmTokenPolicy(self.credential, ARM_SCOPE, self._arm_tokens)
 
     def http_settings(self) -> HttpSettings:
-        """A fresh (cached by azure-identity) Azure AD token for ARM."""
-        token = self.credential.get_token(ARM_SCOPE).token
+        """JSON headers (the credential policy adds the token), timeout, retries, and every secret to scrub."""
         config = self._config
-        secrets = tuple(s for s in (token, config["client_secret"], *sorted(self._service_keys)) if s)
-        return HttpSettings(bearer_headers(token), config["timeout"], config["policy"], secrets)
+        secrets = tuple(
+            s for s in (*sorted(self._arm_tokens), config["client_secret"], *sorted(self._service_keys)) if s
+        )
+        return HttpSettings(bearer_headers(None), config["timeout"], config["policy"], secrets)
 
     @property
     def api(self) -> WebServicesApi:
@@ -133,27 +167,84 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         :return: The definition after the update.
         :raises AzureMLApiError: when provisioning fails or does not end in time.
         """
-        answer = self.call_raw(self.api.patch(name, definition))
-        operation_url = answer.headers.get("azure-asyncoperation")
-        deadline = time.monotonic() + timeout
-        while True:
-            if operation_url:
-                status, raw, message = operation_status(self.call(self.api.poll(operation_url)))
-            else:
-                status = provisioning_state(self.get_web_service(name))
-                raw, message = status.value, None
-            if status.is_success:
-                return self.get_web_service(name)
-            if status.is_terminal:
-                details = redact(message, *self.http_settings().secrets) if message else "no details"
-                raise AzureMLApiError(
-                    f"Updating web service {name!r} ended {raw}: {details}. The service keeps its previous definition."
-                )
-            if time.monotonic() >= deadline:
-                raise AzureMLApiError(
-                    f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {raw})."
-                )
-            self._sleep(poll_interval)
+        from azure.core.exceptions import AzureError, HttpResponseError
+        from azure.core.pipeline import PipelineContext, PipelineResponse
+
+        from airflow_provider_amlretrain.exceptions import ProvisioningDeadlinePassed
+        from airflow_provider_amlretrain.hooks.arm_polling import WebServiceUpdatePolling
+        from airflow_provider_amlretrain.hooks.pipeline import to_api_response, transport_failure
+        from airflow_provider_amlretrain.hooks.retry import AzureMLRetryPolicy, CallRecord
+
+        request = self.api.patch(name, definition)
+        answer = self._send(request)
+        first = to_api_response(answer)
+        if first.status_code not in request.expected:
+            raise error_for(request, first, *self.http_settings().secrets)
+        polling = WebServiceUpdatePolling(
+            poll_interval=poll_interval, timeout=timeout, sleep=lambda s: self._sleep(s)
+        )
+        polling.initialize(
+            self._client,
+            PipelineResponse(answer.request, answer, PipelineContext(self._transport)),
+            lambda final: json.loads(final.http_response.text() or "null"),
+        )
+        try:
+            polling.run()
+        except ProvisioningDeadlinePassed as passed:
+            raise AzureMLApiError(
+                f"Updating web service {name!r} did not finish within {timeout:.0f} s (last status {passed.status})."
+            ) from None
+        except HttpResponseError as err:
+            raise self._update_failure(name, err) from None
+        except AzureError as err:
+            poll = polling.last_call or CallRecord(request)
+            raise transport_failure(
+                poll.request,
+                err,
+                tries=max(poll.tries, 1),
+                nothing_sent=AzureMLRetryPolicy.nothing_was_sent(err),
+                unsendable=False,
+                secrets=self.http_settings().secrets,
+            ) from None
+        updated = polling.resource()
+        if not isinstance(updated, dict):
+            raise AzureMLResponseError(
+                f"ARM answered the updated web service {name!r} with something that is not an object."
+            )
+        return updated
+
+    def _update_failure(self, name: str, err: Any) -> AzureMLApiError:
+        """
+        The error for an update whose polling stopped: an error answer, a failed operation, or an answer
+        without a status.
+
+        :param name: The web service's resource name.
+        :param err: azure-core's ``HttpResponseError``, with the last answer read.
+        """
+        from azure.core.polling.base_polling import BadResponse
+
+        secrets = self.http_settings().secrets
+        last = err.response
+        answer = ApiResponse(last.status_code, {k.lower(): v for k, v in last.headers.items()}, last.text())
+        poll = ApiRequest(
+            last.request.method, last.request.url, operation=f"poll the update of web service {name}"
+        )
+        if answer.status_code not in (200, 201, 202, 204):
+            return error_for(poll, answer, *secrets)
+        body = answer.json(poll, *secrets)
+        if isinstance(err.inner_exception, BadResponse):  # an answer ARMPolling could read no status from
+            try:
+                operation_status(body)
+            except AzureMLResponseError as unreadable:
+                return unreadable
+        if isinstance(body, dict) and ("status" in body or "provisioningState" in body):
+            _, raw, message = operation_status(body)
+        else:
+            raw, message = provisioning_state(body).value, None
+        details = redact(message, *secrets) if message else "no details"
+        return AzureMLApiError(
+            f"Updating web service {name!r} ended {raw}: {details}. The service keeps its previous definition."
+        )
 
     def list_keys(self, name: str) -> dict[str, str]:
         """

@@ -64,25 +64,29 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         hook = self._hook()
         rules = JobPollingRules(poll_interval=self.poll_interval, deadline=self.deadline)
         try:
-            while True:
-                state = await hook.aget_job(self.job_id)
-                decision = rules.decide(state.status)
-                if decision is PollDecision.DONE:
-                    event = BatchJobEvent(self.job_id, BatchJobOutcome.ENDED, state.status, state.details)
-                    break
-                if decision is PollDecision.TIMED_OUT:
-                    event = BatchJobEvent(
-                        self.job_id,
-                        BatchJobOutcome.TIMED_OUT,
-                        state.status,
-                        "The job did not end before its deadline.",
-                    )
-                    break
-                self.log.info("BES job %s is %s.", self.job_id, state.status.value)
-                await hook._asleep(rules.sleep_seconds())
+            # One client per event loop and connection, shared with every other trigger polling it;
+            # released (and closed by the last user) however this wait ends.
+            async with hook.ashared_client():
+                event = await self._wait(hook, rules)
         except AzureMLError as err:
             event = BatchJobEvent(self.job_id, BatchJobOutcome.ERROR, None, redact(str(err)))
         yield TriggerEvent(event.to_payload())
+
+    async def _wait(self, hook: AzureMLStudioAsyncHook, rules: JobPollingRules) -> BatchJobEvent:
+        while True:
+            state = await hook.aget_job(self.job_id)
+            decision = rules.decide(state.status)
+            if decision is PollDecision.DONE:
+                return BatchJobEvent(self.job_id, BatchJobOutcome.ENDED, state.status, state.details)
+            if decision is PollDecision.TIMED_OUT:
+                return BatchJobEvent(
+                    self.job_id,
+                    BatchJobOutcome.TIMED_OUT,
+                    state.status,
+                    "The job did not end before its deadline.",
+                )
+            self.log.info("BES job %s is %s.", self.job_id, state.status.value)
+            await hook._asleep(rules.sleep_seconds())
 
     async def on_kill(self) -> None:
         """Cancel the job when a user kills the deferred task (mark failed / clear)."""

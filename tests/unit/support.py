@@ -165,7 +165,14 @@ class AsyncTransport:
                         "method": method,
                         "url": str(url),
                         "headers": dict(call.kwargs.get("headers") or {}),
-                        "json": call.kwargs.get("json"),
+                        "json": _sent_json(call.kwargs.get("data")),
                     }
                 )
         return out
+
+
+def _sent_json(data: Any) -> Any:
+    """The JSON body azure-core's aiohttp transport sent (as bytes), decoded; ``None`` without a body."""
+    if not data:
+        return None
+    return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)

@@ -44,6 +44,7 @@ RETRYABLE = {
     "DeploymentConflictError",
     "UnconfirmedDeploymentError",
     "SmokeTestUnavailableError",
+    "ProvisioningDeadlinePassed",
 }
 
 

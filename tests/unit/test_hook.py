@@ -74,7 +74,7 @@ def test_async_call_sends_the_same_submit_request(async_hook, aio):
     assert BesApi.parse_job_id(answer) == JOB_ID
     (((method, url), calls),) = aio.requests.items()
     assert (method, str(url)) == ("POST", JOBS_URL)
-    assert calls[0].kwargs["json"] == BODY
+    assert json.loads(calls[0].kwargs["data"]) == BODY
     assert calls[0].kwargs["headers"]["Authorization"] == f"Bearer {API_KEY}"
 
 
@@ -458,7 +458,7 @@ def test_test_connection(hook, rsps, answer, ok):
 def test_request_timeout_extra_reaches_the_transport(hook, rsps):
     rsps.add("GET", job_url(), json=status_body("Running"))
     hook.get_job(JOB_ID)
-    assert rsps.calls[0].request.req_kwargs["timeout"] == 5.0
+    assert rsps.calls[0].request.req_kwargs["timeout"] == (5.0, 5.0)  # (connect, read)
 
 
 # -- requests that cannot be sent ----------------------------------------------------------------------

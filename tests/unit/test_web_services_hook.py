@@ -274,3 +274,87 @@ def test_arm_errors_never_show_the_token(arm, rsps, log_text):
         arm.get_web_service("svc1")
     assert info.value.status_code == 403
     assert_no_secrets(str(info.value), info.value.service_message, log_text(), secrets=SECRETS)
+
+
+def test_update_through_armpolling_reads_the_ml_provisioning_state_field(arm, rsps, sleeps):
+    # The webServices spec's AsyncOperationStatus names its status provisioningState (no generic 'status').
+    rsps.add(
+        "PATCH",
+        SVC_URL,
+        status=200,
+        json=web_service(state="Provisioning"),
+        headers={"Azure-AsyncOperation": OP_URL},
+    )
+    rsps.add("GET", OP_URL, json={"provisioningState": "Provisioning", "percentComplete": 50})
+    rsps.add("GET", OP_URL, json={"provisioningState": "Succeeded"})
+    rsps.add("GET", SVC_URL, json=web_service("https://acct.blob.core.windows.net/models/v2/model.ilearner"))
+
+    updated = arm.update_web_service("svc1", web_service(), poll_interval=2)
+
+    assert updated["properties"]["assets"]["asset3"]["locationInfo"]["uri"].endswith("v2/model.ilearner")
+    assert sleeps.delays == [2]
+    assert [c.request.url for c in rsps.calls] == [SVC_URL, OP_URL, OP_URL, SVC_URL]
+    assert all(c.request.headers["Authorization"] == f"Bearer {ARM_TOKEN}" for c in rsps.calls)
+
+
+def test_an_error_answer_while_polling_is_a_typed_secret_free_error(arm, rsps, log_text):
+    from airflow_provider_amlretrain.exceptions import AzureMLNotFoundError
+
+    rsps.add("PATCH", SVC_URL, status=202, headers={"Azure-AsyncOperation": OP_URL})
+    rsps.add(
+        "GET",
+        OP_URL,
+        status=404,
+        json={"error": {"code": "OperationNotFound", "message": f"no op for {ARM_TOKEN}"}},
+    )
+
+    with pytest.raises(
+        AzureMLNotFoundError, match="poll the update of web service svc1.*404 OperationNotFound"
+    ) as info:
+        arm.update_web_service("svc1", web_service())
+    assert_no_secrets(str(info.value), log_text(), secrets=SECRETS)
+
+
+def test_an_operation_status_without_status_is_a_response_error(arm, rsps):
+    rsps.add("PATCH", SVC_URL, status=202, headers={"Azure-AsyncOperation": OP_URL})
+    rsps.add("GET", OP_URL, json={"percentComplete": 10})
+
+    with pytest.raises(AzureMLApiError, match="without status"):
+        arm.update_web_service("svc1", web_service())
+
+
+def test_tokens_go_over_https_only_except_to_a_loopback_emulator(monkeypatch):
+    set_connection(
+        monkeypatch,
+        "arm_http",
+        conn_type="azureml_web_services",
+        host="http://management.example.com",
+        extra={"subscription_id": "s", "resource_group": "r"},
+    )
+    with pytest.raises(AzureMLConfigError, match="only sent over https"):
+        AzureMLWebServicesHook("arm_http").api  # noqa: B018
+    set_connection(
+        monkeypatch,
+        "arm_local",
+        conn_type="azureml_web_services",
+        host="http://127.0.0.1:8080",
+        extra={"subscription_id": "s", "resource_group": "r"},
+    )
+    assert AzureMLWebServicesHook("arm_local").api.base.startswith("http://127.0.0.1:8080/")
+
+
+def test_workload_identity_uses_the_azure_providers_default_credential(monkeypatch):
+    from azure.identity import DefaultAzureCredential
+
+    set_connection(
+        monkeypatch,
+        "wi",
+        conn_type="azureml_web_services",
+        extra={
+            "subscription_id": "s",
+            "resource_group": "r",
+            "managed_identity_client_id": "mi-client",
+            "workload_identity_tenant_id": "tenant-1",
+        },
+    )
+    assert isinstance(AzureMLWebServicesHook("wi").credential, DefaultAzureCredential)
