@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK_DIR ?= .amlretrain
 AIRFLOW_VERSION := 3.3.2
 
-.PHONY: help setup up down status demo test test-unit test-integration lint bench clean
+.PHONY: help setup up down status demo test test-unit test-integration lint bench docs clean
 
 help:
 	@echo "make demo   - set up everything, start the local stack and retrain a model end to end"
@@ -14,6 +14,7 @@ help:
 	@echo "make up / make down / make status - the local Azure world (Azurite + AML emulator)"
 	@echo "make lint   - ruff (with Airflow AIR rules) and mypy"
 	@echo "make bench  - benchmarks, results in benchmarks/results/"
+	@echo "make docs   - the documentation (Sphinx, warnings are errors), in docs/_build/html, links checked"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -58,5 +59,11 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/run.py --output benchmarks/results/latest.json
 
+# -n: every internal reference must resolve; -W --keep-going: all warnings reported, then fail.
+docs: setup
+	rm -rf docs/_build/html
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
+	$(PY) scripts/check_docs_links.py docs/_build/html
+
 clean: down
-	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache docs/_build
