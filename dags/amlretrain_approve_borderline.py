@@ -105,7 +105,9 @@ with DAG(
         task_id="approve",
         subject="Promote the model retrained on {{ ds }} to endpoint '" + ENDPOINT + "'?",
         body="{{ ti.xcom_pull(task_ids='evaluate', key='gate_decision')['report'] }}",
+        # Nobody answered in two days: keep the production model (the run stays green).
         response_timeout=timedelta(days=2),
+        defaults="Reject",
         retries=0,
     )
 

@@ -249,7 +249,9 @@ def test_review_margin_sorts_models_into_promote_review_reject(challenger, outco
 
 def test_review_margin_follows_the_metric_direction():
     rule = {"metric": "Average Log Loss", "compare_to_baseline": True, "review_margin": 0.05}
-    assert decide([rule], _result(Average_Log_Loss=0.10), {"Average Log Loss": 0.2}).outcome.value == "promote"
+    assert (
+        decide([rule], _result(Average_Log_Loss=0.10), {"Average Log Loss": 0.2}).outcome.value == "promote"
+    )
     assert decide([rule], _result(Average_Log_Loss=0.17), {"Average Log Loss": 0.2}).outcome.value == "review"
 
 
@@ -277,7 +279,10 @@ def test_the_report_shows_each_verdict_to_the_approver():
     ("spec", "match"),
     [
         ({"metric": "AUC", "min": 0.8, "review_margin": 0.01}, "review_margin needs 'compare_to_baseline'"),
-        ({"metric": "AUC", "compare_to_baseline": True, "review_margin": -0.01}, "review_margin must be >= 0"),
+        (
+            {"metric": "AUC", "compare_to_baseline": True, "review_margin": -0.01},
+            "review_margin must be >= 0",
+        ),
         ({"metric": "AUC", "compare_to_baseline": True, "review_margin": "some"}, "must be numbers"),
     ],
 )
