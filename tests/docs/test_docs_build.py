@@ -15,8 +15,6 @@ from tests.conftest import REPO_ROOT
 if TYPE_CHECKING:
     from pathlib import Path
 
-pytest.importorskip("sphinx", reason="sphinx comes with the dev extra: pip install -e '.[dev]'")
-
 
 @pytest.fixture(scope="module")
 def html(tmp_path_factory: pytest.TempPathFactory) -> Path:

@@ -52,6 +52,9 @@ def _wait_for_task_state(standalone: deployment.Standalone, run_id: str, task_id
         if states.get(task_id) == state:
             return
         assert "failed" not in states.values(), dump(states)
+        assert states.get(task_id) not in ("success", "skipped", "upstream_failed"), (
+            f"{task_id} of {run_id} ended without becoming {state}: {dump(states)}"
+        )
         if time.monotonic() > deadline:
             pytest.fail(standalone.diagnosis(DAG_ID, f"{task_id} of {run_id} never became {state}"))
         time.sleep(3)
