@@ -8,7 +8,7 @@ review margin of production is *borderline*: the ``approve`` task asks a person,
 verdicts (each metric, the production value, the reason). **Approve** promotes it; **Reject** skips
 the promotion, so the endpoint keeps serving its model and the run stays green.
 
-Answer in the UI (the run's *Required actions*, or Browse → Required Actions), or through the REST API:
+Answer in the UI (the ``approve`` task's *Required Action* tab), or through the REST API:
 ``PATCH /api/v2/dags/amlretrain_approve_borderline/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails``
 with ``{"chosen_options": ["Approve"]}`` (or ``["Reject"]``).
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import tempfile
 import urllib.request
 from pathlib import Path
@@ -44,12 +45,13 @@ def _token(url: str, password: str) -> str:
         return str(json.load(answer)["access_token"])
 
 
-def _latest_run(url: str, token: str, dag_id: str, state: str) -> str:
+def _all_green_run(url: str, token: str, dag_id: str) -> str:
     runs = _api(url, token, f"/dags/{dag_id}/dagRuns?order_by=-start_date&limit=20")["dag_runs"]
     for run in runs:
-        if run["state"] == state:
+        tis = _api(url, token, f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances")["task_instances"]
+        if run["state"] == "success" and all(ti["state"] == "success" for ti in tis):
             return str(run["dag_run_id"])
-    raise SystemExit(f"{dag_id} has no {state} run: trigger one first")
+    raise SystemExit(f"{dag_id} has no run in which every task succeeded: trigger one first")
 
 
 def _waiting_run(url: str, token: str, dag_id: str) -> str:
@@ -72,11 +74,12 @@ def main() -> None:
     args = parser.parse_args()
     url = args.url.rstrip("/")
     token = _token(url, args.password)
-    finished = _latest_run(url, token, "amlretrain_retrain_and_promote", "success")
+    finished = _all_green_run(url, token, "amlretrain_retrain_and_promote")
     waiting = _waiting_run(url, token, "amlretrain_approve_borderline")
     args.out.mkdir(parents=True, exist_ok=True)
 
-    with sync_playwright() as playwright, tempfile.TemporaryDirectory() as profile:
+    profile = tempfile.mkdtemp(prefix="amlretrain-shots-chromium-")
+    with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
             profile,
             executable_path="/usr/bin/chromium",
@@ -85,23 +88,36 @@ def main() -> None:
             viewport={"width": 1400, "height": 860},
         )
         page = browser.new_page()
-        page.goto(f"{url}/", wait_until="networkidle", timeout=120_000)
-        if page.locator("input[name=username]").count():
-            page.fill("input[name=username]", "admin")
-            page.fill("input[name=password]", args.password)
-            page.locator("button[type=submit]").click()
-            page.wait_for_load_state("networkidle", timeout=120_000)
+        page.goto(f"{url}/", timeout=120_000)
+        page.get_by_label("Username").wait_for(timeout=120_000)  # the sign-in form of the simple auth manager
+        page.get_by_label("Username").fill("admin")
+        page.get_by_label("Password").fill(args.password)
+        page.get_by_role("button", name="Sign in").click()
+        page.wait_for_url(lambda address: "/auth/" not in address, timeout=120_000)
+        # Each page with a text that shows it has rendered (the UI draws placeholders while its API calls run).
         shots = {
-            "dags-list.png": f"{url}/dags?tags=azureml",
-            "dag-run-grid.png": f"{url}/dags/amlretrain_retrain_and_promote/runs/{finished}",
-            "required-action.png": f"{url}/dags/amlretrain_approve_borderline/runs/{waiting}/tasks/approve/required_actions",
+            "dags-list.png": (f"{url}/dags?tags=azureml", "amlretrain_retrain_web_service"),
+            "dag-run-grid.png": (
+                f"{url}/dags/amlretrain_retrain_and_promote/runs/{finished}",
+                "wait_for_training_data",
+            ),
+            "required-action.png": (
+                f"{url}/dags/amlretrain_approve_borderline/runs/{waiting}/tasks/approve/required_actions",
+                "Gate outcome",
+            ),
         }
-        for name, address in shots.items():
-            page.goto(address, wait_until="networkidle", timeout=120_000)
-            page.wait_for_timeout(2_000)  # the UI renders after its API calls settle
-            page.screenshot(path=str(args.out / name))
+        for name, (address, rendered) in shots.items():
+            page.goto(address, timeout=120_000)
+            page.wait_for_function(
+                "([text]) => document.body.innerText.includes(text) && !document.body.innerText.includes('nav.dags')",
+                arg=[rendered],
+                timeout=180_000,
+            )
+            page.wait_for_timeout(3_000)
+            page.screenshot(path=str(args.out / name), timeout=120_000)
             print(f"wrote {args.out / name} from {address}")
         browser.close()
+    shutil.rmtree(profile, ignore_errors=True)  # chromium may still be writing to it as it exits
 
 
 if __name__ == "__main__":

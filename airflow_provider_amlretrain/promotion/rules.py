@@ -199,7 +199,7 @@ class GateDecision:
         return GateOutcome.PROMOTE
 
     def to_markdown(self) -> str:
-        """The verdicts as a Markdown table, for a person deciding a borderline case (no secrets)."""
+        """The verdicts as a Markdown table, for a person deciding a borderline case (no secrets); ``-``: not compared."""
         lines = [
             f"**Gate outcome: {self.outcome.value}**",
             "",
@@ -208,7 +208,7 @@ class GateDecision:
         ]
         for v in self.verdicts:
             word = "borderline" if v.borderline else "pass" if v.passed else "fail"
-            production = "none" if v.baseline is None else f"{v.baseline:.6g}"
+            production = "-" if v.baseline is None else f"{v.baseline:.6g}"
             lines.append(f"| {v.metric} | {v.value:.6g} | {production} | {word} | {v.reason} |")
         return "\n".join(lines)
 

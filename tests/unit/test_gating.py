@@ -272,7 +272,7 @@ def test_the_report_shows_each_verdict_to_the_approver():
     report = decide(rules, _result(AUC=0.925), {"AUC": 0.92}).to_summary()["report"]
     assert report.splitlines()[0] == "**Gate outcome: review**"
     assert "| AUC | 0.925 | 0.92 | borderline | " in report
-    assert "| AUC | 0.925 | none | pass | AUC 0.925 >= minimum 0.9 |" in report
+    assert "| AUC | 0.925 | - | pass | AUC 0.925 >= minimum 0.9 |" in report
 
 
 @pytest.mark.parametrize(
