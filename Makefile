@@ -8,7 +8,7 @@ STACK_DIR ?= .amlretrain
 BENCH_ARGS ?=
 AIRFLOW_VERSION := 3.3.2
 
-.PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench clean
+.PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench docs clean
 
 help:
 	@echo "make demo   - set up everything, start the local stack and retrain a model end to end"
@@ -16,6 +16,7 @@ help:
 	@echo "make up / make down / make status - the local Azure world (Azurite + AML emulator)"
 	@echo "make lint   - ruff (with Airflow AIR rules) and mypy"
 	@echo "make bench  - benchmarks, results in benchmarks/results/"
+	@echo "make docs   - the documentation (Sphinx, warnings are errors), in docs/_build/html, links checked"
 
 # Two distributions: the provider (.) and the local Azure world (emulator/: emulator + dev stack).
 $(VENV)/.installed: pyproject.toml emulator/pyproject.toml
@@ -64,5 +65,11 @@ lint: setup
 bench: setup
 	$(PY) benchmarks/run.py --output benchmarks/results/latest.json $(BENCH_ARGS)
 
+# -n: every internal reference must resolve; -W --keep-going: all warnings reported, then fail.
+docs: setup
+	rm -rf docs/_build/html
+	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
+	$(PY) scripts/check_docs_links.py docs/_build/html
+
 clean: down
-	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache
+	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache docs/_build

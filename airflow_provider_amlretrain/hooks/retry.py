@@ -4,7 +4,7 @@ There is one retry loop, azure-core's, shared by the sync and the async pipeline
 answers its questions:
 
 - which answers are retried: 408, 429, 500, 502, 503 and 504 (``Retry-After`` is honoured up to
-  :attr:`~airflow_provider_amlretrain.api.retry.RetryPolicy.max_retry_after`, other answers are final
+  ``RetryPolicy.max_retry_after``, other answers are final
   even when they carry one);
 - which requests: an idempotent request (GET, DELETE, the PUT/PATCH of a whole definition, RRS scoring)
   after a connection error, a timeout or a retryable answer; a request that is not (BES submit and

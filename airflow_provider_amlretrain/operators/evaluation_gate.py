@@ -10,7 +10,7 @@ from airflow_provider_amlretrain.blob_text import read_text_blob
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationGateRejectedError
 from airflow_provider_amlretrain.promotion.evaluation import parse_evaluation_csv
 from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
-from airflow_provider_amlretrain.promotion.rules import decide
+from airflow_provider_amlretrain.promotion.rules import GateOutcome, decide
 from airflow_provider_amlretrain.promotion.training_result import output_location
 
 if TYPE_CHECKING:
@@ -30,7 +30,12 @@ class AzureMLEvaluationGateOperator(BaseOperator):
     each metric's direction (AUC up, errors down) comes from its name unless ``direction`` is given.
     The baseline is the production model's metrics from the target's deployment record.
 
-    When the model passes, returns the decision. When it does not: with ``on_reject="skip"`` the
+    When the model passes, returns the decision; its ``outcome`` is ``promote``, or ``review`` when a
+    rule with a ``review_margin`` finds the model borderline (not clearly better than production). A
+    DAG that wants a person to decide those branches on ``outcome`` to an ``ApprovalOperator`` before
+    the promotion (see ``dags/amlretrain_approve_borderline.py``); its ``report`` is the verdicts as
+    Markdown for the approver. A DAG that does not branch promotes borderline models like clear
+    passes. When the model does not pass: with ``on_reject="skip"`` the
     task (and so the promotion branch after it) is skipped and the run stays green; with ``"fail"``
     the task fails. Either way the decision (metrics, baseline, each rule's verdict) is logged and
     pushed to XCom under ``gate_decision``.
@@ -107,13 +112,17 @@ class AzureMLEvaluationGateOperator(BaseOperator):
                 )
         decision = decide(self.rules, challenger, baseline)
         for verdict in decision.verdicts:
-            self.log.info("%s %s", "PASS" if verdict.passed else "FAIL", verdict.reason)
+            word = "REVIEW" if verdict.borderline else "PASS" if verdict.passed else "FAIL"
+            self.log.info("%s %s", word, verdict.reason)
         summary = {
             **decision.to_summary(),
             "evaluation": location,
             "deployment_target": self.deployment_target,
         }
         context["ti"].xcom_push(key="gate_decision", value=summary)
+        if decision.outcome is GateOutcome.REVIEW:
+            self.log.info("The retrained model meets every rule but is borderline: a person should decide.")
+            return summary
         if decision.promote:
             self.log.info("The retrained model meets every rule: promote it.")
             return summary

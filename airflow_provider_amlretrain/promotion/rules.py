@@ -1,10 +1,17 @@
-"""Promotion rules on evaluation metrics: thresholds and champion/challenger comparison."""
+"""
+Promotion rules on evaluation metrics: thresholds and champion/challenger comparison.
+
+A rule that compares with the production model can also name a ``review_margin``: a challenger that
+passes but is not better than production by more than that margin is *borderline*, and the gate's
+outcome is then ``review`` (ask a person) instead of ``promote``.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationError
@@ -15,7 +22,15 @@ from airflow_provider_amlretrain.promotion.evaluation import (
     normalize_metric_name,
 )
 
-_RULE_KEYS = {"metric", "min", "max", "compare_to_baseline", "tolerance", "direction"}
+_RULE_KEYS = {"metric", "min", "max", "compare_to_baseline", "tolerance", "direction", "review_margin"}
+
+
+class GateOutcome(str, Enum):
+    """What the gate concluded: promote at once, ask a person, or reject."""
+
+    PROMOTE = "promote"
+    REVIEW = "review"
+    REJECT = "reject"
 
 
 @dataclass(frozen=True)
@@ -30,6 +45,9 @@ class MetricRule:
         than ``tolerance`` (passes when nothing is in production yet).
     :param tolerance: How much worse than the baseline is still accepted (absolute, >= 0).
     :param direction: Whether higher or lower is better; defaults from the metric's name.
+    :param review_margin: With ``compare_to_baseline``: a challenger that passes but is not better
+        than the production model by more than this (absolute, >= 0) is borderline, and the gate asks
+        a person instead of promoting. ``None``: never ask.
     """
 
     metric: str
@@ -38,6 +56,7 @@ class MetricRule:
     compare_to_baseline: bool = False
     tolerance: float = 0.0
     direction: MetricDirection | None = None
+    review_margin: float | None = None
 
     def __post_init__(self) -> None:
         if not self.metric or not self.metric.strip():
@@ -49,6 +68,15 @@ class MetricRule:
         if self.tolerance < 0:
             raise AzureMLConfigError(
                 f"Gate rule on {self.metric!r}: tolerance must be >= 0, not {self.tolerance}."
+            )
+        if self.review_margin is not None and not self.compare_to_baseline:
+            raise AzureMLConfigError(
+                f"Gate rule on {self.metric!r}: review_margin needs 'compare_to_baseline': true (the margin is "
+                "measured from the production model's value)."
+            )
+        if self.review_margin is not None and self.review_margin < 0:
+            raise AzureMLConfigError(
+                f"Gate rule on {self.metric!r}: review_margin must be >= 0, not {self.review_margin}."
             )
         if self.compare_to_baseline and self.resolved_direction is None:
             raise AzureMLConfigError(
@@ -91,10 +119,11 @@ class MetricRule:
                 compare_to_baseline=_flag(spec.get("compare_to_baseline", False), spec),
                 tolerance=float(spec.get("tolerance", 0.0)),
                 direction=direction,
+                review_margin=float(spec["review_margin"]) if spec.get("review_margin") is not None else None,
             )
         except (TypeError, ValueError) as err:
             raise AzureMLConfigError(
-                f"Gate rule {dict(spec)!r}: min, max and tolerance must be numbers."
+                f"Gate rule {dict(spec)!r}: min, max, tolerance and review_margin must be numbers."
             ) from err
 
 
@@ -122,6 +151,7 @@ class RuleVerdict:
     :param baseline: The production model's value, when compared.
     :param passed: Whether the rule holds.
     :param reason: A human explanation.
+    :param borderline: The rule holds, but the challenger is within the rule's review margin of production.
     """
 
     metric: str
@@ -129,6 +159,7 @@ class RuleVerdict:
     baseline: float | None
     passed: bool
     reason: str
+    borderline: bool = False
 
     def to_summary(self) -> dict[str, Any]:
         """Plain data for XCom."""
@@ -137,6 +168,7 @@ class RuleVerdict:
             "value": self.value,
             "baseline": self.baseline,
             "passed": self.passed,
+            "borderline": self.borderline,
             "reason": self.reason,
         }
 
@@ -146,7 +178,7 @@ class GateDecision:
     """
     The gate's outcome.
 
-    :param promote: Whether every rule passed.
+    :param promote: Whether every rule passed (borderline verdicts pass: see :attr:`outcome`).
     :param verdicts: One per rule.
     :param metrics: The challenger's metrics.
     :param baseline_metrics: The production model's metrics, if any.
@@ -157,10 +189,35 @@ class GateDecision:
     metrics: dict[str, float]
     baseline_metrics: dict[str, float] | None
 
+    @property
+    def outcome(self) -> GateOutcome:
+        """``reject`` if a rule failed, else ``review`` if a verdict is borderline, else ``promote``."""
+        if not self.promote:
+            return GateOutcome.REJECT
+        if any(v.borderline for v in self.verdicts):
+            return GateOutcome.REVIEW
+        return GateOutcome.PROMOTE
+
+    def to_markdown(self) -> str:
+        """The verdicts as a Markdown table, for a person deciding a borderline case (no secrets); ``-``: not compared."""
+        lines = [
+            f"**Gate outcome: {self.outcome.value}**",
+            "",
+            "| metric | retrained | production | verdict | reason |",
+            "|---|---|---|---|---|",
+        ]
+        for v in self.verdicts:
+            word = "borderline" if v.borderline else "pass" if v.passed else "fail"
+            production = "-" if v.baseline is None else f"{v.baseline:.6g}"
+            lines.append(f"| {v.metric} | {v.value:.6g} | {production} | {word} | {v.reason} |")
+        return "\n".join(lines)
+
     def to_summary(self) -> dict[str, Any]:
         """Plain, secret-free data for XCom."""
         return {
             "promote": self.promote,
+            "outcome": self.outcome.value,
+            "report": self.to_markdown(),
             "metrics": self.metrics,
             "baseline_metrics": self.baseline_metrics,
             "verdicts": [v.to_summary() for v in self.verdicts],
@@ -197,6 +254,7 @@ def judge(
         passed &= ok
         reasons.append(f"{rule.metric} {value:.6g} {'<=' if ok else '>'} maximum {rule.maximum:.6g}")
     base_value: float | None = None
+    borderline = False
     if rule.compare_to_baseline:
         base_value = _baseline_value(baseline, rule.metric) if baseline else None
         if base_value is None:
@@ -216,8 +274,23 @@ def judge(
                 f"{rule.metric} {value:.6g} vs production {base_value:.6g} ({word} is better, tolerance "
                 f"{rule.tolerance:.6g}): {'not worse than allowed' if ok else f'worse by {worse_by:.6g}'}"
             )
+            if ok and rule.review_margin is not None:
+                better_by = -worse_by
+                borderline = better_by <= rule.review_margin or math.isclose(
+                    better_by, rule.review_margin, rel_tol=1e-9, abs_tol=1e-12
+                )
+                if borderline:
+                    reasons.append(
+                        f"borderline: not better than production by more than the review margin "
+                        f"{rule.review_margin:.6g}: ask a person"
+                    )
     return RuleVerdict(
-        metric=rule.metric, value=value, baseline=base_value, passed=passed, reason="; ".join(reasons)
+        metric=rule.metric,
+        value=value,
+        baseline=base_value,
+        passed=passed,
+        reason="; ".join(reasons),
+        borderline=borderline and passed,
     )
 
 
@@ -227,7 +300,7 @@ def decide(
     baseline: Mapping[str, float] | None,
 ) -> GateDecision:
     """
-    Apply every rule; promote only when all pass.
+    Apply every rule; promote only when all pass, and ask a person when one of them is borderline.
 
     :param rules: Rules as dicts or :class:`MetricRule`.
     :param challenger: The retrained model's evaluation.

@@ -145,6 +145,16 @@ def test_baseline_comes_from_the_deployment_record(reads, caplog):
     assert summary["deployment_target"] == "ep1"
 
 
+def test_a_borderline_model_is_handed_on_for_review_not_skipped(reads, caplog):
+    reads.record = DeploymentRecord("ep1", current={"model_uri": MODEL_V1, "metrics": {"AUC": 0.875}})
+    rules = [{"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.01, "review_margin": 0.02}]
+    summary, ti = run(rules=rules, deployment_target="ep1", on_reject="fail")
+    assert summary["outcome"] == "review"
+    assert ti.xcom["gate_decision"]["outcome"] == "review"
+    assert "| AUC | 0.88 | 0.875 | borderline |" in summary["report"]
+    assert "REVIEW AUC 0.88 vs production 0.875" in caplog.text
+
+
 def test_a_record_that_needs_attention_is_reported(reads, caplog):
     reads.record = DeploymentRecord(
         "ep1",

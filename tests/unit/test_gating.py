@@ -222,3 +222,70 @@ def test_compare_to_baseline_must_be_a_boolean():
 def test_rules_that_are_not_a_list_say_how_to_fix_them(rules, kind):
     with pytest.raises(AzureMLConfigError, match=rf"must be a list of rules.*not {kind}: wrap a single rule"):
         decide(rules, _result(AUC=0.9), None)
+
+
+# -- borderline: ask a person ----------------------------------------------------------------------
+
+REVIEWED_AUC = {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.01, "review_margin": 0.02}
+
+
+@pytest.mark.parametrize(
+    ("challenger", "outcome"),
+    [
+        (0.95, "promote"),  # better than production by 0.05: a clear pass
+        (0.921, "review"),  # better by 0.001, within the margin
+        (0.92, "review"),  # equal to production
+        (0.94, "review"),  # better by exactly the margin
+        (0.91, "review"),  # worse by exactly the tolerance: passes, but borderline
+        (0.905, "reject"),  # worse by more than the tolerance: a clear fail
+    ],
+)
+def test_review_margin_sorts_models_into_promote_review_reject(challenger, outcome):
+    decision = decide([REVIEWED_AUC], _result(AUC=challenger), {"AUC": 0.92})
+    assert decision.outcome.value == outcome
+    assert decision.to_summary()["outcome"] == outcome
+    assert decision.promote is (outcome != "reject")
+
+
+def test_review_margin_follows_the_metric_direction():
+    rule = {"metric": "Average Log Loss", "compare_to_baseline": True, "review_margin": 0.05}
+    assert (
+        decide([rule], _result(Average_Log_Loss=0.10), {"Average Log Loss": 0.2}).outcome.value == "promote"
+    )
+    assert decide([rule], _result(Average_Log_Loss=0.17), {"Average Log Loss": 0.2}).outcome.value == "review"
+
+
+def test_first_deployment_is_never_borderline():
+    decision = decide([REVIEWED_AUC], _result(AUC=0.92), None)
+    assert decision.outcome.value == "promote"
+
+
+def test_a_failing_rule_rejects_even_when_another_is_borderline():
+    rules = [REVIEWED_AUC, {"metric": "AUC", "min": 0.99}]
+    decision = decide(rules, _result(AUC=0.93), {"AUC": 0.92})
+    assert decision.outcome.value == "reject"
+    assert [v.borderline for v in decision.verdicts] == [True, False]
+
+
+def test_the_report_shows_each_verdict_to_the_approver():
+    rules = [REVIEWED_AUC, {"metric": "AUC", "min": 0.9}]
+    report = decide(rules, _result(AUC=0.925), {"AUC": 0.92}).to_summary()["report"]
+    assert report.splitlines()[0] == "**Gate outcome: review**"
+    assert "| AUC | 0.925 | 0.92 | borderline | " in report
+    assert "| AUC | 0.925 | - | pass | AUC 0.925 >= minimum 0.9 |" in report
+
+
+@pytest.mark.parametrize(
+    ("spec", "match"),
+    [
+        ({"metric": "AUC", "min": 0.8, "review_margin": 0.01}, "review_margin needs 'compare_to_baseline'"),
+        (
+            {"metric": "AUC", "compare_to_baseline": True, "review_margin": -0.01},
+            "review_margin must be >= 0",
+        ),
+        ({"metric": "AUC", "compare_to_baseline": True, "review_margin": "some"}, "must be numbers"),
+    ],
+)
+def test_invalid_review_margins_are_refused(spec, match):
+    with pytest.raises(AzureMLConfigError, match=match):
+        MetricRule.from_spec(spec)

@@ -1,0 +1,358 @@
+"""
+The troubleshooting table (docs/troubleshooting.rst) says exactly what the code raises.
+
+Each row of the table's ``list-table`` starts with a case id (````case-id````) and gives the message in a
+literal; ``<...>`` in a message stands for a value that differs per run (a URL, a job id, the service's own
+words). Each case below drives the real code path with the bad input or the service's answer, and the test
+compares the message raised with the table's, so the table cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from airflow_provider_amlretrain.exceptions import AzureMLError
+from tests.conftest import REPO_ROOT
+from tests.unit.support import API_KEY, BASE, JOB_ID, JOBS_URL, job_url, set_connection
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+TABLE = REPO_ROOT / "docs" / "troubleshooting.rst"
+MANAGEMENT = "https://management.azureml.net"
+
+_ROW = re.compile(r"^   \* - ``(?P<case>[a-z0-9-]+)``")
+_MESSAGE = re.compile(r"^     - ``(?P<message>.+)``$")
+
+
+def documented_messages(text: str) -> dict[str, str]:
+    """Case id to message, from the table's rows (the message is the row's second cell)."""
+    found: dict[str, str] = {}
+    case: str | None = None
+    for line in text.splitlines():
+        if row := _ROW.match(line):
+            case = row["case"]
+            assert case not in found, f"case {case} is in the table twice"
+        elif case and (cell := _MESSAGE.match(line)):
+            found[case] = cell["message"]
+            case = None
+    return found
+
+
+def as_pattern(message: str) -> re.Pattern[str]:
+    """The documented message as a full-match pattern; each ``<...>`` matches any text."""
+    parts = re.split(r"<[^<>]+>", message)
+    return re.compile(".+?".join(re.escape(part) for part in parts), re.DOTALL)
+
+
+# -- the cases: each returns the exception the code raises --------------------------------------------
+
+
+def _raised(call: Callable[[], Any]) -> BaseException:
+    with pytest.raises(AzureMLError) as caught:
+        call()
+    return caught.value
+
+
+def _service_answer(rsps: Any, method: str, url: str, status: int, code: str, message: str) -> None:
+    rsps.add(
+        method,
+        url,
+        status=status,
+        json={"error": {"code": code, "message": message}},
+        headers={"x-ms-request-id": "7f1c2d3e-req"},
+    )
+
+
+def _studio_hook(monkeypatch: pytest.MonkeyPatch, host: str = BASE) -> Any:
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    set_connection(
+        monkeypatch,
+        "azureml_troubleshooting",
+        conn_type="azureml_studio",
+        host=host,
+        password=API_KEY,
+        extra={"retry_backoff": 0, "max_retries": 1, "request_timeout": 5},
+    )
+    hook = AzureMLStudioHook("azureml_troubleshooting")
+    hook._sleep = lambda seconds: None
+    return hook
+
+
+def _management_hook(monkeypatch: pytest.MonkeyPatch, host: str = MANAGEMENT) -> Any:
+    from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
+
+    set_connection(
+        monkeypatch,
+        "azureml_management_troubleshooting",
+        conn_type="azureml_classic_management",
+        host=host,
+        password="workspace-token",
+        extra={"workspace_id": "ws1", "max_retries": 0, "retry_backoff": 0, "request_timeout": 5},
+    )
+    return AzureMLClassicManagementHook("azureml_management_troubleshooting")
+
+
+def _endpoint(resources: list[dict[str, Any]]) -> Any:
+    from airflow_provider_amlretrain.api.classic import ClassicEndpoint
+
+    return ClassicEndpoint.from_api(
+        {"Name": "retrained", "WebServiceId": "pred1", "WorkspaceId": "ws1", "Resources": resources}
+    )
+
+
+TRAINED_MODEL = {
+    "Name": "Breast Cancer Model [trained model]",
+    "Kind": "TrainedModel",
+    "Location": {"BaseLocation": "https://acct.blob.core.windows.net/", "RelativeLocation": "m/a.ilearner"},
+}
+
+
+def _promotion(**kwargs: Any) -> Any:
+    from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
+
+    arguments: dict[str, Any] = {
+        "task_id": "promote",
+        "deployment_target": "binary-classic-retrained",
+        "training_result": {},
+        "training_conn_id": "azureml_troubleshooting",
+        "wasb_conn_id": "azure_blob",
+        "azureml_management_conn_id": "azureml_management_troubleshooting",
+        "web_service_id": "pred1",
+        "endpoint_name": "retrained",
+        **kwargs,
+    }
+    return AzureMLUpdateEndpointModelOperator(**arguments)
+
+
+def _gate(**kwargs: Any) -> Any:
+    from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
+
+    return AzureMLEvaluationGateOperator(
+        task_id="evaluate", training_result={}, wasb_conn_id="azure_blob", **kwargs
+    )
+
+
+def _decide(rules: Any, csv: str = "AUC,Accuracy\n0.91,0.88\n") -> Any:
+    from airflow_provider_amlretrain.promotion.evaluation import parse_evaluation_csv
+    from airflow_provider_amlretrain.promotion.rules import decide
+
+    return decide(rules, parse_evaluation_csv(csv), None)
+
+
+def _parse(csv: str) -> Any:
+    from airflow_provider_amlretrain.promotion.evaluation import parse_evaluation_csv
+
+    return parse_evaluation_csv(csv, source="evaluation result models/runs/x/evaluation.csv")
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def case_bes_unauthorized(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    _service_answer(rsps, "GET", job_url(), 401, "Unauthorized", "Invalid API key.")
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_not_found(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    _service_answer(rsps, "GET", job_url(), 404, "NotFound", "The web service or job does not exist.")
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_bad_argument(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    _service_answer(
+        rsps, "POST", JOBS_URL, 400, "BadArgument", "Output 'output9' is not an output of the service."
+    )
+    return _raised(lambda: _studio_hook(monkeypatch).submit_job({"Outputs": {}}))
+
+
+def case_bes_throttled(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    _service_answer(rsps, "GET", job_url(), 503, "RequestThrottled", "Too many requests.")
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_internal_error(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    _service_answer(rsps, "GET", job_url(), 500, "InternalError", "The request failed.")
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_job_failed(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.sensors.batch_job import AzureMLBatchJobSensor
+
+    _studio_hook(monkeypatch)
+    details = "Module execution encountered an error: Column 'age' not found in the dataset."
+    rsps.add("GET", job_url(), json={"StatusCode": "Failed", "Results": None, "Details": details})
+    sensor = AzureMLBatchJobSensor(task_id="wait", job_id=JOB_ID, azureml_conn_id="azureml_troubleshooting")
+    return _raised(lambda: sensor.poke({}))  # type: ignore[arg-type]
+
+
+def case_host_not_an_api_location(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    host = "https://ussouthcentral.services.azureml.net/workspaces/ws1"
+    return _raised(lambda: _studio_hook(monkeypatch, host=host).get_job(JOB_ID))
+
+
+def case_not_a_job_id(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _studio_hook(monkeypatch).get_job("job-1"))
+
+
+def case_no_outputs(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.api.bes import build_batch_request
+
+    return _raised(lambda: build_batch_request(inputs=None, outputs={}))
+
+
+def case_global_parameters_as_text(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.api.bes import build_batch_request
+    from airflow_provider_amlretrain.api.references import BlobReference
+
+    model = BlobReference(
+        "models/m.ilearner", connection_string="DefaultEndpointsProtocol=https;AccountName=a;"
+    )
+    return _raised(
+        lambda: build_batch_request(
+            inputs=None, outputs={"output1": model}, global_parameters="{'Data URI': 'x'}"
+        )  # type: ignore[arg-type]
+    )
+
+
+def case_blob_spec_not_a_dict(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.blob_references import resolve_blob_spec
+
+    return _raised(lambda: resolve_blob_spec("input1", "training-data/train.csv"))
+
+
+def case_default_endpoint(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    _management_hook(monkeypatch)
+    rsps.add(
+        "GET",
+        f"{MANAGEMENT}/workspaces/ws1/webservices/pred1",
+        json={"Id": "pred1", "DefaultEndpointName": "default"},
+    )
+    return _raised(lambda: _promotion(endpoint_name="default").prepare(None))
+
+
+def case_endpoint_of_training_service(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _endpoint([]).trained_model(None))
+
+
+def case_resource_name_mismatch(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _endpoint([TRAINED_MODEL]).trained_model("Census Model [trained model]"))
+
+
+def case_expired_sas(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.api.references import BlobLocation
+
+    url = f"{MANAGEMENT}/workspaces/ws1/webservices/pred1/endpoints/retrained"
+    _service_answer(
+        rsps,
+        "PATCH",
+        url,
+        400,
+        "BadArgument",
+        "The trained model could not be read through the given SasBlobToken.",
+    )
+    expired = BlobLocation(
+        "https://acct.blob.core.windows.net/", "models/m.ilearner", "?sv=1&sig=OLD&se=2020-01-01"
+    )
+    hook = _management_hook(monkeypatch)
+    return _raised(lambda: hook.patch_trained_model("pred1", "retrained", TRAINED_MODEL["Name"], expired))
+
+
+def case_wrong_region(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    rsps.passthru_prefixes = ("http://127.0.0.1",)
+    hook = _management_hook(monkeypatch, host=f"http://127.0.0.1:{_closed_port()}")
+    return _raised(lambda: hook.get_web_service("pred1"))
+
+
+def case_endpoint_name(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.api.classic import check_endpoint_name
+
+    return _raised(lambda: check_endpoint_name("Retrained_1"))
+
+
+def case_wait_after_update(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _promotion(wait_after_update="30s").check_arguments())
+
+
+def case_smoke_test_rows(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _promotion(smoke_test_rows=0).check_arguments())
+
+
+def case_on_reject(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _gate(rules=[{"metric": "AUC", "min": 0.8}], on_reject="warn"))
+
+
+def case_rules_not_a_list(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _decide("[{'metric': 'AUC', 'min': 0.8}]"))
+
+
+def case_no_rules(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _decide([]))
+
+
+def case_rule_unknown_key(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _decide([{"metric": "AUC", "threshold": 0.8}]))
+
+
+def case_rule_checks_nothing(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _decide([{"metric": "AUC"}]))
+
+
+def case_rule_direction_unknown(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _decide([{"metric": "Brier Score", "compare_to_baseline": True}]))
+
+
+def case_review_margin_alone(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _decide([{"metric": "AUC", "min": 0.8, "review_margin": 0.01}]))
+
+
+def case_metric_missing(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _decide([{"metric": "F-Score", "min": 0.8}]))
+
+
+def case_evaluation_empty(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _parse(""))
+
+
+def case_evaluation_no_rows(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _parse("AUC,Accuracy\n"))
+
+
+def case_evaluation_not_a_number(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _parse("AUC,Accuracy\nNaN,0.8\n").get("AUC"))
+
+
+CASES: dict[str, Callable[[pytest.MonkeyPatch, Any], BaseException]] = {
+    name.removeprefix("case_").replace("_", "-"): case
+    for name, case in sorted(globals().items())
+    if name.startswith("case_")
+}
+
+
+def test_every_case_is_in_the_table_and_every_row_is_checked() -> None:
+    assert sorted(documented_messages(TABLE.read_text())) == sorted(CASES)
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_the_table_gives_the_message_the_code_raises(
+    case: str, monkeypatch: pytest.MonkeyPatch, rsps: Any
+) -> None:
+    documented = documented_messages(TABLE.read_text())[case]
+    raised = str(CASES[case](monkeypatch, rsps))
+    assert as_pattern(documented).fullmatch(raised), (
+        f"the table says\n  {documented}\nthe code raises\n  {raised}"
+    )
+
+
+def test_placeholders_match_only_where_they_stand() -> None:
+    assert as_pattern("Endpoint <name> has no <what>.").fullmatch("Endpoint 'x' has no trained model.")
+    assert not as_pattern("Endpoint <name> has no <what>.").fullmatch("Endpoint 'x' has a trained model.")
+    assert not as_pattern("exact").fullmatch("exact, and more")
