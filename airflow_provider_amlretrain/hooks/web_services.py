@@ -16,6 +16,7 @@ from airflow_provider_amlretrain.api.arm import (
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
 from airflow_provider_amlretrain.connection_forms import WEB_SERVICES_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
+from airflow_provider_amlretrain.flags import parse_flag
 from airflow_provider_amlretrain.hooks.base import AzureMLHttpHook, HttpSettings, bearer_headers, http_tuning
 from airflow_provider_amlretrain.redaction import redact
 
@@ -79,8 +80,12 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             "client_secret": conn.password,
             "tenant_id": extras.get("tenant_id"),
             "managed_identity_client_id": extras.get("managed_identity_client_id"),
-            "use_managed_identity": str(extras.get("use_managed_identity", "")).lower()
-            in ("true", "1", "yes"),
+            "use_managed_identity": parse_flag(
+                extras.get("use_managed_identity"),
+                owner=f"Connection {conn_id!r}",
+                field="extra use_managed_identity",
+                default=False,
+            ),
         }
 
     @cached_property
