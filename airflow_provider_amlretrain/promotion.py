@@ -14,12 +14,12 @@ from enum import Enum
 from typing import Any
 
 from airflow_provider_amlretrain.deployment_record import (
-    DeploymentConflictError,
     DeploymentRecord,
     DeploymentRecordStore,
     parse_utc,
     utcnow_iso,
 )
+from airflow_provider_amlretrain.exceptions import DeploymentConflictError
 
 
 class ClaimOutcome(str, Enum):

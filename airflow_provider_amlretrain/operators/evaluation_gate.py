@@ -10,17 +10,13 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperat
 from airflow_provider_amlretrain.blob_text import read_text_blob
 from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
 from airflow_provider_amlretrain.evaluation import parse_evaluation_csv
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationGateRejectedError
 from airflow_provider_amlretrain.gating import decide
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
 ON_REJECT = ("skip", "fail")
-
-
-class EvaluationGateRejectedError(AzureMLError):
-    """The retrained model did not meet the promotion rules (with ``on_reject="fail"``)."""
 
 
 def output_location(training_result: Any, port: str, what: str) -> str:

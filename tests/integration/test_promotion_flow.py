@@ -376,7 +376,8 @@ def test_wrong_host_is_reported_as_unreachable(monkeypatch, stack) -> None:
 
 
 def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkeypatch) -> None:
-    from airflow_provider_amlretrain.deployment_record import DeploymentConflictError, DeploymentRecordStore
+    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.exceptions import DeploymentConflictError
 
     barrier = threading.Barrier(2, timeout=30)
     original_read = DeploymentRecordStore.read

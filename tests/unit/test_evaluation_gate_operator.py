@@ -11,11 +11,13 @@ from airflow_provider_amlretrain.deployment_record import (
     DeploymentRecordStore,
     VersionedRecord,
 )
-from airflow_provider_amlretrain.evaluation import EvaluationError
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError
+from airflow_provider_amlretrain.exceptions import (
+    AzureMLConfigError,
+    EvaluationError,
+    EvaluationGateRejectedError,
+)
 from airflow_provider_amlretrain.operators.evaluation_gate import (
     AzureMLEvaluationGateOperator,
-    EvaluationGateRejectedError,
     output_location,
 )
 from tests.unit.test_operator import Journal, TiStub

@@ -10,11 +10,10 @@ import pytest
 from airflow_provider_amlretrain.deployment_record import (
     HISTORY_LIMIT,
     RECORD_FORMAT,
-    DeploymentConflictError,
     DeploymentRecord,
-    DeploymentRecordError,
     DeploymentRecordStore,
 )
+from airflow_provider_amlretrain.exceptions import DeploymentConflictError, DeploymentRecordError
 from airflow_provider_amlretrain.promotion import CandidateModel, ClaimOutcome, DeploymentGuard
 from tests.unit.promotion_support import FakeRecordStore
 
