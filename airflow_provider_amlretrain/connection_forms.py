@@ -41,7 +41,16 @@ STUDIO_FORM: dict[str, Any] = {
         "password": "web service API key",
     },
 }
-STUDIO_FIELDS: dict[str, Any] = _HTTP_FIELDS
+STUDIO_FIELDS: dict[str, Any] = {
+    "job_page_url": {
+        "label": "Job page for the task link (default: the Web Services portal)",
+        "description": "A page showing a BES job without the API key, with {job_id}, {workspace_id}, "
+        "{service_id} filled in; no query string. Empty: https://services.azureml.net/ (Azure shows BES "
+        "jobs on no page). The local stack sets its emulator's job page.",
+        "schema": _STRING,
+    },
+    **_HTTP_FIELDS,
+}
 
 #: ``azureml_classic_management`` connections.
 MANAGEMENT_FORM: dict[str, Any] = {

@@ -58,7 +58,7 @@ def test_connection_type_matches_the_hook():
     behaviour = hook.get_ui_field_behaviour()
     assert conn["ui-field-behaviour"]["hidden-fields"] == behaviour["hidden-fields"]
     assert conn["ui-field-behaviour"]["relabeling"] == behaviour["relabeling"]
-    assert set(conn["conn-fields"]) == {"request_timeout", "max_retries", "retry_backoff"}
+    assert set(conn["conn-fields"]) == {"job_page_url", "request_timeout", "max_retries", "retry_backoff"}
 
 
 def test_versions_match_the_package():
