@@ -9,7 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
-from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
 from airflow_provider_amlretrain.exceptions import (
     AzureMLConfigError,
     RollbackError,
@@ -20,10 +19,16 @@ from airflow_provider_amlretrain.exceptions import (
 )
 from airflow_provider_amlretrain.flags import parse_flag
 from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
-from airflow_provider_amlretrain.operators.evaluation_gate import output_location
-from airflow_provider_amlretrain.promotion import CandidateModel, ClaimOutcome, DeploymentGuard
+from airflow_provider_amlretrain.promotion.guard import CandidateModel, ClaimOutcome, DeploymentGuard
+from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
+from airflow_provider_amlretrain.promotion.smoke_test import (
+    SmokeSample,
+    SmokeTestResult,
+    check_scoring,
+    load_sample,
+)
+from airflow_provider_amlretrain.promotion.training_result import output_location
 from airflow_provider_amlretrain.redaction import redact
-from airflow_provider_amlretrain.smoke_test import SmokeSample, SmokeTestResult, check_scoring, load_sample
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context

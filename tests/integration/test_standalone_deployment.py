@@ -181,7 +181,7 @@ def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
                     and (home / "simple_auth_manager_passwords.json.generated").exists()
                 ):
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting, or a busy machine
                 pass
             assert time.monotonic() < deadline, "airflow standalone did not come up in 240 s"
             time.sleep(2)
@@ -206,7 +206,7 @@ def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, seed: dict[str, Any]) -> None:
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     dates = seeded_dates(seed)[-3:]
     backfill = {
@@ -255,7 +255,7 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
 def test_new_blob_triggers_a_retraining_run(standalone: Standalone, stack: Any, seed: dict[str, Any]) -> None:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
     from airflow_provider_amlretrain.triggers.blob_arrival import BASELINE, WasbBlobArrivalTrigger
 
     dag_id = "amlretrain_on_new_data"

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_amlretrain.evaluation import (
+from airflow_provider_amlretrain.exceptions import EvaluationError
+from airflow_provider_amlretrain.promotion.evaluation import (
     MetricDirection,
     default_direction,
     normalize_metric_name,
     parse_evaluation_csv,
 )
-from airflow_provider_amlretrain.exceptions import EvaluationError
 
 REGRESSION = (
     "Negative Log Likelihood,Mean Absolute Error,Root Mean Squared Error,Relative Absolute Error,"

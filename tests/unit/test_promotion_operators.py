@@ -15,7 +15,6 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-from airflow_provider_amlretrain.deployment_record import DeploymentRecord
 from airflow_provider_amlretrain.exceptions import (
     AzureMLApiError,
     AzureMLConfigError,
@@ -31,6 +30,7 @@ from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLU
 from airflow_provider_amlretrain.operators.update_web_service_model import (
     AzureMLUpdateWebServiceModelOperator,
 )
+from airflow_provider_amlretrain.promotion.record import DeploymentRecord
 from tests.unit.promotion_support import (
     ARM_CONN,
     ARM_TOKEN,

@@ -7,14 +7,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_amlretrain.evaluation import (
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationError
+from airflow_provider_amlretrain.flags import parse_flag
+from airflow_provider_amlretrain.promotion.evaluation import (
     EvaluationResult,
     MetricDirection,
     default_direction,
     normalize_metric_name,
 )
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationError
-from airflow_provider_amlretrain.flags import parse_flag
 
 _RULE_KEYS = {"metric", "min", "max", "compare_to_baseline", "tolerance", "direction"}
 
