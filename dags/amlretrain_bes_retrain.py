@@ -11,15 +11,21 @@ prints them):
 
 - ``azurite_default`` (``wasb``): the storage account holding data and models;
 - ``azureml_train_binary`` (``azureml_studio``): the training web service's API location and key.
+
+**Triggering and reprocessing.** Unpausing this DAG starts no run for the day already begun (the
+first scheduled run is the next midnight UTC), so a manual *Trigger* with "Unpause on trigger"
+trains today's partition once. To retrain a past day, use **Backfill** for that date with
+"Reprocess behaviour: All Runs" (REST: ``POST /api/v2/backfills``, ``"reprocess_behavior":
+"completed"``): it re-runs the day's own run instead of adding a second one.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from airflow.providers.microsoft.azure.sensors.wasb import WasbBlobSensor
-from airflow.sdk import DAG, task
+from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 
@@ -33,8 +39,9 @@ RUN_PREFIX = "binary/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}
 with DAG(
     dag_id="amlretrain_bes_retrain",
     description="Retrain the binary classifier through Azure ML BES for each day's data.",
-    schedule="@daily",
-    start_date=datetime(2026, 11, 1),
+    # Daily at midnight UTC. No start_date, so run_immediately applies: unpausing starts no run
+    # for the day already begun, and a Trigger with "Unpause on trigger" trains that day once.
+    schedule=CronTriggerTimetable("@daily", timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=3,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},

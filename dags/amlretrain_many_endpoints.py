@@ -8,14 +8,29 @@ rejected or failing endpoint does not hold the others back, and each endpoint ke
 deployment record, which keeps backfills safe per endpoint.
 
 Edit ``ENDPOINT_DATA`` to map your endpoints to their data (paths are templated per run).
+
+**Triggering and reprocessing.** Scheduled runs train the day of their logical date (midnight
+UTC) with the defaults: no forced promotion. Unpausing this DAG starts no run for the day already
+begun (the first scheduled run is the next midnight), so a manual *Trigger* with "Unpause on
+trigger" trains today's partition once, in that manual run. The Trigger form has **Force
+promotion** (``{"force": true}``: replace a model trained on newer data) and **Skip
+promotion** (``{"skip_promotion": true}``: retrain and gate, leave the endpoints alone).
+
+To reprocess a past day, use **Backfill** for that date with "Reprocess behaviour: All Runs"
+(REST: ``POST /api/v2/backfills`` with ``from_date``/``to_date`` that day and
+``"reprocess_behavior": "completed"``, optionally ``"dag_run_conf": {"force": true}``): it
+re-runs the day's own run rather than adding a second run for the same day, which a manual
+trigger for that logical date would. A model trained on a day older than the one the endpoints
+serves is gated but not promoted unless forced. After a long pause, unpausing runs the latest
+day once: do not also trigger that day.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, task, task_group
+from airflow.sdk import DAG, CronTriggerTimetable, Param, task, task_group
 
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
@@ -33,13 +48,28 @@ ENDPOINT_DATA = {
 with DAG(
     dag_id="amlretrain_many_endpoints",
     description="Retrain one model per endpoint through a single training web service (Data URI), gate and promote each.",
-    schedule="@daily",
-    start_date=datetime(2026, 11, 1),
+    # Daily at midnight UTC. No start_date, so run_immediately applies: unpausing starts no run
+    # for the day already begun, and a Trigger with "Unpause on trigger" trains that day once.
+    schedule=CronTriggerTimetable("@daily", timezone="UTC", run_immediately=timedelta(0)),
     catchup=False,
     max_active_runs=1,
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["azureml", "retraining", "promotion"],
     doc_md=__doc__,
+    params={
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force promotion",
+            description="Promote even over a model trained on newer data.",
+        ),
+        "skip_promotion": Param(
+            False,
+            type="boolean",
+            title="Skip promotion",
+            description="Retrain and gate, but leave the endpoints as it is.",
+        ),
+    },
 ) as dag:
 
     @task
@@ -114,6 +144,8 @@ with DAG(
             smoke_test_sample=smoke_sample,
             smoke_test_drop_columns=["label"],
             wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
+            force="{{ params.force }}",
+            skip_promotion="{{ params.skip_promotion }}",
         )
         retrain >> evaluate >> promote
 

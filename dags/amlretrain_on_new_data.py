@@ -6,6 +6,19 @@ An ``AssetWatcher`` runs :class:`WasbBlobArrivalTrigger` in the triggerer: each 
 which retrains on exactly the blob that landed (read from the triggering asset event), gates
 the model, and promotes it to the ``on-new-data`` endpoint. Runs for data that lands out of
 order are safe: the deployment record never lets older data replace newer data.
+
+**Reprocess a day** (retrain on a blob that is already there): *Trigger* this DAG and fill in
+**Training blob**, e.g. ``binary/dt=2026-11-05/train.csv`` (in the ``training-data`` container).
+Through the REST API: ``POST /api/v2/dags/amlretrain_on_new_data/dagRuns`` with
+``{"logical_date": null, "conf": {"blob": "binary/dt=2026-11-05/train.csv"}}``; several days are
+one trigger each. Each such run submits a new BES job and writes under its own run id. Tick
+**Force promotion** only to replace a model trained on newer data on purpose; **Skip promotion**
+retrains and gates but leaves the endpoint as it is.
+
+A manual trigger without a training blob fails at once, without retries, saying what to pass
+(as does a blob that does not exist). This DAG has no Backfill: its runs follow data, not dates
+(an ``AssetOrTimeSchedule`` would make backfills possible, but its daily runs would train each
+day a second time after the arrival run did); reprocess days by triggering with a blob as above.
 """
 
 from __future__ import annotations
@@ -13,7 +26,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import DAG, Asset, AssetWatcher, task
+from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
 
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
@@ -52,20 +65,58 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["azureml", "retraining", "promotion", "data-aware"],
     doc_md=__doc__,
+    params={
+        "blob": Param(
+            None,
+            type=["null", "string"],
+            title="Training blob",
+            description="Reprocess: retrain on this blob of the training-data container, e.g. "
+            "binary/dt=2026-11-05/train.csv. Required for a manual trigger; runs started by a blob "
+            "arrival use the blob that landed.",
+        ),
+        "force": Param(
+            False,
+            type="boolean",
+            title="Force promotion",
+            description="Promote even over a model trained on newer data.",
+        ),
+        "skip_promotion": Param(
+            False,
+            type="boolean",
+            title="Skip promotion",
+            description="Retrain and gate, but leave the endpoint as it is.",
+        ),
+    },
 ) as dag:
 
     @task
-    def landed_blob(triggering_asset_events: Any = None) -> str:
-        """The blob whose arrival triggered this run (the newest, when several were batched)."""
-        payloads = [
-            event.extra["payload"]
-            for events in (triggering_asset_events or {}).values()
-            for event in events
-            if isinstance(event.extra, dict) and event.extra.get("payload")
-        ]
-        if not payloads:
-            raise ValueError("This run was not triggered by a blob arrival: trigger it through the asset.")
-        return str(max(payloads, key=lambda p: p.get("last_modified") or "")["blob"])
+    def landed_blob(params: dict[str, Any] | None = None, triggering_asset_events: Any = None) -> str:
+        """The blob to train on: the Training blob param, else the one whose arrival triggered this run."""
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+        from airflow_provider_amlretrain.exceptions import AzureMLConfigError
+
+        chosen = str((params or {}).get("blob") or "").strip()
+        if not chosen:
+            payloads = [
+                event.extra["payload"]
+                for events in (triggering_asset_events or {}).values()
+                for event in events
+                if isinstance(event.extra, dict) and event.extra.get("payload")
+            ]
+            if not payloads:
+                raise AzureMLConfigError(
+                    "This run has no training blob: it was not started by a blob arrival. To reprocess a "
+                    'day, trigger it with the Training blob, conf {"blob": "binary/dt=YYYY-MM-DD/train.csv"}.'
+                )
+            # The newest, when several arrivals were batched into one run.
+            chosen = str(max(payloads, key=lambda p: p.get("last_modified") or "")["blob"])
+        if not WasbHook(wasb_conn_id=WASB_CONN_ID).check_for_blob(DATA_CONTAINER, chosen):
+            raise AzureMLConfigError(
+                f"Training blob {chosen!r} does not exist in container {DATA_CONTAINER!r}: pass a blob "
+                'path inside it, e.g. {"blob": "binary/dt=YYYY-MM-DD/train.csv"}.'
+            )
+        return chosen
 
     blob = landed_blob()
     prefix = "on-new-data/{{ run_id | replace(':', '') | replace('+', '') }}"
@@ -117,5 +168,7 @@ with DAG(
         smoke_test_sample=DATA_CONTAINER + "/{{ ti.xcom_pull(task_ids='landed_blob') }}",
         smoke_test_drop_columns=["label"],
         wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
+        force="{{ params.force }}",
+        skip_promotion="{{ params.skip_promotion }}",
     )
     blob >> retrain >> evaluate >> promote

@@ -19,6 +19,7 @@ from airflow_provider_amlretrain.hooks.http_settings import (
     http_tuning,
 )
 from airflow_provider_amlretrain.hooks.sync_client import AzureMLHttpHook
+from airflow_provider_amlretrain.links.job_page import check_job_page_template, job_page_url
 from airflow_provider_amlretrain.redaction import redact
 
 if TYPE_CHECKING:
@@ -37,6 +38,8 @@ class StudioConnectionSettings:
     :param api_key: The web service API key (secret).
     :param request_timeout: Seconds before one HTTP call is abandoned.
     :param retry_policy: How failed calls are retried.
+    :param job_page_url: The ``job_page_url`` extra: a page template for the job link (see
+        :mod:`airflow_provider_amlretrain.links.job_page`), or ``None`` for the Web Services portal.
     """
 
     conn_id: str
@@ -44,6 +47,7 @@ class StudioConnectionSettings:
     api_key: str = field(repr=False)
     request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    job_page_url: str | None = None
 
     @classmethod
     def from_connection(cls, conn: Connection, extras: dict[str, Any]) -> StudioConnectionSettings:
@@ -65,12 +69,14 @@ class StudioConnectionSettings:
             )
         host = conn.host if "://" in conn.host else f"{conn.schema or 'https'}://{conn.host}"
         timeout, policy = http_tuning(conn_id, extras)
+        page = extras.get("job_page_url")
         return cls(
             conn_id=conn_id,
             api_location=normalize_api_location(host),
             api_key=conn.password,
             request_timeout=timeout,
             retry_policy=policy,
+            job_page_url=check_job_page_template(conn_id, str(page)) if page else None,
         )
 
     def headers(self) -> dict[str, str]:
@@ -125,6 +131,7 @@ class AzureMLStudioHook(AzureMLHttpHook):
             api_key=settings.api_key,
             request_timeout=settings.request_timeout,
             retry_policy=self._retry_policy_override,
+            job_page_url=settings.job_page_url,
         )
 
     def http_settings(self) -> HttpSettings:
@@ -192,11 +199,19 @@ class AzureMLStudioHook(AzureMLHttpHook):
 
     def job_url(self, job_id: str) -> str:
         """
-        The job's status URL (no secret in it).
+        The job's status URL (no secret in it, but it answers only with the API key).
 
         :param job_id: The job id.
         """
         return self.bes.job_url(job_id)
+
+    def job_page_url(self, job_id: str) -> str:
+        """
+        A page a person can open for the job without the API key (the task's extra link).
+
+        :param job_id: The job id.
+        """
+        return job_page_url(self.settings.api_location, job_id, self.settings.job_page_url)
 
     def test_connection(self) -> tuple[bool, str]:
         """Check that the service answers and accepts the API key, without creating a job."""

@@ -17,6 +17,7 @@ from airflow_provider_amlretrain.api.http import ApiRequest, ApiResponse, error_
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
 from airflow_provider_amlretrain.connection_forms import WEB_SERVICES_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLResponseError
+from airflow_provider_amlretrain.flags import parse_flag
 from airflow_provider_amlretrain.hooks.http_settings import (
     HttpSettings,
     bearer_headers,
@@ -103,7 +104,12 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
             "tenant_id": field("tenant_id"),
             "managed_identity_client_id": field("managed_identity_client_id"),
             "workload_identity_tenant_id": field("workload_identity_tenant_id"),
-            "use_managed_identity": str(field("use_managed_identity") or "").lower() in ("true", "1", "yes"),
+            "use_managed_identity": parse_flag(
+                field("use_managed_identity"),
+                owner=f"Connection {conn_id!r}",
+                field="extra use_managed_identity",
+                default=False,
+            ),
         }
 
     @cached_property

@@ -11,7 +11,12 @@ if TYPE_CHECKING:
 
 
 class AzureMLBatchJobLink(BaseOperatorLink):
-    """Links to the job's BES status resource (``.../jobs/{id}?api-version=2.0``; no key in it)."""
+    """
+    Links to a page showing the job, which a person can open without the API key.
+
+    The connection's ``job_page_url`` extra names the page (the local stack: the emulator's job
+    page), else the Azure ML Web Services portal; see :mod:`airflow_provider_amlretrain.links.job_page`.
+    """
 
     name = "Azure ML BES job"
 

@@ -206,7 +206,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         self.job_id = job_id
         ti = context["ti"]
         ti.xcom_push(key="job_id", value=job_id)
-        ti.xcom_push(key=AzureMLBatchJobLink().xcom_key, value=self.hook.job_url(job_id))
+        ti.xcom_push(key=AzureMLBatchJobLink().xcom_key, value=self.hook.job_page_url(job_id))
 
     @staticmethod
     def _store(context: Context, key: str, value: Any) -> None:

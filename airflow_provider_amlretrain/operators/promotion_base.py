@@ -17,6 +17,7 @@ from airflow_provider_amlretrain.exceptions import (
     UnconfirmedDeploymentError,
     is_retryable,
 )
+from airflow_provider_amlretrain.flags import parse_flag
 from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 from airflow_provider_amlretrain.promotion.guard import CandidateModel, ClaimOutcome, DeploymentGuard
 from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
@@ -74,7 +75,10 @@ class BaseModelPromotionOperator(BaseOperator):
     :param smoke_test_drop_columns: Columns of the sample not sent for scoring (the label).
     :param smoke_test_rows: How many rows to score.
     :param record_container: The container of deployment records.
-    :param force: Deploy even over a model trained on newer data.
+    :param force: Deploy even over a model trained on newer data (templated; ``"false"``, ``"0"``, ``"no"``
+        are false, anything unclear is an error).
+    :param skip_promotion: Skip this task, changing nothing (templated like ``force``; e.g. a DAG
+        param ``"{{ params.skip_promotion }}"``).
     """
 
     template_fields: Sequence[str] = (
@@ -83,6 +87,7 @@ class BaseModelPromotionOperator(BaseOperator):
         "gate_result",
         "smoke_test_sample",
         "force",
+        "skip_promotion",
     )
     template_fields_renderers = {"training_result": "json", "gate_result": "json"}
     ui_color = "#d5f5e3"
@@ -101,7 +106,8 @@ class BaseModelPromotionOperator(BaseOperator):
         smoke_test_drop_columns: Sequence[str] = ("label", "target"),
         smoke_test_rows: int = 5,
         record_container: str = "deployments",
-        force: bool = False,
+        force: bool | str = False,
+        skip_promotion: bool | str = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -117,11 +123,27 @@ class BaseModelPromotionOperator(BaseOperator):
         self.smoke_test_rows = smoke_test_rows
         self.record_container = record_container
         self.force = force
+        self.skip_promotion = skip_promotion
 
     # -- what subclasses provide ------------------------------------------------------------------
 
+    def flag(self, name: str) -> bool:
+        """
+        The rendered boolean field ``name``, parsed strictly (``None`` or empty: ``False``).
+
+        :param name: The attribute's name.
+        """
+        return parse_flag(
+            getattr(self, name),
+            owner=f"Task {self.task_id!r} ({type(self).__name__})",
+            field=name,
+            default=False,
+        )
+
     def check_arguments(self) -> None:
         """Refuse bad rendered arguments before anything is claimed or changed (subclasses extend)."""
+        self.flag("force")
+        self.flag("skip_promotion")
         if not isinstance(self.smoke_test_rows, int) or self.smoke_test_rows < 1:
             raise AzureMLConfigError(
                 f"smoke_test_rows must be a whole number >= 1, not {self.smoke_test_rows!r}."
@@ -194,6 +216,13 @@ class BaseModelPromotionOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         """Claim, deploy, smoke-test, commit (or roll back)."""
         self.check_arguments()
+        if self.flag("skip_promotion"):
+            message = (
+                f"skip_promotion is set for this run: {self.deployment_target} is left as it is "
+                "(nothing claimed, deployed or recorded)."
+            )
+            self.log.info("%s", message)
+            raise AirflowSkipException(message)
         job_id, model = self.fresh_model_location()
         # Read the smoke-test rows first: a wrong sample path must fail here, before the target changes.
         sample = self._smoke_sample()
@@ -202,7 +231,7 @@ class BaseModelPromotionOperator(BaseOperator):
             DeploymentRecordStore(self.wasb_conn_id, self.record_container),
             self.deployment_target,
             candidate,
-            force=bool(self.force),
+            force=self.flag("force"),
         )
         outcome = guard.claim()
         if guard.warning:

@@ -15,6 +15,7 @@ from enum import Enum
 from typing import Any
 
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationError
+from airflow_provider_amlretrain.flags import parse_flag
 from airflow_provider_amlretrain.promotion.evaluation import (
     EvaluationResult,
     MetricDirection,
@@ -116,7 +117,12 @@ class MetricRule:
                 metric=str(spec.get("metric") or ""),
                 minimum=float(spec["min"]) if spec.get("min") is not None else None,
                 maximum=float(spec["max"]) if spec.get("max") is not None else None,
-                compare_to_baseline=_flag(spec.get("compare_to_baseline", False), spec),
+                compare_to_baseline=parse_flag(
+                    spec.get("compare_to_baseline"),
+                    owner=f"Gate rule {dict(spec)!r}",
+                    field="compare_to_baseline",
+                    default=False,
+                ),
                 tolerance=float(spec.get("tolerance", 0.0)),
                 direction=direction,
                 review_margin=float(spec["review_margin"]) if spec.get("review_margin") is not None else None,
@@ -125,20 +131,6 @@ class MetricRule:
             raise AzureMLConfigError(
                 f"Gate rule {dict(spec)!r}: min, max, tolerance and review_margin must be numbers."
             ) from err
-
-
-def _flag(value: Any, spec: Mapping[str, Any]) -> bool:
-    """A boolean rule key; a templated value arrives as a string, where ``bool("false")`` would be true."""
-    if isinstance(value, str):
-        lowered = value.strip().lower()
-        if lowered in ("true", "yes", "1"):
-            return True
-        if lowered in ("false", "no", "0", ""):
-            return False
-        raise AzureMLConfigError(
-            f"Gate rule {dict(spec)!r}: compare_to_baseline must be true or false, not {value!r}."
-        )
-    return bool(value)
 
 
 @dataclass(frozen=True)

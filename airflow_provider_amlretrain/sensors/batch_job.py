@@ -52,7 +52,7 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
 
     def execute(self, context: Context) -> Any:
         """Poke, or defer to the trigger when ``deferrable``."""
-        context["ti"].xcom_push(key=AzureMLBatchJobLink().xcom_key, value=self.hook.job_url(self.job_id))
+        context["ti"].xcom_push(key=AzureMLBatchJobLink().xcom_key, value=self.hook.job_page_url(self.job_id))
         if not self.deferrable:
             return super().execute(context)
         if self.poke(context):

@@ -220,7 +220,7 @@ def test_fresh_run_persists_the_job_id_before_starting_it(make_operator, make_co
 
     ti = context["ti"]
     assert ti.xcom["job_id"] == JOB_ID
-    assert ti.xcom["azureml_bes_job_url"] == job_url()
+    assert ti.xcom["azureml_bes_job_url"] == "https://services.azureml.net/"  # no job_page_url extra
 
 
 def test_submitted_body_carries_inputs_outputs_and_parameters(make_operator, make_context, http, wasb_conn):

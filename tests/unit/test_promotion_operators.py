@@ -551,6 +551,69 @@ def test_force_deploys_over_newer_data(endpoint_operator, classic, store, contex
     assert endpoint_operator(force=True, smoke_test_sample=None).execute(context)["outcome"] == "deployed"
 
 
+@pytest.mark.parametrize("rendered", ["False", "false", " FALSE ", "0", "no", "", None, False])
+def test_force_rendered_false_does_not_force(endpoint_operator, classic, store, context, rendered):
+    store.seed(
+        DeploymentRecord(
+            "census-ep1",
+            current={
+                "model_uri": OLD_URI,
+                "run_id": "run-9",
+                "data_interval_end": "2024-07-01T00:00:00+00:00",
+            },
+        )
+    )
+    with pytest.raises(AirflowSkipException, match="older, so it is not deployed"):
+        endpoint_operator(force=rendered).execute(context)
+    assert classic.requests == []
+    assert store.record("census-ep1").current["run_id"] == "run-9"
+
+
+@pytest.mark.parametrize("rendered", ["True", "true", "1", "yes", " Yes "])
+def test_force_rendered_true_forces(endpoint_operator, classic, store, context, rendered):
+    store.seed(
+        DeploymentRecord(
+            "census-ep1",
+            current={
+                "model_uri": OLD_URI,
+                "run_id": "run-9",
+                "data_interval_end": "2024-07-01T00:00:00+00:00",
+            },
+        )
+    )
+    result = endpoint_operator(force=rendered, smoke_test_sample=None).execute(context)
+    assert result["outcome"] == "deployed"
+
+
+@pytest.mark.parametrize("field", ["force", "skip_promotion"])
+def test_unclear_flag_is_refused_naming_task_field_and_value(
+    endpoint_operator, classic, store, context, field
+):
+    with pytest.raises(
+        AzureMLConfigError,
+        match=rf"Task 'promote' \(AzureMLUpdateEndpointModelOperator\): {field} must be true or false.*'maybe'",
+    ):
+        endpoint_operator(**{field: "maybe"}).execute(context)
+    assert classic.requests == []
+    assert store.writes == []
+
+
+@pytest.mark.parametrize("rendered", [True, "True", "yes"])
+def test_skip_promotion_skips_without_claiming_or_deploying(
+    endpoint_operator, classic, store, context, log_text, rendered
+):
+    with pytest.raises(AirflowSkipException, match="skip_promotion is set for this run: census-ep1 is left"):
+        endpoint_operator(skip_promotion=rendered).execute(context)
+    assert classic.requests == []
+    assert store.writes == []
+    assert "skip_promotion is set for this run" in log_text()
+
+
+def test_skip_promotion_rendered_false_promotes(endpoint_operator, classic, store, context):
+    result = endpoint_operator(skip_promotion="False", smoke_test_sample=None).execute(context)
+    assert result["outcome"] == "deployed"
+
+
 def test_already_deployed_is_a_no_op(endpoint_operator, classic, store, context):
     store.seed(DeploymentRecord("census-ep1", current={"model_uri": NEW_URI, "run_id": "run-2"}))
     result = endpoint_operator().execute(context)

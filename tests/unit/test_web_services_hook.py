@@ -135,6 +135,36 @@ def test_credential_kind_follows_the_connection(monkeypatch, arm_conn):
     assert isinstance(AzureMLWebServicesHook("mi").credential, ManagedIdentityCredential)
 
 
+@pytest.mark.parametrize(
+    ("extra", "managed"), [(True, True), ("False", False), (False, False), (None, False)]
+)
+def test_use_managed_identity_is_read_strictly(monkeypatch, extra, managed):
+    from azure.identity import DefaultAzureCredential, ManagedIdentityCredential
+
+    set_connection(
+        monkeypatch,
+        "mi",
+        conn_type="azureml_web_services",
+        extra={"subscription_id": "s", "resource_group": "r", "use_managed_identity": extra},
+    )
+    expected = ManagedIdentityCredential if managed else DefaultAzureCredential
+    assert isinstance(AzureMLWebServicesHook("mi").credential, expected)
+
+
+def test_unclear_use_managed_identity_is_refused(monkeypatch):
+    set_connection(
+        monkeypatch,
+        "mi",
+        conn_type="azureml_web_services",
+        extra={"subscription_id": "s", "resource_group": "r", "use_managed_identity": "sometimes"},
+    )
+    with pytest.raises(
+        AzureMLConfigError,
+        match="Connection 'mi': extra use_managed_identity must be true or false, not 'sometimes'",
+    ):
+        _ = AzureMLWebServicesHook("mi").credential
+
+
 def test_update_polls_the_async_operation_until_succeeded(arm, rsps, sleeps):
     rsps.add("PATCH", SVC_URL, status=202, headers={"Azure-AsyncOperation": OP_URL})
     rsps.add("GET", OP_URL, json={"status": "InProgress", "percentComplete": 10})

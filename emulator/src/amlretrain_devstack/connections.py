@@ -131,7 +131,8 @@ def service_connection(
         "conn_type": AZUREML_CONN_TYPE,
         "host": _service_host(emulator_url, service),
         "password": _first(service, _KEY_FIELDS),
-        "extra": {},
+        # The task's job link opens the emulator's job page (the BES status URL needs the key).
+        "extra": {"job_page_url": f"{emulator_url.rstrip('/')}/_emulator/ui/jobs/{{job_id}}"},
     }
     return conn_id, connection
 

@@ -23,7 +23,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     """
     from fastapi import FastAPI
 
-    from amlretrain_emulator import admin, arm, bes, management, msi, rrs
+    from amlretrain_emulator import admin, arm, bes, management, msi, pages, rrs
     from amlretrain_emulator.context import EmulatorContext
     from amlretrain_emulator.errors import RequestIdMiddleware, install_error_handlers
     from amlretrain_emulator.faults import ADMIN_PREFIX, FaultMiddleware, FaultStore
@@ -52,7 +52,7 @@ def create_app(config: EmulatorConfig) -> FastAPI:
     app.state.emulator = EmulatorContext(config=config, store=store, faults=faults, runner=runner)
     install_error_handlers(app)
     app.include_router(admin.router)
-    for router in (bes.router, rrs.router, management.router, arm.router, msi.router):
+    for router in (bes.router, rrs.router, management.router, arm.router, msi.router, pages.router):
         app.include_router(router)
     app.add_middleware(FaultMiddleware, store=faults)
     app.add_middleware(RequestIdMiddleware)  # outermost: every answer gets x-ms-request-id

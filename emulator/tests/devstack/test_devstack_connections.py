@@ -68,13 +68,13 @@ def test_training_and_predictive_services_from_seed_shape() -> None:
         "conn_type": "azureml_studio",
         "host": f"{EMULATOR}/workspaces/ws1/services/s1",
         "password": "k1",
-        "extra": {},
+        "extra": {"job_page_url": f"{EMULATOR}/_emulator/ui/jobs/{{job_id}}"},
     }
     regression = json.loads(env["AIRFLOW_CONN_AZUREML_TRAIN_REGRESSION"])
     assert regression["host"] == f"{EMULATOR}/workspaces/ws1/services/s2"
     predict = json.loads(env["AIRFLOW_CONN_AZUREML_PREDICT_BINARY"])
     assert predict["password"] == "k3"
-    assert predict["extra"] == {}
+    assert predict["extra"] == {"job_page_url": f"{EMULATOR}/_emulator/ui/jobs/{{job_id}}"}
     assert env["AIRFLOW_VAR_AMLRETRAIN_BINARY_WEB_SERVICE_ID"] == "wsvc3"
     assert env["AIRFLOW_VAR_AMLRETRAIN_BINARY_TRAINING_WEB_SERVICE_ID"] == "w1"
     assert json.loads(env["AIRFLOW_CONN_AZUREML_MANAGEMENT"]) == {
@@ -87,7 +87,9 @@ def test_training_and_predictive_services_from_seed_shape() -> None:
 
 def test_services_without_task_use_their_name() -> None:
     env = airflow_connection_env(_stack([{"name": "My Service", "api_key": "k", "api_location": "/x"}]))
-    assert json.loads(env["AIRFLOW_CONN_AZUREML_MY_SERVICE"])["extra"] == {}
+    assert json.loads(env["AIRFLOW_CONN_AZUREML_MY_SERVICE"])["extra"] == {
+        "job_page_url": f"{EMULATOR}/_emulator/ui/jobs/{{job_id}}"
+    }
 
 
 def test_services_keyed_by_name_and_explicit_conn_id() -> None:
