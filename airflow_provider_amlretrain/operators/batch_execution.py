@@ -15,6 +15,7 @@ from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcom
 from airflow_provider_amlretrain.api.polling import JobPollingRules
 from airflow_provider_amlretrain.api.states import BatchJobStatus
 from airflow_provider_amlretrain.blob_references import resolve_blob_specs
+from airflow_provider_amlretrain.blob_sas import BlobAccess, sas_lifetime
 from airflow_provider_amlretrain.exceptions import (
     AzureMLError,
     AzureMLNotFoundError,
@@ -112,9 +113,10 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> str:
         """Create the job (not started: no compute is spent until its id is persisted)."""
+        ttl = sas_lifetime(self.job_timeout)
         body = build_batch_request(
-            inputs=resolve_blob_specs(self.inputs),
-            outputs=resolve_blob_specs(self.outputs),
+            inputs=resolve_blob_specs(self.inputs, BlobAccess.READ, ttl),
+            outputs=resolve_blob_specs(self.outputs, BlobAccess.WRITE, ttl),
             global_parameters=self.global_parameters,
             azure_batch_pool_id=self.azure_batch_pool_id,
         )

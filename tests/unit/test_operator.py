@@ -231,15 +231,29 @@ def test_submitted_body_carries_inputs_outputs_and_parameters(make_operator, mak
     make_operator(azure_batch_pool_id="pool-1").execute(make_context())
 
     body = json.loads(http.mock.calls[0].request.body)
+    assert "AccountKey" not in json.dumps(body) and ACCOUNT_KEY not in json.dumps(body)
+    minted = {"input1": body["Inputs"]["input1"], "output2": body["Outputs"]["output2"]}
+    for port, permission in (("input1", "sp=r&"), ("output2", "sp=cw&")):
+        assert permission in minted[port]["SasBlobToken"] and "sr=b" in minted[port]["SasBlobToken"], port
     assert body == {
-        "Inputs": {"input1": {"ConnectionString": wasb_conn, "RelativeLocation": "data/train.csv"}},
+        "Inputs": {
+            "input1": {
+                "BaseLocation": "https://acct.blob.core.windows.net/",
+                "RelativeLocation": "data/train.csv",
+                "SasBlobToken": minted["input1"]["SasBlobToken"],
+            }
+        },
         "Outputs": {
             "output1": {
                 "BaseLocation": "https://acct.blob.core.windows.net/",
                 "RelativeLocation": "models/runs/x/model.ilearner",
                 "SasBlobToken": SAS_TOKEN,
             },
-            "output2": {"ConnectionString": wasb_conn, "RelativeLocation": "models/runs/x/evaluation.csv"},
+            "output2": {
+                "BaseLocation": "https://acct.blob.core.windows.net/",
+                "RelativeLocation": "models/runs/x/evaluation.csv",
+                "SasBlobToken": minted["output2"]["SasBlobToken"],
+            },
         },
         "GlobalParameters": {"Data URI": "https://acct.blob.core.windows.net/data/d1.csv"},
         "AzureBatchPoolId": "pool-1",
