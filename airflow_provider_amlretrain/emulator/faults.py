@@ -6,6 +6,7 @@ The fault document (config file key ``faults``; ``GET``/``PUT /_emulator/faults`
         {"method": "POST", "path": "/jobs$", "status": 429, "retry_after": 1, "times": 2},
         {"path": "/jobs/[0-9a-f]+$", "status": 503, "times": 1},
         {"status": 500, "times": 1, "code": "InternalError", "message": "boom"},
+        {"path": "/jobs/[0-9a-f]+/start$", "status": 503, "code": "RequestThrottled", "times": 1},
         {"delay_seconds": 2, "times": 1},
         {"drop_connection": true, "times": 1, "when": "before"}],
      "fail_jobs": [{"service": "<serviceId or name>", "details": "Module execution ...", "times": 1}],

@@ -417,6 +417,66 @@ def test_retry_with_a_not_started_job_starts_it(make_operator, make_context, htt
     assert STARTED_KEY in context["task_state_store"].data
 
 
+def _cannot_start(state: str = "Running") -> dict[str, Any]:
+    return {
+        "error": {
+            "code": "CannotStartJob",
+            "message": f"The job cannot be started because it is in {state} state.",
+        }
+    }
+
+
+def test_retry_whose_earlier_start_reached_the_service_treats_cannot_start_as_started(
+    make_operator, make_context, http, journal
+):
+    # The earlier try's start was processed, but the try died before it saved the start time.
+    http.statuses(
+        JOB_ID, status_body("NotStarted"), status_body("NotStarted"), status_body("Running"), _finished()
+    )
+    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
+    context = make_context({ID_KEY: JOB_ID})
+
+    summary = make_operator().execute(context)
+
+    _assert_summary(summary)
+    assert http.calls("POST", JOBS_URL) == [], "no second job"
+    assert len(http.calls("POST", JOB_ID)) == 1, "one start, not repeated"
+    assert STARTED_KEY in context["task_state_store"].data
+
+
+def test_lost_start_answer_retried_into_cannot_start_is_started(make_operator, make_context, http):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"), _finished())
+    http.mock.add("POST", job_url(suffix="/start"), status=503, json={"error": {"code": "RequestThrottled"}})
+    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
+    context = make_context()
+
+    _assert_summary(make_operator().execute(context))
+    assert len(http.calls("POST", JOBS_URL)) == 1
+    assert STARTED_KEY in context["task_state_store"].data
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"error": {"code": "BadArgument", "message": "The job cannot be started: bad input."}}),
+        (409, _cannot_start()),
+    ],
+    ids=["other-400", "cannot-start-not-400"],
+)
+def test_other_start_refusals_still_fail(make_operator, make_context, http, status, body):
+    from airflow_provider_amlretrain.exceptions import AzureMLApiError
+
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"))
+    http.mock.add("POST", job_url(suffix="/start"), status=status, json=body)
+    context = make_context()
+
+    with pytest.raises(AzureMLApiError):
+        make_operator().execute(context)
+    assert STARTED_KEY not in context["task_state_store"].data
+
+
 # -- deferrable ------------------------------------------------------------------------------------
 
 
