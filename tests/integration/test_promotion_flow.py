@@ -437,6 +437,112 @@ def test_two_concurrent_promotions_of_different_models_exactly_one_deploys(
     assert record("t-race").record.current["run_id"] == winners[0]
 
 
+def _direct_context(run_id: str, seed: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dag": type("Dag", (), {"dag_id": "interrupted"})(),
+        "run_id": run_id,
+        "data_interval_start": utc(seeded_dates(seed)[-1]),
+        "data_interval_end": utc(seeded_dates(seed)[-1]),
+    }
+
+
+def _deployed_first(seed: dict[str, Any], trained: dict[str, Any], target: str, endpoint: str) -> str:
+    """Promote ``trained`` to ``endpoint`` (the model a failed promotion must leave in place)."""
+    _promotion_operator(
+        seed, training_result=trained, deployment_target=target, endpoint_name=endpoint
+    ).execute(_direct_context(f"{target}-first", seed))
+    return endpoint_model(seed, endpoint)
+
+
+def _assert_rolled_back(
+    seed, emulator, target: str, endpoint: str, deployed: str, new: str, why: str
+) -> None:
+    assert endpoint_model(seed, endpoint) == deployed, "the previous model must be back"
+    changes = [change["relative_location"] for change in emulator.endpoint_changes(endpoint)]
+    assert changes == [deployed, new, deployed], changes
+    versioned = record(target)
+    assert versioned.record.pending is None, "the claim is released"
+    assert versioned.record.current["model_uri"].endswith(deployed)
+    last = versioned.record.history[-1]
+    assert last["outcome"] == "rolled_back" and why in last["reason"], last
+
+
+def test_a_promotion_timed_out_mid_patch_rolls_back_and_says_so(
+    stack, seed, trained, trained_other, emulator: EmulatorAdmin
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowTaskTimeout
+    from airflow.sdk.execution_time.timeout import timeout
+
+    deployed = _deployed_first(seed, trained, "t-timeout", "timeout")
+    new = trained_other["outputs"]["output1"]["relative_location"]
+    # The PATCH takes effect at once, but its answer comes long after the task's time is up.
+    emulator.set_faults(
+        {
+            "rules": [
+                {
+                    "method": "PATCH",
+                    "path": "/endpoints/timeout$",
+                    "delay_seconds": 30,
+                    "when": "after",
+                    "times": 1,
+                }
+            ]
+        }
+    )
+    operator = _promotion_operator(
+        seed, training_result=trained_other, deployment_target="t-timeout", endpoint_name="timeout"
+    )
+
+    with pytest.raises(AirflowTaskTimeout), timeout(3):  # what Airflow does with execution_timeout
+        operator.execute(_direct_context("t-timeout-second", seed))
+
+    _assert_rolled_back(seed, emulator, "t-timeout", "timeout", deployed, new, "AirflowTaskTimeout")
+
+
+def test_a_promotion_killed_mid_smoke_test_rolls_back_and_says_so(
+    stack, seed, trained, trained_other, emulator: EmulatorAdmin, monkeypatch
+) -> None:
+    import os
+    import signal
+
+    from airflow.sdk.exceptions import AirflowTaskTerminated
+
+    deployed = _deployed_first(seed, trained, "t-killed", "killed")
+    new = trained_other["outputs"]["output1"]["relative_location"]
+    operator = _promotion_operator(
+        seed,
+        training_result=trained_other,
+        deployment_target="t-killed",
+        endpoint_name="killed",
+        smoke_test_sample=training(seed)["sample_blob"],
+    )
+    scoring = type(operator).score
+
+    def killed_while_scoring(self, sample):
+        os.kill(os.getpid(), signal.SIGTERM)  # a person marks the task failed, or the worker stops
+        return scoring(self, sample)
+
+    monkeypatch.setattr(type(operator), "score", killed_while_scoring)
+    # What Airflow's task runner installs: SIGTERM calls the task's on_kill.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: operator.on_kill())
+    try:
+        with pytest.raises(AirflowTaskTerminated):
+            operator.execute(_direct_context("t-killed-second", seed))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    _assert_rolled_back(seed, emulator, "t-killed", "killed", deployed, new, "AirflowTaskTerminated")
+
+
+def test_the_claim_lease_follows_the_task_limits(seed) -> None:
+    from datetime import timedelta
+
+    assert _promotion_operator(seed, claim_lease=timedelta(minutes=5)).lease_seconds() == 300
+    assert _promotion_operator(seed, execution_timeout=timedelta(hours=2)).lease_seconds() == 7260
+    assert _promotion_operator(seed, wait_after_update=1200).lease_seconds() == 2 * 1200 + 900
+    assert _promotion_operator(seed).lease_seconds() == 1800
+
+
 def test_many_endpoints_each_get_their_own_model(run, seed, dates) -> None:
     from airflow_provider_amlretrain.devstack.dagrun import load_dag_file
 
