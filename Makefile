@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 STACK_DIR ?= .amlretrain
 AIRFLOW_VERSION := 3.3.2
 
-.PHONY: help setup up down status demo test test-unit test-integration lint bench clean
+.PHONY: help setup up down status demo test test-unit test-integration lint bench mutants clean
 
 help:
 	@echo "make demo   - set up everything, start the local stack and retrain a model end to end"
@@ -14,6 +14,7 @@ help:
 	@echo "make up / make down / make status - the local Azure world (Azurite + AML emulator)"
 	@echo "make lint   - ruff (with Airflow AIR rules) and mypy"
 	@echo "make bench  - benchmarks, results in benchmarks/results/"
+	@echo "make mutants - break each guard in a scratch copy and check that its tests notice"
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11"; exit 1; }
@@ -57,6 +58,9 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/run.py --output benchmarks/results/latest.json
+
+mutants: setup node_modules/.installed
+	$(PY) scripts/mutants.py
 
 clean: down
 	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache

@@ -428,3 +428,18 @@ def test_global_parameters_must_be_a_mapping(params):
         AzureMLConfigError, match=r"global_parameters must map parameter names to values, not (str|list)"
     ):
         build_batch_request(inputs=None, outputs={"output1": MODEL}, global_parameters=params)
+
+
+def test_a_minted_sas_is_masked_in_logs(monkeypatch):
+    from airflow.providers.common.compat.sdk import redact
+
+    set_connection(monkeypatch, "blob_key", conn_type="wasb", login="acct", password=ACCOUNT_KEY)
+
+    ref = resolve_blob_spec("input1", {"wasb_conn_id": "blob_key", "path": "data/masked.csv"})
+
+    assert ref.sas_token is not None
+    signature = ref.sas_token.split("sig=", 1)[1].split("&", 1)[0]  # as sent, URL-encoded
+    assert signature in str(ref.to_api())
+    assert signature not in str(redact(f"request body {ref.to_api()}")), (
+        "the SAS must be registered as a secret"
+    )

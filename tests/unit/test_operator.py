@@ -468,7 +468,8 @@ def test_other_start_refusals_still_fail(make_operator, make_context, http, stat
     from airflow_provider_amlretrain.exceptions import AzureMLApiError
 
     http.submit()
-    http.statuses(JOB_ID, status_body("NotStarted"))
+    # Were the refusal taken for a start, the job would be polled and end Failed (not an API error).
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Failed", details="never started"))
     http.mock.add("POST", job_url(suffix="/start"), status=status, json=body)
     context = make_context()
 
