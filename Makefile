@@ -8,7 +8,7 @@ STACK_DIR ?= .amlretrain
 BENCH_ARGS ?=
 AIRFLOW_VERSION := 3.3.2
 
-.PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench docs clean
+.PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench docs mutants clean
 
 help:
 	@echo "make demo   - set up everything, start the local stack and retrain a model end to end"
@@ -17,6 +17,7 @@ help:
 	@echo "make lint   - ruff (with Airflow AIR rules) and mypy"
 	@echo "make bench  - benchmarks, results in benchmarks/results/"
 	@echo "make docs   - the documentation (Sphinx, warnings are errors), in docs/_build/html, links checked"
+	@echo "make mutants - break each guard in a scratch copy and check that its tests notice"
 
 # Two distributions: the provider (.) and the local Azure world (emulator/: emulator + dev stack).
 $(VENV)/.installed: pyproject.toml emulator/pyproject.toml
@@ -70,6 +71,9 @@ docs: setup
 	rm -rf docs/_build/html
 	$(PY) -m sphinx -W --keep-going -n -q -b html docs docs/_build/html
 	$(PY) scripts/check_docs_links.py docs/_build/html
+
+mutants: setup node_modules/.installed
+	$(PY) scripts/mutants.py
 
 clean: down
 	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache docs/_build

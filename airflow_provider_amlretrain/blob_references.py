@@ -3,8 +3,9 @@
 A spec is a dict, so that it can be templated:
 
 - ``{"wasb_conn_id": "azure_blob", "container": "models", "blob": "runs/{{ ds }}/model.ilearner"}``
-  (or ``"path": "models/runs/..."``): the storage credentials come from the ``wasb`` connection
-  (its connection string, account name + key, or SAS token);
+  (or ``"path": "models/runs/..."``): BES gets a short-lived SAS for that one blob, minted from the
+  ``wasb`` connection in any form ``WasbHook`` accepts (see :mod:`~airflow_provider_amlretrain.blob_sas`),
+  never the account key; output containers must exist (a blob SAS cannot create one);
 - ``{"base_location": "https://acct.blob.core.windows.net/", "relative_location": "c/x.csv",
   "sas_token": "?sv=..."}``: a raw SAS reference (the token is masked in logs).
 """
@@ -15,17 +16,25 @@ from collections.abc import Mapping
 from typing import Any
 
 from airflow_provider_amlretrain.api.references import BlobReference
+from airflow_provider_amlretrain.blob_sas import DEFAULT_SAS_TTL_SECONDS, BlobAccess, scoped_blob_reference
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError
 
 _RAW_KEYS = {"base_location", "relative_location", "sas_token"}
 
 
-def resolve_blob_spec(port: str, spec: Any) -> BlobReference:
+def resolve_blob_spec(
+    port: str,
+    spec: Any,
+    access: BlobAccess = BlobAccess.READ,
+    ttl_seconds: float = DEFAULT_SAS_TTL_SECONDS,
+) -> BlobReference:
     """
     Resolve one port's blob spec.
 
     :param port: The BES port name, for messages.
     :param spec: The spec (see the module docstring).
+    :param access: What BES does with the blob: the SAS minted for a ``wasb_conn_id`` spec allows only that.
+    :param ttl_seconds: How long a minted SAS is valid.
     """
     if isinstance(spec, BlobReference):
         return spec
@@ -35,7 +44,7 @@ def resolve_blob_spec(port: str, spec: Any) -> BlobReference:
             f"'blob': ...}}, not {type(spec).__name__}."
         )
     if "wasb_conn_id" in spec:
-        return _from_wasb_connection(port, spec)
+        return _from_wasb_connection(port, spec, access, ttl_seconds)
     if _RAW_KEYS <= set(spec):
         from airflow.providers.common.compat.sdk import mask_secret
 
@@ -52,11 +61,17 @@ def resolve_blob_spec(port: str, spec: Any) -> BlobReference:
     )
 
 
-def resolve_blob_specs(specs: Mapping[str, Any] | None) -> dict[str, BlobReference]:
+def resolve_blob_specs(
+    specs: Mapping[str, Any] | None,
+    access: BlobAccess = BlobAccess.READ,
+    ttl_seconds: float = DEFAULT_SAS_TTL_SECONDS,
+) -> dict[str, BlobReference]:
     """
     Resolve every port of an ``inputs`` or ``outputs`` mapping.
 
     :param specs: Port name to blob spec.
+    :param access: Read for ``inputs``, write for ``outputs``.
+    :param ttl_seconds: How long a minted SAS is valid.
     """
     if specs is None:
         return {}
@@ -64,7 +79,9 @@ def resolve_blob_specs(specs: Mapping[str, Any] | None) -> dict[str, BlobReferen
         raise AzureMLConfigError(
             f"Inputs and outputs must map port names to blob specs, not {type(specs).__name__}."
         )
-    return {str(port): resolve_blob_spec(str(port), spec) for port, spec in specs.items()}
+    return {
+        str(port): resolve_blob_spec(str(port), spec, access, ttl_seconds) for port, spec in specs.items()
+    }
 
 
 def relative_location_of(port: str, spec: Mapping[str, Any]) -> str:
@@ -82,56 +99,24 @@ def relative_location_of(port: str, spec: Mapping[str, Any]) -> str:
     return f"{container}/{str(blob).lstrip('/')}"
 
 
-def _from_wasb_connection(port: str, spec: Mapping[str, Any]) -> BlobReference:
+def _from_wasb_connection(
+    port: str, spec: Mapping[str, Any], access: BlobAccess, ttl_seconds: float
+) -> BlobReference:
     from airflow.providers.common.compat.sdk import BaseHook
 
     conn_id = str(spec["wasb_conn_id"])
     relative = relative_location_of(port, spec)
     conn = BaseHook.get_connection(conn_id)
     extras = conn.extra_dejson
-
-    def extra(name: str) -> Any:
-        return extras.get(name) or extras.get(f"extra__wasb__{name}")
-
-    connection_string = extra("connection_string")
-    if connection_string:
-        return BlobReference(relative_location=relative, connection_string=str(connection_string))
-    if conn.login and conn.password and not extra("tenant_id"):
-        parts = [f"DefaultEndpointsProtocol=https;AccountName={conn.login};AccountKey={conn.password}"]
-        if conn.host and conn.host.startswith("http"):
-            parts.append(f"BlobEndpoint={conn.host.rstrip('/')}")
-        else:
-            parts.append("EndpointSuffix=core.windows.net")
-        return BlobReference(relative_location=relative, connection_string=";".join(parts) + ";")
-    sas_token = extra("sas_token")
-    if sas_token:
-        sas = str(sas_token)
-        if sas.startswith("http"):
-            base, _, query = sas.partition("?")
-            return BlobReference(
-                relative_location=relative, base_location=_with_slash(base), sas_token="?" + query
-            )
-        if conn.host and conn.host.startswith("http"):
-            account_url = conn.host
-        elif conn.login:
-            account_url = f"https://{conn.login}.blob.core.windows.net/"
-        else:
-            raise AzureMLConfigError(
-                f"Port {port!r}: wasb connection {conn_id!r} has a SAS token but no account: set login to the "
-                "storage account name, or host to the account URL (https://<account>.blob.core.windows.net/), "
-                "or give the SAS as a full URL."
-            )
-        return BlobReference(
-            relative_location=relative,
-            base_location=_with_slash(account_url),
-            sas_token=sas if sas.startswith("?") else "?" + sas,
+    sas_token = str(extras.get("sas_token") or extras.get("extra__wasb__sas_token") or "")
+    has_account = bool(conn.host and conn.host.startswith("http")) or bool(conn.login)
+    if sas_token and not sas_token.startswith("http") and not has_account:
+        raise AzureMLConfigError(
+            f"Port {port!r}: wasb connection {conn_id!r} has a SAS token but no account: set login to the "
+            "storage account name, or host to the account URL (https://<account>.blob.core.windows.net/), "
+            "or give the SAS as a full URL."
         )
-    raise AzureMLConfigError(
-        f"Port {port!r}: wasb connection {conn_id!r} has no connection string, account key or SAS token. "
-        "BES reads and writes blobs itself, so it needs one of those (Azure AD credentials cannot be "
-        "passed to it): add a 'connection_string' or 'sas_token' extra, or login=account name and "
-        "password=account key."
-    )
+    return scoped_blob_reference(conn_id, port, relative, access, ttl_seconds)
 
 
 def _with_slash(url: str) -> str:

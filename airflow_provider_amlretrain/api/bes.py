@@ -15,6 +15,8 @@ from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLRe
 from airflow_provider_amlretrain.redaction import redact
 
 BES_API_VERSION = "2.0"
+#: ``error.code`` of the 400 answer to starting a job that is not ``NotStarted`` (or already queued).
+CANNOT_START_JOB = "CannotStartJob"
 _JOB_ID = re.compile(r"^[0-9A-Za-z-]{8,64}$")
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
@@ -52,6 +53,23 @@ class Deployment:
     details: dict[str, Any] = field(default_factory=dict)
 
 
+#: The shortest claim lease, when the operator's own limits do not say more.
+MIN_LEASE_SECONDS = 1800.0
+#: Time for everything in a promotion but the update waits: reads, PATCH calls, smoke test, record writes.
+LEASE_ALLOWANCE_SECONDS = 900.0
+
+
+@dataclass
+class _InFlight:
+    """A promotion between its claim and its commit: what an interruption must undo."""
+
+    guard: DeploymentGuard
+    model: BlobLocation
+    deployment: Deployment | None = None
+    cleaning_up: bool = False
+    committing: bool = False
+
+
 class BaseModelPromotionOperator(BaseOperator):
     """
     Deploy the model a BES job trained, safely.
@@ -79,6 +97,10 @@ class BaseModelPromotionOperator(BaseOperator):
         are false, anything unclear is an error).
     :param skip_promotion: Skip this task, changing nothing (templated like ``force``; e.g. a DAG
         param ``"{{ params.skip_promotion }}"``).
+    :param claim_lease: How long this run's claim on the target holds (seconds or a ``timedelta``) before
+        another run may take the target over. By default it follows the task's own limits: its
+        ``execution_timeout`` plus a minute, or else twice the update wait (update and rollback) plus
+        :data:`LEASE_ALLOWANCE_SECONDS`, and never less than :data:`MIN_LEASE_SECONDS`.
     """
 
     template_fields: Sequence[str] = (
@@ -108,6 +130,7 @@ class BaseModelPromotionOperator(BaseOperator):
         record_container: str = "deployments",
         force: bool | str = False,
         skip_promotion: bool | str = False,
+        claim_lease: timedelta | float | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -124,6 +147,8 @@ class BaseModelPromotionOperator(BaseOperator):
         self.record_container = record_container
         self.force = force
         self.skip_promotion = skip_promotion
+        self.claim_lease = claim_lease.total_seconds() if isinstance(claim_lease, timedelta) else claim_lease
+        self._in_flight: _InFlight | None = None
 
     # -- what subclasses provide ------------------------------------------------------------------
 
@@ -180,6 +205,23 @@ class BaseModelPromotionOperator(BaseOperator):
     def score(self, sample: SmokeSample) -> ScoringTable:
         """Score the sample through the target's RRS."""
 
+    def update_wait_seconds(self) -> float:
+        """The longest one update (or its rollback) may wait for the target; subclasses with waits say so."""
+        return 0.0
+
+    def lease_seconds(self) -> float:
+        """How long this run's claim holds (see ``claim_lease``)."""
+        if self.claim_lease is not None:
+            lease = float(self.claim_lease)
+            if not lease > 0:
+                raise AzureMLConfigError(
+                    f"claim_lease must be a positive number of seconds, not {self.claim_lease!r}."
+                )
+            return lease
+        if self.execution_timeout is not None:
+            return self.execution_timeout.total_seconds() + 60.0
+        return max(MIN_LEASE_SECONDS, 2 * self.update_wait_seconds() + LEASE_ALLOWANCE_SECONDS)
+
     # -- the flow ---------------------------------------------------------------------------------
 
     def fresh_model_location(self) -> tuple[str, BlobLocation]:
@@ -232,6 +274,7 @@ class BaseModelPromotionOperator(BaseOperator):
             self.deployment_target,
             candidate,
             force=self.flag("force"),
+            lease_seconds=self.lease_seconds(),
         )
         outcome = guard.claim()
         if guard.warning:
@@ -246,12 +289,35 @@ class BaseModelPromotionOperator(BaseOperator):
                 "model_uri": model.uri,
                 "outcome": outcome.value,
             }
-        self.log.info("Claimed %s for model %s (BES job %s).", self.deployment_target, model.uri, job_id)
+        self.log.info(
+            "Claimed %s for model %s (BES job %s) for %.0f s.",
+            self.deployment_target,
+            model.uri,
+            job_id,
+            guard.lease_seconds,
+        )
+        self._in_flight = _InFlight(guard, model)
+        try:
+            return self._deploy_claimed(guard, job_id, model, sample)
+        except BaseException as err:
+            if isinstance(err, Exception):
+                raise  # handled where it happened
+            self._interrupted(err)
+            raise
+        finally:
+            self._in_flight = None
+
+    def _deploy_claimed(
+        self, guard: DeploymentGuard, job_id: str, model: BlobLocation, sample: SmokeSample | None
+    ) -> dict[str, Any]:
+        """Deploy to a claimed target, smoke-test, commit; on an error roll back and record the attempt."""
+        assert self._in_flight is not None
         try:
             deployment = self.prepare(model)
         except Exception as err:  # nothing was changed: release the claim
             guard.abandon("failed", redact(str(err)))
             raise
+        self._in_flight.deployment = deployment
         try:
             self.apply(model, deployment)
         except Exception as err:  # refused, lost or unconfirmed: the target may serve either model
@@ -273,6 +339,7 @@ class BaseModelPromotionOperator(BaseOperator):
             raise failure(
                 f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} no longer serves it."
             ) from None
+        self._in_flight.committing = True
         entry = guard.commit(
             **deployment.details,
             previous_model_uri=deployment.previous_model_uri,
@@ -288,6 +355,52 @@ class BaseModelPromotionOperator(BaseOperator):
             "smoke_test": smoke.to_summary() if smoke else None,
             "deployed_at": entry["deployed_at"],
         }
+
+    # -- kills and timeouts -----------------------------------------------------------------------
+
+    def on_kill(self) -> None:
+        """
+        A person or the scheduler killed the task (SIGTERM) while it may be promoting.
+
+        Airflow calls this from the SIGTERM handler, in the middle of ``execute``. Raising
+        ``AirflowTaskTerminated`` here unwinds ``execute`` at once (an update in flight is not
+        followed by a commit), and its interruption path rolls back and records the attempt.
+        Called after a timeout, ``execute`` has already done so: nothing is left to do.
+        """
+        in_flight = self._in_flight
+        if in_flight is None or in_flight.cleaning_up or in_flight.committing:
+            return
+        from airflow.sdk.exceptions import AirflowTaskTerminated
+
+        self.log.error("The task was killed while promoting to %s: stopping it.", self.deployment_target)
+        raise AirflowTaskTerminated(f"Killed while promoting to {self.deployment_target}.")
+
+    def _interrupted(self, err: BaseException) -> None:
+        """
+        Undo what a killed or timed-out promotion did, and record it, before the interruption goes on.
+
+        Never raises: the interruption (``AirflowTaskTimeout``, ``AirflowTaskTerminated``...) is what the
+        task ends with; a failed cleanup is logged and recorded (or left to the claim's lease).
+        """
+        in_flight = self._in_flight
+        if in_flight is None or in_flight.cleaning_up or in_flight.committing:
+            return
+        in_flight.cleaning_up = True
+        what = type(err).__name__
+        try:
+            if in_flight.deployment is None:
+                in_flight.guard.abandon("interrupted", f"the task was interrupted ({what}) before the update")
+                return
+            reason = f"the task was interrupted ({what}) during the update or its smoke test"
+            self._roll_back(in_flight.guard, in_flight.deployment, in_flight.model, reason)
+        except Exception as cleanup_err:
+            self.log.error(
+                "After %s, cleaning up %s failed (%s); its claim expires after %.0f s.",
+                what,
+                self.deployment_target,
+                redact(str(cleanup_err)),
+                in_flight.guard.lease_seconds,
+            )
 
     def _roll_back(
         self, guard: DeploymentGuard, deployment: Deployment, model: BlobLocation, reason: str

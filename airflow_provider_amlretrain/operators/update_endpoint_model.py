@@ -125,6 +125,10 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         super().check_arguments()
         self._wait_seconds()
 
+    def update_wait_seconds(self) -> float:
+        """An update (and its rollback) waits ``wait_after_update`` for the endpoint to serve it."""
+        return self._wait_seconds()
+
     def prepare(self, model: BlobLocation) -> Deployment:
         """Find (or create) the endpoint and its trained-model resource; remember the current location."""
         endpoint = self._target_endpoint()

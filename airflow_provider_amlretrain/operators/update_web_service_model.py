@@ -67,6 +67,10 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         self.provisioning_timeout = provisioning_timeout
         self.poll_interval = poll_interval
 
+    def update_wait_seconds(self) -> float:
+        """An update (and its rollback) waits up to ``provisioning_timeout`` to provision."""
+        return float(self.provisioning_timeout)
+
     @cached_property
     def hook(self) -> AzureMLWebServicesHook:
         """The ARM web services hook."""

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow.providers.common.compat.sdk import BaseSensorOperator, conf
+from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, conf
 
 from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
 from airflow_provider_amlretrain.exceptions import AzureMLError, BatchJobFailedError
@@ -62,6 +63,10 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
             import time
 
             deadline = time.time() + float(self.timeout)
+        # Two ends to one wait, both AirflowSensorTimeout as in poke mode: the trigger's deadline (an event
+        # handled in execute_complete) and the deferral's own timeout (Airflow fails the task with
+        # TaskDeferralTimeout, which the sensor base turns into AirflowSensorTimeout), should the
+        # triggerer be down when the deadline passes.
         self.defer(
             trigger=AzureMLBatchJobTrigger(
                 azureml_conn_id=self.azureml_conn_id,
@@ -71,6 +76,7 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
                 cancel_on_kill=False,
             ),
             method_name="execute_complete",
+            timeout=timedelta(seconds=float(self.timeout)) if self.timeout is not None else None,
         )
         return None
 
@@ -96,7 +102,7 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
         """
         job_event = BatchJobEvent.from_payload(event)
         if job_event.outcome is BatchJobOutcome.TIMED_OUT:
-            raise AzureMLError(
+            raise AirflowSensorTimeout(
                 f"BES job {self.job_id} did not end within the sensor's timeout ({self.timeout} s)."
             )
         if job_event.outcome is BatchJobOutcome.ERROR:

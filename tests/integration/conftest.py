@@ -65,6 +65,12 @@ class EmulatorAdmin:
         """Remove every fault."""
         self.set_faults({"rules": [], "fail_jobs": []})
 
+    def endpoint_changes(self, endpoint: str) -> list[dict[str, Any]]:
+        """The trained-model changes PATCH made to classic endpoints named ``endpoint``, oldest first."""
+        answer = requests.get(f"{self.url}/_emulator/endpoint-changes", timeout=10)
+        answer.raise_for_status()
+        return [change for change in answer.json()["changes"] if change["endpoint"] == endpoint]
+
     def faults(self) -> dict[str, Any]:
         """The current fault configuration (rules with their remaining ``times``)."""
         answer = requests.get(f"{self.url}/_emulator/faults", timeout=10)

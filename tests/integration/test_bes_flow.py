@@ -119,6 +119,35 @@ def test_throttling_and_unavailable_answers_are_survived(run, date: str, emulato
     assert remaining == [], f"every injected fault must have been hit: {remaining}"
 
 
+def test_a_start_whose_answer_is_lost_after_it_was_processed_runs_one_job(
+    run, date: str, emulator: EmulatorAdmin
+) -> None:
+    import requests
+
+    start = "/jobs/[0-9a-f]{32}/start$"
+    emulator.set_faults(
+        {
+            "rules": [
+                {"method": "POST", "path": start, "status": 503, "code": "RequestThrottled", "times": 1},
+                {"method": "POST", "path": start, "drop_connection": True, "when": "after", "times": 1},
+            ]
+        }
+    )
+    before = {job["id"] for job in requests.get(f"{emulator.url}/_emulator/jobs", timeout=10).json()["jobs"]}
+
+    outcome = run(flow_dag("bes_faults"), utc(date))
+
+    assert outcome.state == "success", dump(outcome.task_states)
+    assert [r for r in emulator.faults().get("rules", []) if r.get("times", 0) > 0] == [], "both faults hit"
+    jobs = [
+        job
+        for job in requests.get(f"{emulator.url}/_emulator/jobs", timeout=10).json()["jobs"]
+        if job["id"] not in before
+    ]
+    assert len(jobs) == 1, dump(jobs)
+    assert jobs[0]["id"] == outcome.xcom("retrain")["job_id"] and jobs[0]["status"] == "Finished"
+
+
 @pytest.mark.parametrize("dag_id", ["bes_timeout", "bes_timeout_deferrable"])
 def test_job_timeout_cancels_the_remote_job(run, date: str, emulator: EmulatorAdmin, dag_id: str) -> None:
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook

@@ -29,11 +29,11 @@ def first_event(trigger: Any, timeout: float) -> dict[str, Any] | None:
     return asyncio.run(take())
 
 
-def upload(name: str) -> None:
+def upload(name: str, container: str = CONTAINER) -> None:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
     WasbHook(wasb_conn_id="azurite_default").load_string(
-        "a,b\n1,2\n", CONTAINER, name, overwrite=True, create_container=True
+        "a,b\n1,2\n", container, name, overwrite=True, create_container=True
     )
 
 
@@ -74,6 +74,16 @@ def test_report_existing_reports_blobs_present_before_the_first_scan(stack: Any)
     upload("backlog/one.csv")
     event = first_event(make_trigger(prefix="backlog/", report_existing=True), timeout=10)
     assert event is not None and event["blob"] == "backlog/one.csv"
+
+
+def test_a_watch_of_the_whole_container_never_reports_its_own_markers(stack: Any) -> None:
+    whole = {"container": "arrivals-whole", "prefix": "", "suffix": ""}
+    upload("before.csv", whole["container"])
+    assert first_event(make_trigger(**whole), timeout=1.5) is None  # the baseline marker is written here
+
+    upload("landed.csv", whole["container"])
+    assert first_event(make_trigger(**whole), timeout=10)["blob"] == "landed.csv"
+    assert first_event(make_trigger(**whole), timeout=1.5) is None, "markers are not arrivals"
 
 
 def test_serialize_round_trip() -> None:

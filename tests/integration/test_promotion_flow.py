@@ -276,9 +276,8 @@ def _promotion_operator(seed: dict[str, Any], **kwargs: Any):
     return AzureMLUpdateEndpointModelOperator(**{**defaults, **kwargs})
 
 
-@pytest.fixture(scope="module")
-def trained(stack: Any, airflow_db: None) -> dict[str, Any]:
-    """One finished training job (its result, as the BES operator returns it)."""
+def _train(stack: Any, folder: str, input_index: int = 0) -> dict[str, Any]:
+    """Run one training job to its end; its result, as the BES operator returns it."""
     from airflow_provider_amlretrain.api.bes import build_batch_request
     from airflow_provider_amlretrain.api.polling import JobPollingRules
     from airflow_provider_amlretrain.api.references import BlobReference
@@ -287,10 +286,10 @@ def trained(stack: Any, airflow_db: None) -> dict[str, Any]:
     hook = AzureMLStudioHook("azureml_train_binary")
     cs = stack.connection_string
     body = build_batch_request(
-        inputs={"input1": BlobReference(training(stack.seed)["blobs"][0]["relative_location"], cs)},
+        inputs={"input1": BlobReference(training(stack.seed)["blobs"][input_index]["relative_location"], cs)},
         outputs={
-            "output1": BlobReference("models/tests/direct/model.ilearner", cs),
-            "output2": BlobReference("models/tests/direct/evaluation.csv", cs),
+            "output1": BlobReference(f"models/tests/{folder}/model.ilearner", cs),
+            "output2": BlobReference(f"models/tests/{folder}/evaluation.csv", cs),
         },
     )
     job_id = hook.submit_job(body)
@@ -298,6 +297,18 @@ def trained(stack: Any, airflow_db: None) -> dict[str, Any]:
     state = hook.wait_for_job(job_id, JobPollingRules(poll_interval=0.2))
     assert state.status.value == "Finished", state
     return {**state.to_summary(), "duration_seconds": 0}
+
+
+@pytest.fixture(scope="module")
+def trained(stack: Any, airflow_db: None) -> dict[str, Any]:
+    """One finished training job (its result, as the BES operator returns it)."""
+    return _train(stack, "direct")
+
+
+@pytest.fixture(scope="module")
+def trained_other(stack: Any, airflow_db: None) -> dict[str, Any]:
+    """Another finished training job, on other data and with its own outputs."""
+    return _train(stack, "other", input_index=1)
 
 
 def test_troubleshooting_cases_give_clear_errors(stack, seed, trained) -> None:
@@ -375,7 +386,9 @@ def test_wrong_host_is_reported_as_unreachable(monkeypatch, stack) -> None:
         AzureMLClassicManagementHook("azureml_management_wrong_region").get_web_service("x")
 
 
-def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkeypatch) -> None:
+def test_two_concurrent_promotions_of_different_models_exactly_one_deploys(
+    stack, seed, trained, trained_other, emulator: EmulatorAdmin, monkeypatch
+) -> None:
     from airflow_provider_amlretrain.exceptions import DeploymentConflictError
     from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
@@ -385,15 +398,16 @@ def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkey
     def read_then_wait(self, target):
         versioned = original_read(self, target)
         if threading.current_thread().name.startswith("race-"):
-            barrier.wait()  # both runs hold the same ETag before either writes
+            barrier.wait()  # both runs hold the same (absent) record before either writes
         return versioned
 
     monkeypatch.setattr(DeploymentRecordStore, "read", read_then_wait)
+    models = {"run-1": trained, "run-2": trained_other}
     outcomes: dict[str, Any] = {}
 
     def promote(run_id: str) -> None:
         operator = _promotion_operator(
-            seed, training_result=trained, deployment_target="t-race", endpoint_name="race"
+            seed, training_result=models[run_id], deployment_target="t-race", endpoint_name="race"
         )
         context = {
             "dag": type("Dag", (), {"dag_id": "race"})(),
@@ -412,12 +426,121 @@ def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkey
     for thread in threads:
         thread.join(timeout=120)
 
-    winners = [r for r in outcomes.values() if isinstance(r, dict)]
-    losers = [r for r in outcomes.values() if isinstance(r, DeploymentConflictError)]
+    winners = [run_id for run_id, result in outcomes.items() if isinstance(result, dict)]
+    losers = [result for result in outcomes.values() if isinstance(result, DeploymentConflictError)]
     assert len(winners) == 1 and len(losers) == 1, outcomes
-    assert record("t-race").record.current["run_id"] == next(
-        k for k, v in outcomes.items() if isinstance(v, dict)
+    assert "did not deploy" in str(losers[0]), losers[0]
+    winner_model = models[winners[0]]["outputs"]["output1"]["relative_location"]
+    changes = emulator.endpoint_changes("race")
+    assert [change["relative_location"] for change in changes] == [winner_model], dump(changes)
+    assert endpoint_model(seed, "race") == winner_model
+    assert record("t-race").record.current["run_id"] == winners[0]
+
+
+def _direct_context(run_id: str, seed: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "dag": type("Dag", (), {"dag_id": "interrupted"})(),
+        "run_id": run_id,
+        "data_interval_start": utc(seeded_dates(seed)[-1]),
+        "data_interval_end": utc(seeded_dates(seed)[-1]),
+    }
+
+
+def _deployed_first(seed: dict[str, Any], trained: dict[str, Any], target: str, endpoint: str) -> str:
+    """Promote ``trained`` to ``endpoint`` (the model a failed promotion must leave in place)."""
+    _promotion_operator(
+        seed, training_result=trained, deployment_target=target, endpoint_name=endpoint
+    ).execute(_direct_context(f"{target}-first", seed))
+    return endpoint_model(seed, endpoint)
+
+
+def _assert_rolled_back(
+    seed, emulator, target: str, endpoint: str, deployed: str, new: str, why: str
+) -> None:
+    assert endpoint_model(seed, endpoint) == deployed, "the previous model must be back"
+    changes = [change["relative_location"] for change in emulator.endpoint_changes(endpoint)]
+    assert changes == [deployed, new, deployed], changes
+    versioned = record(target)
+    assert versioned.record.pending is None, "the claim is released"
+    assert versioned.record.current["model_uri"].endswith(deployed)
+    last = versioned.record.history[-1]
+    assert last["outcome"] == "rolled_back" and why in last["reason"], last
+
+
+def test_a_promotion_timed_out_mid_patch_rolls_back_and_says_so(
+    stack, seed, trained, trained_other, emulator: EmulatorAdmin
+) -> None:
+    from airflow.providers.common.compat.sdk import AirflowTaskTimeout
+    from airflow.sdk.execution_time.timeout import timeout
+
+    deployed = _deployed_first(seed, trained, "t-timeout", "timeout")
+    new = trained_other["outputs"]["output1"]["relative_location"]
+    # The PATCH takes effect at once, but its answer comes long after the task's time is up.
+    emulator.set_faults(
+        {
+            "rules": [
+                {
+                    "method": "PATCH",
+                    "path": "/endpoints/timeout$",
+                    "delay_seconds": 30,
+                    "when": "after",
+                    "times": 1,
+                }
+            ]
+        }
     )
+    operator = _promotion_operator(
+        seed, training_result=trained_other, deployment_target="t-timeout", endpoint_name="timeout"
+    )
+
+    with pytest.raises(AirflowTaskTimeout), timeout(3):  # what Airflow does with execution_timeout
+        operator.execute(_direct_context("t-timeout-second", seed))
+
+    _assert_rolled_back(seed, emulator, "t-timeout", "timeout", deployed, new, "AirflowTaskTimeout")
+
+
+def test_a_promotion_killed_mid_smoke_test_rolls_back_and_says_so(
+    stack, seed, trained, trained_other, emulator: EmulatorAdmin, monkeypatch
+) -> None:
+    import os
+    import signal
+
+    from airflow.sdk.exceptions import AirflowTaskTerminated
+
+    deployed = _deployed_first(seed, trained, "t-killed", "killed")
+    new = trained_other["outputs"]["output1"]["relative_location"]
+    operator = _promotion_operator(
+        seed,
+        training_result=trained_other,
+        deployment_target="t-killed",
+        endpoint_name="killed",
+        smoke_test_sample=training(seed)["sample_blob"],
+    )
+    scoring = type(operator).score
+
+    def killed_while_scoring(self, sample):
+        os.kill(os.getpid(), signal.SIGTERM)  # a person marks the task failed, or the worker stops
+        return scoring(self, sample)
+
+    monkeypatch.setattr(type(operator), "score", killed_while_scoring)
+    # What Airflow's task runner installs: SIGTERM calls the task's on_kill.
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: operator.on_kill())
+    try:
+        with pytest.raises(AirflowTaskTerminated):
+            operator.execute(_direct_context("t-killed-second", seed))
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    _assert_rolled_back(seed, emulator, "t-killed", "killed", deployed, new, "AirflowTaskTerminated")
+
+
+def test_the_claim_lease_follows_the_task_limits(seed) -> None:
+    from datetime import timedelta
+
+    assert _promotion_operator(seed, claim_lease=timedelta(minutes=5)).lease_seconds() == 300
+    assert _promotion_operator(seed, execution_timeout=timedelta(hours=2)).lease_seconds() == 7260
+    assert _promotion_operator(seed, wait_after_update=1200).lease_seconds() == 2 * 1200 + 900
+    assert _promotion_operator(seed).lease_seconds() == 1800
 
 
 def test_many_endpoints_each_get_their_own_model(run, seed, dates) -> None:

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from datetime import UTC, datetime, timedelta
+from urllib.parse import parse_qsl
+
 import pytest
+from azure.core.credentials import AccessTokenInfo
 
 from airflow_provider_amlretrain.api.bes import build_batch_request
 from airflow_provider_amlretrain.api.references import BlobLocation, BlobReference
 from airflow_provider_amlretrain.blob_references import resolve_blob_spec, resolve_blob_specs
+from airflow_provider_amlretrain.blob_sas import BlobAccess, sas_lifetime
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
 from tests.unit.support import ACCOUNT_KEY, SAS_TOKEN, set_connection
 
@@ -156,61 +164,98 @@ def test_blob_location_from_api_refuses_malformed_results(data):
 # -- resolution from wasb connections ------------------------------------------------------------------
 
 
-def test_wasb_connection_string_extra(monkeypatch):
-    set_connection(monkeypatch, "blob_cs", conn_type="wasb", extra={"connection_string": CS})
+def _sas_fields(ref: BlobReference) -> dict[str, str]:
+    assert ref.connection_string is None and ref.sas_token and ref.sas_token.startswith("?")
+    return dict(parse_qsl(ref.sas_token[1:]))
+
+
+def _assert_verifies(ref: BlobReference, account: str, key: str, relative: str) -> None:
+    """The SAS's signature is the account key's HMAC over the string-to-sign of exactly this blob."""
+    fields = _sas_fields(ref)
+    canonical = f"/blob/{account}/{relative}"
+    string_to_sign = "\n".join(
+        [
+            fields["sp"],
+            fields.get("st", ""),
+            fields["se"],
+            canonical,
+            fields.get("si", ""),
+            fields.get("sip", ""),
+            fields.get("spr", ""),
+            fields["sv"],
+            fields["sr"],
+            fields.get("snapshot", ""),
+            fields.get("ses", ""),
+            fields.get("rscc", ""),
+            fields.get("rscd", ""),
+            fields.get("rsce", ""),
+            fields.get("rscl", ""),
+            fields.get("rsct", ""),
+        ]
+    )
+    digest = hmac.new(base64.b64decode(key), string_to_sign.encode(), hashlib.sha256).digest()
+    assert fields["sig"] == base64.b64encode(digest).decode()
+
+
+@pytest.mark.parametrize(
+    ("fields", "base"),
+    [
+        ({"extra": {"connection_string": CS}}, "https://acct.blob.core.windows.net/"),
+        ({"extra": {"extra__wasb__connection_string": CS}}, "https://acct.blob.core.windows.net/"),
+        ({"login": "acct", "password": ACCOUNT_KEY}, "https://acct.blob.core.windows.net/"),
+        (
+            {"login": "acct", "extra": {"shared_access_key": ACCOUNT_KEY}},
+            "https://acct.blob.core.windows.net/",
+        ),
+        ({"login": "acct", "extra": {"account_key": ACCOUNT_KEY}}, "https://acct.blob.core.windows.net/"),
+        (
+            {"login": "acct", "password": ACCOUNT_KEY, "host": "http://127.0.0.1:10000/acct"},
+            "http://127.0.0.1:10000/acct/",
+        ),
+    ],
+    ids=[
+        "connection-string",
+        "prefixed-extra",
+        "login-password",
+        "shared-access-key",
+        "account-key",
+        "endpoint",
+    ],
+)
+@pytest.mark.parametrize(("access", "permission"), [(BlobAccess.READ, "r"), (BlobAccess.WRITE, "cw")])
+def test_account_key_forms_give_bes_a_blob_sas_never_the_key(monkeypatch, fields, base, access, permission):
+    set_connection(monkeypatch, "blob_key", conn_type="wasb", **fields)
+    before = datetime.now(UTC)
 
     ref = resolve_blob_spec(
-        "output1", {"wasb_conn_id": "blob_cs", "container": "models", "blob": "/runs/1/model.ilearner"}
+        "output1",
+        {"wasb_conn_id": "blob_key", "container": "models", "blob": "/runs/1/model.ilearner"},
+        access,
+        ttl_seconds=3600,
     )
 
-    assert ref.to_api() == {"ConnectionString": CS, "RelativeLocation": "models/runs/1/model.ilearner"}
+    api = ref.to_api()
+    assert set(api) == {"BaseLocation", "RelativeLocation", "SasBlobToken"}
+    assert api["BaseLocation"] == base and api["RelativeLocation"] == "models/runs/1/model.ilearner"
+    assert ACCOUNT_KEY not in repr(api) and "AccountKey" not in repr(api)
+    sas = _sas_fields(ref)
+    assert sas["sr"] == "b" and sas["sp"] == permission, "one blob, only what BES does with it"
+    expiry = datetime.fromisoformat(sas["se"].replace("Z", "+00:00"))
+    assert before + timedelta(seconds=3599) <= expiry <= datetime.now(UTC) + timedelta(seconds=3601)
+    _assert_verifies(ref, "acct", ACCOUNT_KEY, "models/runs/1/model.ilearner")
 
 
-def test_wasb_prefixed_connection_string_extra_and_path(monkeypatch):
-    set_connection(monkeypatch, "blob_old", conn_type="wasb", extra={"extra__wasb__connection_string": CS})
-
-    ref = resolve_blob_spec("input1", {"wasb_conn_id": "blob_old", "path": "/data/train.csv"})
-
-    assert ref.to_api() == {"ConnectionString": CS, "RelativeLocation": "data/train.csv"}
-
-
-def test_wasb_account_name_and_key(monkeypatch):
-    set_connection(monkeypatch, "blob_key", conn_type="wasb", login="acct", password=ACCOUNT_KEY)
-
-    ref = resolve_blob_spec(
-        "output1", {"wasb_conn_id": "blob_key", "container": "models", "blob": "m.ilearner"}
-    )
-
-    assert ref.connection_string == (
-        f"DefaultEndpointsProtocol=https;AccountName=acct;AccountKey={ACCOUNT_KEY};EndpointSuffix=core.windows.net;"
-    )
-    assert ref.relative_location == "models/m.ilearner"
-
-
-def test_wasb_account_key_with_custom_endpoint(monkeypatch):
-    set_connection(
-        monkeypatch,
-        "blob_azurite",
-        conn_type="wasb",
-        login="devstoreaccount1",
-        password=ACCOUNT_KEY,
-        host="http://127.0.0.1:10000/devstoreaccount1/",
-    )
-
-    ref = resolve_blob_spec(
-        "output1", {"wasb_conn_id": "blob_azurite", "container": "c", "blob": "m.ilearner"}
-    )
-
-    assert "BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;" in ref.connection_string
-    assert "EndpointSuffix" not in ref.connection_string
+def test_operator_lifetime_of_a_sas():
+    assert sas_lifetime(None) == 24 * 3600
+    assert sas_lifetime(600) == 600 + 3600
 
 
 @pytest.mark.parametrize("token", [SAS_TOKEN, SAS_TOKEN.lstrip("?")])
-def test_wasb_sas_token_extra(monkeypatch, token):
+def test_wasb_sas_token_extra_is_passed_on_as_given(monkeypatch, token):
     set_connection(monkeypatch, "blob_sas", conn_type="wasb", login="acct", extra={"sas_token": token})
 
     ref = resolve_blob_spec(
-        "output1", {"wasb_conn_id": "blob_sas", "container": "models", "blob": "m.ilearner"}
+        "output1", {"wasb_conn_id": "blob_sas", "container": "models", "blob": "m.ilearner"}, BlobAccess.WRITE
     )
 
     assert ref.to_api() == {
@@ -232,43 +277,97 @@ def test_wasb_sas_token_without_an_account_is_a_clear_error(monkeypatch):
     assert "None" not in str(info.value) and SAS_TOKEN not in str(info.value)
 
 
-def test_wasb_sas_url_extra(monkeypatch):
-    set_connection(
-        monkeypatch,
-        "blob_sas_url",
-        conn_type="wasb",
-        extra={"sas_token": "https://acct.blob.core.windows.net" + SAS_TOKEN},
-    )
+@pytest.mark.parametrize(
+    "extra",
+    [
+        {"sas_token": "https://acct.blob.core.windows.net" + SAS_TOKEN},
+        {
+            "connection_string": "BlobEndpoint=https://acct.blob.core.windows.net/;SharedAccessSignature="
+            + SAS_TOKEN[1:]
+        },
+    ],
+    ids=["sas-url", "sas-connection-string"],
+)
+def test_wasb_sas_url_and_sas_connection_string(monkeypatch, extra):
+    set_connection(monkeypatch, "blob_sas_url", conn_type="wasb", extra=extra)
 
     ref = resolve_blob_spec(
         "output1", {"wasb_conn_id": "blob_sas_url", "container": "models", "blob": "m.ilearner"}
     )
 
     assert ref.base_location == "https://acct.blob.core.windows.net/"
-    assert ref.sas_token == SAS_TOKEN
+    assert ref.sas_token == SAS_TOKEN and ref.connection_string is None
 
 
-@pytest.mark.parametrize(
-    "fields",
-    [
-        {"login": "client-id", "password": "client-secret", "extra": {"tenant_id": "tenant"}},
-        {"login": "client-id", "password": "client-secret", "extra": {"extra__wasb__tenant_id": "tenant"}},
-        {"host": "https://acct.blob.core.windows.net", "extra": {"managed_identity_client_id": "mi"}},
-        {"login": "acct"},
-    ],
-)
-def test_azure_ad_only_wasb_connection_is_a_clear_error(monkeypatch, fields):
-    set_connection(monkeypatch, "blob_aad", conn_type="wasb", **fields)
+def fake_aad_token(monkeypatch) -> None:
+    """Azure AD answers the service principal with a token (the identity platform is not called)."""
+    expires = int(datetime.now(UTC).timestamp()) + 3600
+    monkeypatch.setattr(
+        "azure.identity.ClientSecretCredential.get_token_info",
+        lambda self, *scopes, **kwargs: AccessTokenInfo("aad-token", expires),
+    )
 
-    with pytest.raises(AzureMLConfigError) as info:
-        resolve_blob_spec(
-            "output1", {"wasb_conn_id": "blob_aad", "container": "models", "blob": "m.ilearner"}
+
+DELEGATION_KEY = base64.b64encode(b"user-delegation-key-bytes-32....").decode()
+
+
+def test_azure_ad_connection_signs_with_a_user_delegation_key(monkeypatch):
+    import responses
+
+    set_connection(
+        monkeypatch,
+        "blob_aad",
+        conn_type="wasb",
+        login="client-id",
+        password="client-secret",
+        host="https://acct.blob.core.windows.net",
+        extra={"tenant_id": "tenant"},
+    )
+    fake_aad_token(monkeypatch)
+    key_xml = (
+        "<?xml version='1.0' encoding='utf-8'?><UserDelegationKey><SignedOid>oid</SignedOid>"
+        "<SignedTid>tid</SignedTid><SignedStart>2026-12-01T00:00:00Z</SignedStart>"
+        "<SignedExpiry>2026-12-03T00:00:00Z</SignedExpiry><SignedService>b</SignedService>"
+        f"<SignedVersion>2020-02-10</SignedVersion><Value>{DELEGATION_KEY}</Value></UserDelegationKey>"
+    )
+    with responses.RequestsMock() as rsps:
+        rsps.add(
+            "POST",
+            "https://acct.blob.core.windows.net/",
+            body=key_xml,
+            status=200,
+            content_type="application/xml",
         )
+        ref = resolve_blob_spec(
+            "input1", {"wasb_conn_id": "blob_aad", "path": "data/train.csv"}, BlobAccess.READ
+        )
+        assert len(rsps.calls) == 1
+        assert "comp=userdelegationkey" in rsps.calls[0].request.url
+        assert rsps.calls[0].request.headers["Authorization"] == "Bearer aad-token"
 
-    message = str(info.value)
-    assert "'blob_aad'" in message and "'output1'" in message
-    assert "connection_string" in message and "sas_token" in message and "account key" in message
-    assert "client-secret" not in message
+    sas = _sas_fields(ref)
+    assert sas["sr"] == "b" and sas["sp"] == "r" and sas["skoid"] == "oid" and sas["sktid"] == "tid"
+    assert "client-secret" not in repr(ref.to_api())
+
+
+def test_azure_ad_without_delegation_rights_is_a_clear_error(monkeypatch):
+    import responses
+
+    set_connection(
+        monkeypatch,
+        "blob_aad",
+        conn_type="wasb",
+        login="client-id",
+        password="client-secret",
+        host="https://acct.blob.core.windows.net",
+        extra={"tenant_id": "tenant"},
+    )
+    fake_aad_token(monkeypatch)
+    with responses.RequestsMock() as rsps:
+        rsps.add("POST", "https://acct.blob.core.windows.net/", status=403, body="")
+        with pytest.raises(AzureMLConfigError, match="Storage Blob Delegator") as info:
+            resolve_blob_spec("input1", {"wasb_conn_id": "blob_aad", "path": "data/train.csv"})
+    assert "client-secret" not in str(info.value)
 
 
 def test_raw_sas_spec(monkeypatch):
@@ -311,7 +410,8 @@ def test_resolve_blob_specs(monkeypatch):
     refs = resolve_blob_specs(
         {"output1": {"wasb_conn_id": "blob_cs", "path": "c/m.ilearner"}, "output2": EVAL}
     )
-    assert refs == {"output1": BlobReference("c/m.ilearner", connection_string=CS), "output2": EVAL}
+    assert refs["output2"] == EVAL and refs["output1"].relative_location == "c/m.ilearner"
+    assert _sas_fields(refs["output1"])["sp"] == "r"
     with pytest.raises(AzureMLConfigError):
         resolve_blob_specs([("output1", EVAL)])
 
@@ -328,3 +428,18 @@ def test_global_parameters_must_be_a_mapping(params):
         AzureMLConfigError, match=r"global_parameters must map parameter names to values, not (str|list)"
     ):
         build_batch_request(inputs=None, outputs={"output1": MODEL}, global_parameters=params)
+
+
+def test_a_minted_sas_is_masked_in_logs(monkeypatch):
+    from airflow.providers.common.compat.sdk import redact
+
+    set_connection(monkeypatch, "blob_key", conn_type="wasb", login="acct", password=ACCOUNT_KEY)
+
+    ref = resolve_blob_spec("input1", {"wasb_conn_id": "blob_key", "path": "data/masked.csv"})
+
+    assert ref.sas_token is not None
+    signature = ref.sas_token.split("sig=", 1)[1].split("&", 1)[0]  # as sent, URL-encoded
+    assert signature in str(ref.to_api())
+    assert signature not in str(redact(f"request body {ref.to_api()}")), (
+        "the SAS must be registered as a secret"
+    )

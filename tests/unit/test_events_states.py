@@ -130,6 +130,7 @@ def test_retry_policy_jitter_stays_within_a_quarter():
     policy = RetryPolicy(backoff_base=4, jitter=True)
     delays = [policy.delay(1) for _ in range(50)]
     assert all(4 <= d <= 5 for d in delays)
+    assert len(set(delays)) > 1, "callers retrying together must spread out"
 
 
 def test_retry_policy_zero_backoff_is_zero():

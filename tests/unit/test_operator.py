@@ -231,15 +231,29 @@ def test_submitted_body_carries_inputs_outputs_and_parameters(make_operator, mak
     make_operator(azure_batch_pool_id="pool-1").execute(make_context())
 
     body = json.loads(http.mock.calls[0].request.body)
+    assert "AccountKey" not in json.dumps(body) and ACCOUNT_KEY not in json.dumps(body)
+    minted = {"input1": body["Inputs"]["input1"], "output2": body["Outputs"]["output2"]}
+    for port, permission in (("input1", "sp=r&"), ("output2", "sp=cw&")):
+        assert permission in minted[port]["SasBlobToken"] and "sr=b" in minted[port]["SasBlobToken"], port
     assert body == {
-        "Inputs": {"input1": {"ConnectionString": wasb_conn, "RelativeLocation": "data/train.csv"}},
+        "Inputs": {
+            "input1": {
+                "BaseLocation": "https://acct.blob.core.windows.net/",
+                "RelativeLocation": "data/train.csv",
+                "SasBlobToken": minted["input1"]["SasBlobToken"],
+            }
+        },
         "Outputs": {
             "output1": {
                 "BaseLocation": "https://acct.blob.core.windows.net/",
                 "RelativeLocation": "models/runs/x/model.ilearner",
                 "SasBlobToken": SAS_TOKEN,
             },
-            "output2": {"ConnectionString": wasb_conn, "RelativeLocation": "models/runs/x/evaluation.csv"},
+            "output2": {
+                "BaseLocation": "https://acct.blob.core.windows.net/",
+                "RelativeLocation": "models/runs/x/evaluation.csv",
+                "SasBlobToken": minted["output2"]["SasBlobToken"],
+            },
         },
         "GlobalParameters": {"Data URI": "https://acct.blob.core.windows.net/data/d1.csv"},
         "AzureBatchPoolId": "pool-1",
@@ -401,6 +415,67 @@ def test_retry_with_a_not_started_job_starts_it(make_operator, make_context, htt
     assert ("http", "start", job_url(suffix="/start")) in journal
     assert http.calls("POST", JOBS_URL) == []
     assert STARTED_KEY in context["task_state_store"].data
+
+
+def _cannot_start(state: str = "Running") -> dict[str, Any]:
+    return {
+        "error": {
+            "code": "CannotStartJob",
+            "message": f"The job cannot be started because it is in {state} state.",
+        }
+    }
+
+
+def test_retry_whose_earlier_start_reached_the_service_treats_cannot_start_as_started(
+    make_operator, make_context, http, journal
+):
+    # The earlier try's start was processed, but the try died before it saved the start time.
+    http.statuses(
+        JOB_ID, status_body("NotStarted"), status_body("NotStarted"), status_body("Running"), _finished()
+    )
+    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
+    context = make_context({ID_KEY: JOB_ID})
+
+    summary = make_operator().execute(context)
+
+    _assert_summary(summary)
+    assert http.calls("POST", JOBS_URL) == [], "no second job"
+    assert len(http.calls("POST", JOB_ID)) == 1, "one start, not repeated"
+    assert STARTED_KEY in context["task_state_store"].data
+
+
+def test_lost_start_answer_retried_into_cannot_start_is_started(make_operator, make_context, http):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"), _finished())
+    http.mock.add("POST", job_url(suffix="/start"), status=503, json={"error": {"code": "RequestThrottled"}})
+    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
+    context = make_context()
+
+    _assert_summary(make_operator().execute(context))
+    assert len(http.calls("POST", JOBS_URL)) == 1
+    assert STARTED_KEY in context["task_state_store"].data
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"error": {"code": "BadArgument", "message": "The job cannot be started: bad input."}}),
+        (409, _cannot_start()),
+    ],
+    ids=["other-400", "cannot-start-not-400"],
+)
+def test_other_start_refusals_still_fail(make_operator, make_context, http, status, body):
+    from airflow_provider_amlretrain.exceptions import AzureMLApiError
+
+    http.submit()
+    # Were the refusal taken for a start, the job would be polled and end Failed (not an API error).
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Failed", details="never started"))
+    http.mock.add("POST", job_url(suffix="/start"), status=status, json=body)
+    context = make_context()
+
+    with pytest.raises(AzureMLApiError):
+        make_operator().execute(context)
+    assert STARTED_KEY not in context["task_state_store"].data
 
 
 # -- deferrable ------------------------------------------------------------------------------------

@@ -684,6 +684,7 @@ class ArmService:
         self.gets = 0
         self.on_get: Any = None
         self.apply_on_patch = False  # the new definition is live before provisioning reports an end
+        self.ignored: set[int] = set()  # PATCH numbers that report Succeeded but change nothing
         self.score_answers = [scored()]
         rsps.add_callback("GET", SVC_URL, callback=self._get)
         rsps.add_callback("PATCH", SVC_URL, callback=self._patch)
@@ -722,7 +723,7 @@ class ArmService:
         n = int(request.url.rsplit("op", 1)[1])
         answers = self.statuses[n - 1] if n - 1 < len(self.statuses) else [{"status": "Succeeded"}]
         answer = answers.pop(0) if len(answers) > 1 else answers[0]
-        if answer["status"] == "Succeeded":
+        if answer["status"] == "Succeeded" and n not in self.ignored:
             self.definition["properties"] = {
                 **self.pending[n - 1]["properties"],
                 "provisioningState": "Succeeded",
@@ -895,6 +896,29 @@ def test_arm_failed_rollback_raises_rollback_error(web_service_operator, arm, st
     with pytest.raises(RollbackError, match=rf"busy.*back to {re.escape(OLD_URI)} by hand"):
         web_service_operator().execute(context)
     assert store.record("svc1").history[-1]["outcome"] == "rollback_failed"
+
+
+def test_arm_update_that_provisions_but_serves_the_old_model_is_not_deployed(
+    web_service_operator, arm, store, context
+):
+    arm.ignored = {1}
+    with pytest.raises(AzureMLApiError, match=rf"provisioned but serves {re.escape(OLD_URI)}, not"):
+        web_service_operator().execute(context)
+    assert len(arm.patches) == 1 and arm.uri() == OLD_URI, "nothing to roll back"
+    record = store.record("svc1")
+    assert record.current is None and record.history[-1]["outcome"] == "failed"
+
+
+def test_arm_rollback_that_provisions_but_leaves_the_new_model_is_a_rollback_error(
+    web_service_operator, arm, store, context
+):
+    arm.score_answers = [scored(rows=3)]
+    arm.ignored = {2}
+    with pytest.raises(RollbackError, match=rf"serves {re.escape(NEW_URI)} after the rollback"):
+        web_service_operator().execute(context)
+    assert arm.uri() == NEW_URI
+    record = store.record("svc1")
+    assert record.history[-1]["outcome"] == "rollback_failed" and record.attention is not None
 
 
 def test_arm_concurrent_change_is_caught_by_the_test_op(web_service_operator, arm, store, context):

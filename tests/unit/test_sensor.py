@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -75,6 +76,7 @@ def test_deferrable_defers_to_the_trigger(sensor, rsps):
     assert kwargs["poll_interval"] == 45.0
     assert kwargs["cancel_on_kill"] is False  # the sensor did not start the job: never cancel it
     assert before + 3600 <= kwargs["deadline"] <= time.time() + 3600
+    assert info.value.timeout == timedelta(seconds=3600), "Airflow ends the deferral too"
     assert ti.xcom["azureml_bes_job_url"] == "https://services.azureml.net/"  # no job_page_url extra
 
 
@@ -104,7 +106,6 @@ def test_execute_complete(sensor):
     [
         (_event("ended", "Failed", "Error 0018"), BatchJobFailedError, "Error 0018"),
         (_event("ended", "Cancelled"), BatchJobFailedError, "Cancelled"),
-        (_event("timed_out", "Running", "late"), AzureMLError, "did not end"),
         (_event("error", None, "401 from service"), AzureMLError, "401 from service"),
         ({"job_id": JOB_ID, "outcome": "ended", "status": "Running"}, AzureMLError, "ended"),
         ("garbage", AzureMLError, "not a BES job event"),
@@ -113,3 +114,29 @@ def test_execute_complete(sensor):
 def test_execute_complete_failures(sensor, event, error, match):
     with pytest.raises(error, match=match):
         sensor().execute_complete({}, event)
+
+
+def test_deferred_timeout_is_a_sensor_timeout_as_in_poke_mode(sensor):
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    with pytest.raises(AirflowSensorTimeout, match="did not end within the sensor's timeout"):
+        sensor(deferrable=True, timeout=60).execute_complete({}, _event("timed_out", "Running", "late"))
+
+
+def test_deferral_timeout_from_airflow_is_a_sensor_timeout(sensor):
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+    from airflow.sdk.bases.operator import TRIGGER_FAIL_REPR, TriggerFailureReason
+
+    with pytest.raises(AirflowSensorTimeout):
+        sensor(deferrable=True, timeout=60).resume_execution(
+            TRIGGER_FAIL_REPR, {"error": TriggerFailureReason.TRIGGER_TIMEOUT}, {}
+        )
+
+
+def test_deferred_timeout_with_soft_fail_skips(sensor):
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+
+    with pytest.raises(AirflowSkipException):
+        sensor(deferrable=True, timeout=60, soft_fail=True).resume_execution(
+            "execute_complete", {"event": _event("timed_out", "Running", "late")}, {}
+        )

@@ -91,3 +91,23 @@ async def list_jobs(request: Request) -> JSONResponse:
         get_context(request).store.list("jobs"), key=lambda job: (job.get("created_at") or "", job["id"])
     )
     return JSONResponse({"jobs": [{key: job.get(key) for key in JOB_SUMMARY_KEYS} for job in jobs]})
+
+
+@router.get("/endpoint-changes")
+async def list_endpoint_changes(request: Request) -> JSONResponse:
+    """Every trained-model change a PATCH made to a classic endpoint, oldest first (locations, no SAS)."""
+    require_loopback(request)
+    changes = []
+    for webservice in get_context(request).store.list("webservices"):
+        for name, endpoint in webservice.get("endpoints", {}).items():
+            for change in endpoint.get("model_changes", []):
+                changes.append(
+                    {
+                        "web_service_id": webservice["id"],
+                        "endpoint": name,
+                        "at": change.get("at"),
+                        "resource": change.get("resource"),
+                        "relative_location": change.get("RelativeLocation"),
+                    }
+                )
+    return JSONResponse({"changes": sorted(changes, key=lambda change: change["at"] or "")})

@@ -5,7 +5,8 @@ of one endpoint of a web service.
 
 Choices where the documentation is silent (the emulator's documented behaviour):
 
-- start of a job that is already queued, running or ended answers 204 and changes nothing;
+- start of a job that is already queued, running or ended answers 400 ``CannotStartJob`` ("The job
+  cannot be started because it is in Running state") and changes nothing;
 - a started job stays ``NotStarted`` while it waits in the FIFO queue, then turns ``Running``;
 - DELETE of a job that has ended answers 204 and changes nothing (its outputs stay);
 - check order: unknown workspace/service 404, then credentials 401, then ``api-version`` 400,
@@ -233,19 +234,26 @@ async def submit_job(request: Request, workspace_id: str, service_id: str) -> Re
 
 @router.post(BASE + "/jobs/{job_id}/start")
 async def start_job(request: Request, workspace_id: str, service_id: str, job_id: str) -> Response:
-    """Queue a ``NotStarted`` job; a no-op 204 for jobs already started or ended."""
+    """Queue a ``NotStarted`` job; 400 ``CannotStartJob`` for a job already started (queued) or ended."""
     ctx, _, _ = _prepare(request, workspace_id, service_id)
     _load_job(ctx, service_id, job_id)
     queued = False
+    refused: str | None = None
 
     def _change(record: dict[str, Any]) -> None:
-        nonlocal queued
+        nonlocal queued, refused
         if record["status"] == JobStatus.NOT_STARTED.value and not record.get("start_requested_at"):
             record["start_requested_at"] = utc_now()
             queued = True
+        elif record["status"] == JobStatus.NOT_STARTED.value:
+            refused = "it has already been started and is waiting in the queue"
+        else:
+            refused = f"it is in {record['status']} state"
 
     with ctx.runner.commit_lock(job_id):
         ctx.store.update("jobs", job_id, _change)
+    if refused:
+        raise bad_request(f"The job cannot be started because {refused}.", "CannotStartJob")
     if queued:
         ctx.runner.enqueue(job_id)
     return Response(status_code=204)

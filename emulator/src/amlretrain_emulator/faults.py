@@ -6,7 +6,9 @@ The fault document (config file key ``faults``; ``GET``/``PUT /_emulator/faults`
         {"method": "POST", "path": "/jobs$", "status": 429, "retry_after": 1, "times": 2},
         {"path": "/jobs/[0-9a-f]+$", "status": 503, "times": 1},
         {"status": 500, "times": 1, "code": "InternalError", "message": "boom"},
+        {"path": "/jobs/[0-9a-f]+/start$", "status": 503, "code": "RequestThrottled", "times": 1},
         {"delay_seconds": 2, "times": 1},
+        {"method": "PATCH", "delay_seconds": 5, "when": "after", "times": 1},
         {"drop_connection": true, "times": 1, "when": "before"}],
      "fail_jobs": [{"service": "<serviceId or name>", "details": "Module execution ...", "times": 1}],
      "job_seconds": 3.0,
@@ -19,7 +21,9 @@ expression searched in the URL path, any if absent) match is applied and its ``t
 carry ``Retry-After``: ``retry_after`` seconds, default 1) or ``drop_connection`` (announce a
 body, send part of it and abort: the client sees an incomplete response). ``when`` applies to
 ``drop_connection``: ``"before"`` (default: the request never reaches the service) or
-``"after"`` (the request is processed, e.g. a job is created, and the answer is lost).
+``"after"`` (the request is processed, e.g. a job is created, and the answer is lost); and to a
+``delay_seconds`` alone: ``"after"`` processes the request at once and sends the answer late (a
+client that gives up meanwhile does not know its request took effect).
 ``fail_jobs`` makes the next matching BES jobs end ``Failed`` with ``details``; ``job_seconds``
 overrides the minimum job duration; ``integer_status_codes`` makes job status answers carry
 ``StatusCode`` as an integer (0..4) like some real answers.
@@ -218,6 +222,10 @@ class FaultMiddleware:
         if rule is None:
             await self.app(scope, receive, send)
             return
+        late = rule.get("when") == "after" and not rule.get("drop_connection") and rule.get("status") is None
+        if rule.get("delay_seconds") and late:
+            await _answer_late(self.app, scope, receive, send, float(rule["delay_seconds"]))
+            return
         if rule.get("delay_seconds"):
             await asyncio.sleep(float(rule["delay_seconds"]))
         if rule.get("drop_connection"):
@@ -230,6 +238,19 @@ class FaultMiddleware:
             await self.app(scope, receive, send)
             return
         await _send_error(send, rule)
+
+
+async def _answer_late(app: ASGIApp, scope: Scope, receive: Receive, send: Send, seconds: float) -> None:
+    """Process the request at once, and send its answer ``seconds`` later (the work is done meanwhile)."""
+    answer: list[Message] = []
+
+    async def _keep(message: Message) -> None:
+        answer.append(message)
+
+    await app(scope, receive, _keep)
+    await asyncio.sleep(seconds)
+    for message in answer:
+        await send(message)
 
 
 async def _swallow(message: Message) -> None:

@@ -433,6 +433,11 @@ async def patch_endpoint(
             promote_if_due(target)
         if updates:
             target["version"] = utc_now()
+            # What tests and people can ask: every model change that reached this endpoint, in order.
+            target.setdefault("model_changes", []).extend(
+                {"at": target["version"], "resource": target["resources"][index]["name"], **location}
+                for index, location, _ in updates
+            )
 
     _update(ctx, webservice_id, _change)
     return Response(status_code=200)

@@ -267,14 +267,24 @@ def test_non_json_body(emulator: Any) -> None:
     assert "object" in error["message"]
 
 
-def test_start_is_idempotent(emulator: Any) -> None:
+def test_start_of_a_started_job_is_cannot_start_job_and_changes_nothing(make_emulator: Any) -> None:
+    emulator = make_emulator(job_concurrency=1, faults={"job_seconds": 30})
     service = emulator.service("binary")
-    job_id = emulator.submit(service, emulator.body(service, "idem"))
-    emulator.start(service, job_id)
-    emulator.start(service, job_id)
-    assert emulator.wait(service, job_id)["StatusCode"] == "Finished"
-    emulator.start(service, job_id)
-    assert emulator.status(service, job_id)["StatusCode"] == "Finished"
+    url = lambda job: emulator.url(service, f"/jobs/{job}/start")  # noqa: E731
+    running = emulator.submit(service, emulator.body(service, "idem"))
+    emulator.start(service, running)
+    emulator.wait(service, running, states=("Running",), timeout=60)
+    queued = emulator.submit(service, emulator.body(service, "idem-queued"))
+    emulator.start(service, queued)  # waits behind the running job (one worker)
+
+    error = _assert_error(emulator.client.post(url(running), headers=emulator.headers(service)), 400)
+    assert error["code"] == "CannotStartJob"
+    assert error["message"] == "The job cannot be started because it is in Running state."
+    error = _assert_error(emulator.client.post(url(queued), headers=emulator.headers(service)), 400)
+    assert error["code"] == "CannotStartJob" and "queue" in error["message"]
+    assert emulator.status(service, running)["StatusCode"] == "Running"
+    jobs = emulator.client.get("/_emulator/jobs").json()["jobs"]
+    assert sum(job["started_at"] is not None for job in jobs if job["id"] in (running, queued)) == 1
 
 
 def test_cancel_running_job_writes_no_outputs(make_emulator: Any, blob_reader: Any) -> None:
@@ -310,7 +320,10 @@ def test_cancel_not_started_and_delete_ended(emulator: Any) -> None:
     assert (
         emulator.client.delete(emulator.url(service, f"/jobs/{job_id}"), headers=headers).status_code == 204
     )
-    emulator.start(service, job_id)  # starting a cancelled job is a no-op
+    refused = _assert_error(
+        emulator.client.post(emulator.url(service, f"/jobs/{job_id}/start"), headers=headers), 400
+    )
+    assert refused["code"] == "CannotStartJob" and "in Cancelled state" in refused["message"], refused
     assert emulator.status(service, job_id)["StatusCode"] == "Cancelled"
     done, status = emulator.run(service, emulator.body(service, "ended"))
     assert status["StatusCode"] == "Finished"
