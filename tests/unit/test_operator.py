@@ -33,6 +33,7 @@ JOB_2 = "fedcba9876543210fedcba9876543210"
 RESULT_SIG = "RESULTsig987secret"
 ID_KEY = AzureMLBatchExecutionOperator.external_id_key
 STARTED_KEY = AzureMLBatchExecutionOperator.started_at_key
+CLEAR_KEY = AzureMLBatchExecutionOperator.clear_number_key
 
 
 def started_record(at: float, job_id: str = JOB_ID) -> dict[str, object]:
@@ -61,19 +62,31 @@ class StoreStub:
         self.journal.append(("store.set", key, value))
         self.data[key] = value
 
+    def delete(self, key: str) -> None:
+        self.journal.append(("store.delete", key))
+        self.data.pop(key, None)
+
 
 class TiStub:
     """The task instance: records XCom pushes."""
 
     stats_tags: dict[str, str] = {}
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, try_number: int = 1) -> None:
         self.xcom: dict[str, Any] = {}
         self.journal = journal
+        self.try_number = try_number
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.journal.append(("xcom", key, value))
         self.xcom[key] = value
+
+
+class DagRunStub:
+    """The DAG run: how many times it was cleared."""
+
+    def __init__(self, clear_number: int) -> None:
+        self.clear_number = clear_number
 
 
 @pytest.fixture
@@ -90,8 +103,14 @@ def wasb_conn(monkeypatch):
 
 @pytest.fixture
 def make_context(journal):
-    def make(stored: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"ti": TiStub(journal), "task_state_store": StoreStub(journal, stored)}
+    def make(
+        stored: dict[str, Any] | None = None, *, clear_number: int = 0, try_number: int = 1
+    ) -> dict[str, Any]:
+        return {
+            "ti": TiStub(journal, try_number),
+            "task_state_store": StoreStub(journal, stored),
+            "dag_run": DagRunStub(clear_number),
+        }
 
     return make
 
@@ -236,14 +255,69 @@ def test_submitted_body_carries_inputs_outputs_and_parameters(make_operator, mak
         "Outputs": {
             "output1": {
                 "BaseLocation": "https://acct.blob.core.windows.net/",
-                "RelativeLocation": "models/runs/x/model.ilearner",
+                "RelativeLocation": "models/runs/x/model.ilearner",  # a SAS for that blob (sr=b): kept
                 "SasBlobToken": SAS_TOKEN,
             },
-            "output2": {"ConnectionString": wasb_conn, "RelativeLocation": "models/runs/x/evaluation.csv"},
+            "output2": {
+                "ConnectionString": wasb_conn,
+                "RelativeLocation": "models/runs/x/try-1/evaluation.csv",
+            },
         },
         "GlobalParameters": {"Data URI": "https://acct.blob.core.windows.net/data/d1.csv"},
         "AzureBatchPoolId": "pool-1",
     }
+
+
+def _submitted_outputs(http: Any) -> dict[str, str]:
+    body = json.loads(next(c.request.body for c in http.mock.calls if c.request.url == JOBS_URL))
+    return {port: ref["RelativeLocation"] for port, ref in body["Outputs"].items()}
+
+
+def test_each_attempt_writes_its_outputs_in_its_own_folder(make_operator, make_context, http):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), _finished())
+    http.start()
+    container_sas = "?sv=2020-08-04&sr=c&sig=abc&sp=rw"
+    output1 = {
+        "base_location": "https://acct.blob.core.windows.net/",
+        "relative_location": "models/m.ilearner",
+    }
+
+    make_operator(outputs={"output1": {**output1, "sas_token": container_sas}}).execute(
+        make_context(try_number=3)
+    )
+
+    assert _submitted_outputs(http) == {"output1": "models/try-3/m.ilearner"}
+
+
+def test_outputs_per_attempt_off_writes_the_rendered_names(make_operator, make_context, http):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), _finished())
+    http.start()
+
+    make_operator(outputs_per_attempt=False).execute(make_context(try_number=2))
+
+    assert _submitted_outputs(http) == {
+        "output1": "models/runs/x/model.ilearner",
+        "output2": "models/runs/x/evaluation.csv",
+    }
+
+
+def test_an_output_with_a_sas_for_that_one_blob_keeps_its_name_and_says_why(
+    make_operator, make_context, http, log_text
+):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), _finished())
+    http.start()
+
+    make_operator().execute(make_context(try_number=2))
+
+    assert _submitted_outputs(http) == {
+        "output1": "models/runs/x/model.ilearner",
+        "output2": "models/runs/x/try-2/evaluation.csv",
+    }
+    assert "sr=b" in log_text() and "container SAS" in log_text()
+    assert SAS_SIG not in log_text()
 
 
 def test_failed_job_raises_with_its_details(make_operator, make_context, http, log_text):
@@ -401,6 +475,79 @@ def test_retry_with_a_not_started_job_starts_it(make_operator, make_context, htt
     assert ("http", "start", job_url(suffix="/start")) in journal
     assert http.calls("POST", JOBS_URL) == []
     assert STARTED_KEY in context["task_state_store"].data
+
+
+# -- clears of the DAG run -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old", [_finished(), status_body("Running"), status_body("NotStarted")])
+def test_a_clear_submits_a_new_job_whatever_the_old_one_does(make_operator, make_context, http, journal, old):
+    http.statuses(JOB_ID, old, _finished())  # never asked: a job of an earlier clear is not reattached to
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
+    stored = {
+        ID_KEY: JOB_ID,
+        CLEAR_KEY: {"job_id": JOB_ID, "clear_number": 0},
+        STARTED_KEY: started_record(1.0),
+    }
+    context = make_context(stored, clear_number=1, try_number=2)
+
+    summary = make_operator().execute(context)
+
+    _assert_summary(summary, JOB_2)
+    assert len(http.calls("POST", JOBS_URL)) == 1 and http.calls(job_id=JOB_ID) == []
+    data = context["task_state_store"].data
+    assert data[ID_KEY] == JOB_2
+    assert data[CLEAR_KEY] == {"job_id": JOB_2, "clear_number": 1}
+    events = [e[:2] for e in journal]
+    assert (
+        events.index(("store.set", CLEAR_KEY))
+        < events.index(("store.set", ID_KEY))
+        < events.index(("http", "start"))
+    )
+
+
+@pytest.mark.parametrize("clear_number", [0, 2])
+def test_a_retry_of_the_same_clear_reattaches(make_operator, make_context, http, clear_number):
+    http.statuses(JOB_ID, status_body("Running"), status_body("Running"), _finished())
+    stored = {ID_KEY: JOB_ID, CLEAR_KEY: {"job_id": JOB_ID, "clear_number": clear_number}}
+    context = make_context(stored, clear_number=clear_number, try_number=5)
+
+    summary = make_operator().execute(context)
+
+    _assert_summary(summary)
+    assert http.calls("POST") == []
+    assert context["task_state_store"].data[ID_KEY] == JOB_ID
+
+
+@pytest.mark.parametrize(("clear_number", "reattaches"), [(0, True), (1, False)])
+def test_a_job_stored_without_its_clear_number_is_this_clears_only_if_the_run_was_never_cleared(
+    make_operator, make_context, http, clear_number, reattaches
+):
+    http.statuses(JOB_ID, _finished())
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
+
+    summary = make_operator().execute(make_context({ID_KEY: JOB_ID}, clear_number=clear_number))
+
+    _assert_summary(summary, JOB_ID if reattaches else JOB_2)
+    assert len(http.calls("POST", JOBS_URL)) == (0 if reattaches else 1)
+
+
+def test_a_stored_id_older_than_the_last_submission_is_not_reattached(make_operator, make_context, http):
+    # The last try created JOB_2 and recorded it, then died before its id was saved: JOB_ID is older.
+    http.statuses(JOB_ID, status_body("Running"), _finished())
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
+    stored = {ID_KEY: JOB_ID, CLEAR_KEY: {"job_id": JOB_2, "clear_number": 0}}
+
+    summary = make_operator().execute(make_context(stored))
+
+    _assert_summary(summary, JOB_2)
+    assert http.calls(job_id=JOB_ID) == []
 
 
 # -- deferrable ------------------------------------------------------------------------------------
