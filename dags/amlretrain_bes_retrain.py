@@ -76,7 +76,7 @@ with DAG(
         """Read the evaluation the job wrote and say what was produced."""
         from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-        from airflow_provider_amlretrain.evaluation import parse_evaluation_csv
+        from airflow_provider_amlretrain.promotion.evaluation import parse_evaluation_csv
 
         evaluation = result["outputs"]["output2"]
         container, blob = evaluation["relative_location"].split("/", 1)

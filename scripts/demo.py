@@ -151,7 +151,7 @@ def main() -> int:
 def predict(seed: dict[str, Any], endpoint: str) -> list[str]:
     """What ``endpoint`` (or, before it exists, the default endpoint) predicts for the sample rows."""
     from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
-    from airflow_provider_amlretrain.smoke_test import load_sample
+    from airflow_provider_amlretrain.promotion.smoke_test import load_sample
 
     training = next(s for s in seed["services"] if s["kind"] == "training" and s["task"] == "binary")
     web_service = next(s for s in seed["services"] if s["kind"] == "predictive" and s["task"] == "binary")

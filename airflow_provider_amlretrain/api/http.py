@@ -10,6 +10,7 @@ from airflow_provider_amlretrain.exceptions import (
     AzureMLApiError,
     AzureMLAuthError,
     AzureMLNotFoundError,
+    AzureMLRequestRejectedError,
     AzureMLResponseError,
 )
 from airflow_provider_amlretrain.redaction import redact, strip_query
@@ -100,6 +101,25 @@ _HINTS = {
 }
 
 
+# 4xx answers that may succeed when sent again: timeout, conflict with a concurrent change, throttling.
+_TRANSIENT_CLIENT_ERRORS = frozenset({408, 409, 429})
+
+
+def error_class_for(status: int) -> type[AzureMLApiError]:
+    """
+    The exception class for an error answer: permanent for a refused request, retryable otherwise.
+
+    :param status: The HTTP status of the answer.
+    """
+    if status in (401, 403):
+        return AzureMLAuthError
+    if status == 404:
+        return AzureMLNotFoundError
+    if 400 <= status < 500 and status not in _TRANSIENT_CLIENT_ERRORS:
+        return AzureMLRequestRejectedError
+    return AzureMLApiError
+
+
 def error_for(request: ApiRequest, response: ApiResponse, *secrets: str | None) -> AzureMLApiError:
     """
     Build the exception for an answer whose status is not one of ``request.expected``.
@@ -136,11 +156,7 @@ def error_for(request: ApiRequest, response: ApiResponse, *secrets: str | None) 
         text += " " + hint
     if response.request_id:
         text += f" (x-ms-request-id {response.request_id})"
-    cls: type[AzureMLApiError] = AzureMLApiError
-    if status in (401, 403):
-        cls = AzureMLAuthError
-    elif status == 404:
-        cls = AzureMLNotFoundError
+    cls = error_class_for(status)
     return cls(
         text,
         status_code=status,

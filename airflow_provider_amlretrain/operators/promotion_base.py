@@ -9,33 +9,31 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
-from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
-from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
-from airflow_provider_amlretrain.operators.evaluation_gate import output_location
-from airflow_provider_amlretrain.promotion import CandidateModel, ClaimOutcome, DeploymentGuard
-from airflow_provider_amlretrain.redaction import redact
-from airflow_provider_amlretrain.smoke_test import (
-    SmokeSample,
+from airflow_provider_amlretrain.exceptions import (
+    AzureMLConfigError,
+    RollbackError,
     SmokeTestError,
+    SmokeTestUnavailableError,
+    UnconfirmedDeploymentError,
+    is_retryable,
+)
+from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+from airflow_provider_amlretrain.promotion.guard import CandidateModel, ClaimOutcome, DeploymentGuard
+from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
+from airflow_provider_amlretrain.promotion.smoke_test import (
+    SmokeSample,
     SmokeTestResult,
     check_scoring,
     load_sample,
 )
+from airflow_provider_amlretrain.promotion.training_result import output_location
+from airflow_provider_amlretrain.redaction import redact
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_amlretrain.api.references import BlobLocation
     from airflow_provider_amlretrain.api.rrs import ScoringTable
-
-
-class RollbackError(AzureMLError):
-    """The new model failed its smoke test (or was not confirmed) and putting the previous one back failed too."""
-
-
-class UnconfirmedDeploymentError(AzureMLError):
-    """The update was sent but not confirmed (refused, lost, timed out or not reported back); it was rolled back."""
 
 
 @dataclass
@@ -239,9 +237,11 @@ class BaseModelPromotionOperator(BaseOperator):
             smoke = self._smoke_test(sample)
         except Exception as err:  # any failure (a missing sample blob too) means the new model is unverified
             reason = f"the new model failed its smoke test: {redact(str(err))}"
+            # Wrong answers fail for good; a scoring service that was down may answer on the next try.
+            failure = SmokeTestUnavailableError if is_retryable(err) else SmokeTestError
             if self._roll_back(guard, deployment, model, reason):
-                raise SmokeTestError(self._rolled_back(reason, deployment)) from None
-            raise SmokeTestError(
+                raise failure(self._rolled_back(reason, deployment)) from None
+            raise failure(
                 f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} no longer serves it."
             ) from None
         entry = guard.commit(

@@ -15,7 +15,7 @@ from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromot
 if TYPE_CHECKING:
     from airflow_provider_amlretrain.api.references import BlobLocation
     from airflow_provider_amlretrain.api.rrs import ScoringTable
-    from airflow_provider_amlretrain.smoke_test import SmokeSample
+    from airflow_provider_amlretrain.promotion.smoke_test import SmokeSample
 
 
 class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):

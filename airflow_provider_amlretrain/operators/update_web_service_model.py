@@ -9,18 +9,18 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.exceptions import AzureMLApiError
 from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
 from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
-from airflow_provider_amlretrain.redaction import redact, strip_query
-from airflow_provider_amlretrain.web_service_patch import (
+from airflow_provider_amlretrain.promotion.web_service_patch import (
     apply_patch,
     build_model_patch,
     find_trained_model_asset,
     inverse_model_patch,
 )
+from airflow_provider_amlretrain.redaction import redact, strip_query
 
 if TYPE_CHECKING:
     from airflow_provider_amlretrain.api.references import BlobLocation
     from airflow_provider_amlretrain.api.rrs import ScoringTable
-    from airflow_provider_amlretrain.smoke_test import SmokeSample
+    from airflow_provider_amlretrain.promotion.smoke_test import SmokeSample
 
 
 class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):

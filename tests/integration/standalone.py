@@ -217,7 +217,7 @@ def running_standalone(directory: Path) -> Iterator[Standalone]:
                     and (home / "simple_auth_manager_passwords.json.generated").exists()
                 ):
                     break
-            except requests.ConnectionError:
+            except (requests.ConnectionError, requests.Timeout):  # still starting, or a busy machine
                 pass
             assert time.monotonic() < deadline, "airflow standalone did not come up in 240 s"
             time.sleep(2)

@@ -53,7 +53,7 @@ def endpoint_model(seed: dict[str, Any], endpoint: str) -> str:
 
 def probabilities(seed: dict[str, Any], endpoint: str) -> list[str]:
     """What an endpoint predicts for the seeded sample rows."""
-    from airflow_provider_amlretrain.smoke_test import load_sample
+    from airflow_provider_amlretrain.promotion.smoke_test import load_sample
 
     hook = management()
     sample = load_sample(WASB, training(seed)["sample_blob"], max_rows=5)
@@ -69,7 +69,7 @@ ALWAYS_PROMOTE = [{"metric": "AUC", "min": 0.5}]
 
 
 def record(target: str):
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     return DeploymentRecordStore(WASB, "deployments").read(target)
 
@@ -105,7 +105,7 @@ def test_worse_model_is_rejected_and_the_endpoint_is_unchanged(run, seed, dates)
     # whichever day the next run trains on, its model is worse.
     versioned = record("t-worse")
     versioned.record.current["metrics"]["AUC"] = 1.0001
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     DeploymentRecordStore(WASB, "deployments").write(versioned.record, versioned.etag)
     rules = [{"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.0}]
@@ -376,7 +376,8 @@ def test_wrong_host_is_reported_as_unreachable(monkeypatch, stack) -> None:
 
 
 def test_two_concurrent_promotions_exactly_one_wins(stack, seed, trained, monkeypatch) -> None:
-    from airflow_provider_amlretrain.deployment_record import DeploymentConflictError, DeploymentRecordStore
+    from airflow_provider_amlretrain.exceptions import DeploymentConflictError
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     barrier = threading.Barrier(2, timeout=30)
     original_read = DeploymentRecordStore.read

@@ -28,7 +28,7 @@ TARGET = "binary-classic-retrained"
 
 
 def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, seed: dict[str, Any]) -> None:
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     dates = seeded_dates(seed)[-3:]
     backfill = {
@@ -77,7 +77,7 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
 def test_new_blob_triggers_a_retraining_run(standalone: Standalone, stack: Any, seed: dict[str, Any]) -> None:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
     from airflow_provider_amlretrain.triggers.blob_arrival import BASELINE, WasbBlobArrivalTrigger
 
     dag_id = "amlretrain_on_new_data"

@@ -37,7 +37,7 @@ ASSET_ENDPOINT = "on-new-data"
 
 
 def _record(target: str):
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     return DeploymentRecordStore(WASB, "deployments").read(target).record
 
@@ -46,7 +46,7 @@ def _forget_deployments(*targets: str) -> None:
     """Start from targets without a record (other modules of the session promote to them too)."""
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecordStore
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     store = DeploymentRecordStore(WASB, "deployments")
     for target in targets:

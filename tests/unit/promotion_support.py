@@ -5,11 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_amlretrain.deployment_record import (
-    DeploymentConflictError,
-    DeploymentRecord,
-    VersionedRecord,
-)
+from airflow_provider_amlretrain.exceptions import DeploymentConflictError
+from airflow_provider_amlretrain.promotion.record import DeploymentRecord, VersionedRecord
 
 WS_TOKEN = "wsTOKEN-s3cr3t-0123456789"
 ENDPOINT_KEY = "endpointKEY-s3cr3t-abcdef"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_amlretrain.evaluation import (
-    EvaluationError,
+from airflow_provider_amlretrain.exceptions import EvaluationError
+from airflow_provider_amlretrain.promotion.evaluation import (
     MetricDirection,
     default_direction,
     normalize_metric_name,

@@ -6,18 +6,18 @@ import pytest
 from airflow.providers.common.compat.sdk import AirflowSkipException
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-from airflow_provider_amlretrain.deployment_record import (
+from airflow_provider_amlretrain.exceptions import (
+    AzureMLConfigError,
+    EvaluationError,
+    EvaluationGateRejectedError,
+)
+from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
+from airflow_provider_amlretrain.promotion.record import (
     DeploymentRecord,
     DeploymentRecordStore,
     VersionedRecord,
 )
-from airflow_provider_amlretrain.evaluation import EvaluationError
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError
-from airflow_provider_amlretrain.operators.evaluation_gate import (
-    AzureMLEvaluationGateOperator,
-    EvaluationGateRejectedError,
-    output_location,
-)
+from airflow_provider_amlretrain.promotion.training_result import output_location
 from tests.unit.test_operator import Journal, TiStub
 
 CSV = "AUC,Accuracy,Positive Label\n0.88,0.81,yes\n"

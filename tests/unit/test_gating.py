@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_amlretrain.evaluation import EvaluationError, MetricDirection, parse_evaluation_csv
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError
-from airflow_provider_amlretrain.gating import MetricRule, decide, judge
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationError
+from airflow_provider_amlretrain.promotion.evaluation import MetricDirection, parse_evaluation_csv
+from airflow_provider_amlretrain.promotion.rules import MetricRule, decide, judge
 
 
 def _result(**metrics: float):

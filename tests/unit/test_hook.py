@@ -6,6 +6,7 @@ import asyncio
 import json
 
 import pytest
+from airflow.providers.common.compat.sdk import AirflowFailException
 
 from airflow_provider_amlretrain.api.bes import BesApi
 from airflow_provider_amlretrain.api.states import BatchJobStatus
@@ -13,6 +14,7 @@ from airflow_provider_amlretrain.exceptions import (
     AzureMLApiError,
     AzureMLAuthError,
     AzureMLNotFoundError,
+    AzureMLRequestRejectedError,
     AzureMLResponseError,
     AzureMLTransportError,
 )
@@ -274,7 +276,8 @@ def test_400_error_body_becomes_an_api_error_with_its_data(transport, sleeps):
         transport.run("get_job", JOB_ID)
 
     err = info.value
-    assert type(err) is AzureMLApiError
+    assert type(err) is AzureMLRequestRejectedError
+    assert isinstance(err, AirflowFailException)  # a refused request is not retried by Airflow either
     assert (err.status_code, err.error_code, err.request_id) == (400, "BadArgument", "req-42")
     assert err.service_message == "Output 'output3' is not defined."
     assert "BadArgument" in str(err) and "output3" in str(err) and "req-42" in str(err)

@@ -7,15 +7,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from airflow_provider_amlretrain.deployment_record import (
+from airflow_provider_amlretrain.exceptions import DeploymentConflictError, DeploymentRecordError
+from airflow_provider_amlretrain.promotion.guard import CandidateModel, ClaimOutcome, DeploymentGuard
+from airflow_provider_amlretrain.promotion.record import (
     HISTORY_LIMIT,
     RECORD_FORMAT,
-    DeploymentConflictError,
     DeploymentRecord,
-    DeploymentRecordError,
     DeploymentRecordStore,
 )
-from airflow_provider_amlretrain.promotion import CandidateModel, ClaimOutcome, DeploymentGuard
 from tests.unit.promotion_support import FakeRecordStore
 
 TARGET = "classic:ws1/pred1/ep1"
@@ -342,7 +341,7 @@ def test_abandon_fails_clearly_when_someone_else_wrote_meanwhile(store):
     ],
 )
 def test_unreadable_claim_counts_as_expired(pending):
-    from airflow_provider_amlretrain.deployment_record import DeploymentRecord
+    from airflow_provider_amlretrain.promotion.record import DeploymentRecord
 
     assert DeploymentRecord(target="t", pending=pending).pending_is_live() is False
 

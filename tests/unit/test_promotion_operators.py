@@ -12,18 +12,25 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from airflow.providers.common.compat.sdk import AirflowSkipException
+from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
 from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
-from airflow_provider_amlretrain.deployment_record import DeploymentConflictError, DeploymentRecord
-from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLError
+from airflow_provider_amlretrain.exceptions import (
+    AzureMLApiError,
+    AzureMLConfigError,
+    AzureMLError,
+    DeploymentConflictError,
+    RollbackError,
+    SmokeTestError,
+    SmokeTestUnavailableError,
+    UnconfirmedDeploymentError,
+)
 from airflow_provider_amlretrain.operators import promotion_base
-from airflow_provider_amlretrain.operators.promotion_base import RollbackError, UnconfirmedDeploymentError
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
 from airflow_provider_amlretrain.operators.update_web_service_model import (
     AzureMLUpdateWebServiceModelOperator,
 )
-from airflow_provider_amlretrain.smoke_test import SmokeTestError
+from airflow_provider_amlretrain.promotion.record import DeploymentRecord
 from tests.unit.promotion_support import (
     ARM_CONN,
     ARM_TOKEN,
@@ -156,6 +163,7 @@ class ClassicService:
         self.ignore_patches = False
         self.apply_failed_patches = False  # a PATCH processed, then its answer is an error (or lost)
         self.score_answers: list[dict[str, Any]] = [scored()]
+        self.score_status = 200  # e.g. 503: the scoring service is down
         self.requests: list[tuple[str, str]] = []
         endpoint_url = re.compile(re.escape(WS) + r"/endpoints/([^/?]+)$")
         rsps.add_callback("GET", WS, callback=self._service)
@@ -212,6 +220,12 @@ class ClassicService:
     def _score(self, request):
         self.requests.append(("POST", "score"))
         assert request.headers["Authorization"] == f"Bearer {ENDPOINT_KEY}"
+        if self.score_status != 200:
+            return (
+                self.score_status,
+                {},
+                json.dumps({"error": {"code": "ServiceUnavailable", "message": "busy"}}),
+            )
         answer = self.score_answers.pop(0) if len(self.score_answers) > 1 else self.score_answers[0]
         return 200, {}, json.dumps(answer)
 
@@ -416,6 +430,22 @@ def test_smoke_test_failure_rolls_back(endpoint_operator, classic, store, contex
     assert record.history[-1]["outcome"] == "rolled_back"
     assert "Scoring 2 rows returned 1 rows" in record.history[-1]["reason"]
     assert_no_secrets(*_everything(info.value), log_text(), store.blobs, secrets=SECRETS)
+
+
+def test_wrong_answers_fail_for_good_but_a_scoring_outage_leaves_retries(
+    endpoint_operator, classic, store, context
+):
+    classic.score_answers = [scored(rows=1)]
+    with pytest.raises(SmokeTestError) as wrong:
+        endpoint_operator().execute(context)
+    assert isinstance(wrong.value, AirflowFailException), "the same model would answer wrongly again"
+
+    classic.score_status = 503
+    with pytest.raises(SmokeTestUnavailableError, match=r"answered 503.*rolled back to") as outage:
+        endpoint_operator().execute(context)
+    assert not isinstance(outage.value, AirflowFailException), "a retry may find the service up"
+    assert classic.location()["RelativeLocation"] == OLD_REL
+    assert store.record("census-ep1").history[-1]["outcome"] == "rolled_back"
 
 
 def test_empty_predictions_roll_back(endpoint_operator, classic, store, context):

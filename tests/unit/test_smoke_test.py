@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, parse_execute_answer
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
-from airflow_provider_amlretrain.smoke_test import SmokeSample, SmokeTestError, check_scoring, sample_from_csv
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError, SmokeTestError
+from airflow_provider_amlretrain.promotion.smoke_test import SmokeSample, check_scoring, sample_from_csv
 
 CSV = "\ufeffage, income ,Label\n39,52000,1\n\n50,83000,0\n28,31000,0\n"
 

@@ -6,9 +6,9 @@ import copy
 
 import pytest
 
-from airflow_provider_amlretrain.web_service_patch import (
+from airflow_provider_amlretrain.exceptions import WebServicePatchError
+from airflow_provider_amlretrain.promotion.web_service_patch import (
     TrainedModelAsset,
-    WebServicePatchError,
     apply_patch,
     build_model_patch,
     find_trained_model_asset,
@@ -152,7 +152,8 @@ def test_patch_on_a_wrong_path_is_refused():
 
 
 def test_asset_that_is_not_an_object_is_a_clear_error():
-    from airflow_provider_amlretrain.web_service_patch import WebServicePatchError, find_trained_model_asset
+    from airflow_provider_amlretrain.exceptions import WebServicePatchError
+    from airflow_provider_amlretrain.promotion.web_service_patch import find_trained_model_asset
 
     with pytest.raises(WebServicePatchError, match="'asset3' .* not an object"):
         find_trained_model_asset({"properties": {"assets": {"asset3": "oops"}}}, asset_key="asset3")

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-from airflow_provider_amlretrain.deployment_record import (
-    DeploymentConflictError,
+from airflow_provider_amlretrain.exceptions import DeploymentConflictError
+from airflow_provider_amlretrain.promotion.record import (
     DeploymentRecord,
     DeploymentRecordStore,
     parse_utc,

@@ -8,11 +8,7 @@ import math
 from dataclasses import dataclass
 from enum import Enum
 
-from airflow_provider_amlretrain.exceptions import AzureMLError
-
-
-class EvaluationError(AzureMLError):
-    """The evaluation CSV is empty, malformed, or lacks a metric a rule needs."""
+from airflow_provider_amlretrain.exceptions import EvaluationError
 
 
 class MetricDirection(str, Enum):

@@ -7,14 +7,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_amlretrain.evaluation import (
-    EvaluationError,
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationError
+from airflow_provider_amlretrain.promotion.evaluation import (
     EvaluationResult,
     MetricDirection,
     default_direction,
     normalize_metric_name,
 )
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError
 
 _RULE_KEYS = {"metric", "min", "max", "compare_to_baseline", "tolerance", "direction"}
 

@@ -14,21 +14,13 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amlretrain.exceptions import AzureMLError
+from airflow_provider_amlretrain.exceptions import DeploymentConflictError, DeploymentRecordError
 
 if TYPE_CHECKING:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
 RECORD_FORMAT = "amlretrain.deployment-record/1"
 HISTORY_LIMIT = 100
-
-
-class DeploymentConflictError(AzureMLError):
-    """Another run changed the deployment record since this run read it; this run lost the race."""
-
-
-class DeploymentRecordError(AzureMLError):
-    """The deployment record blob is not a record this provider wrote."""
 
 
 def utcnow_iso() -> str:

@@ -5,11 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError
-
-
-class WebServicePatchError(AzureMLConfigError):
-    """The definition has no (or more than one) trained-model asset matching what was asked."""
+from airflow_provider_amlretrain.exceptions import WebServicePatchError
 
 
 @dataclass(frozen=True)

@@ -7,16 +7,12 @@ import io
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError, SmokeTestError
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow_provider_amlretrain.api.rrs import ScoringTable
-
-
-class SmokeTestError(AzureMLError):
-    """The promoted model did not answer a scoring call correctly."""
 
 
 @dataclass(frozen=True)
