@@ -66,9 +66,10 @@ class BaseModelPromotionOperator(BaseOperator):
 
     The model's location is read again from the job (a fresh SAS; no SAS ever crosses XCom).
     A deployment record per target (JSON in blob storage, conditional writes) decides whether
-    this run may deploy: a model trained on older data than the deployed one is not deployed
-    (the task is skipped) unless ``force``; of two runs racing for one target exactly one
-    deploys. After deploying, a few rows of real data are scored; if that fails the previous
+    this run may deploy: the model is named by its BES job (and its blob's ETag), so "already
+    deployed" means this very model; a model trained on older data than the deployed one, or
+    without a data version (see :meth:`find_data_version`), is not deployed (the task is skipped,
+    saying why) unless ``force``; of two runs racing for one target exactly one deploys. After deploying, a few rows of real data are scored; if that fails the previous
     model is put back and the task fails.
 
     :param deployment_target: The record's name for this target (the gate reads the same record).

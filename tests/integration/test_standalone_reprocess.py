@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from tests.integration.standalone import Standalone
 
 # Starting the deployment counts against the first test; the waits below fail with a diagnosis before this.
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 WASB = "azurite_default"
 DAG_ID = "amlretrain_retrain_and_promote"

@@ -985,3 +985,31 @@ def test_smoke_test_waits_until_the_endpoint_serves_the_new_model(
 def test_wait_after_update_must_be_a_number(endpoint_operator, context):
     with pytest.raises(AzureMLConfigError, match="wait_after_update must be a number"):
         endpoint_operator(wait_after_update="soon").execute(context)
+
+
+def test_an_undated_data_version_blob_takes_its_last_modified_time_and_must_exist(
+    endpoint_operator, classic, store, context, monkeypatch
+):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    manual = {**context, "data_interval_start": None, "data_interval_end": None}
+    modified = {"data/binary/latest.csv": datetime(2030, 2, 3, 4, 5, tzinfo=UTC)}
+
+    class Blob:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def get_blob_properties(self):
+            if self.name not in modified:
+                raise ResourceNotFoundError("gone")
+            return SimpleNamespace(last_modified=modified[self.name])
+
+    service = SimpleNamespace(get_blob_client=lambda container, blob: Blob(f"{container}/{blob}"))
+    monkeypatch.setattr(WasbHook, "get_conn", lambda self: service)
+
+    result = endpoint_operator(smoke_test_sample=None, data_version_blob="data/binary/latest.csv").execute(
+        manual
+    )
+    assert result["data_version"] == "2030-02-03T04:05:00+00:00"
+    with pytest.raises(AzureMLConfigError, match="data_version_blob data/binary/missing.csv does not exist"):
+        endpoint_operator(data_version_blob="data/binary/missing.csv").execute(manual)
