@@ -33,6 +33,16 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _db_was_busy(answer: requests.Response) -> bool:
+    """
+    SQLite was held by another process (the scheduler), so the API rolled the call back: 503 "database is
+    locked", or, on a loaded machine, 500 "Database error" (the same lock, reported when it times out).
+    """
+    return (answer.status_code == 503 and "locked" in answer.text) or (
+        answer.status_code == 500 and "Database error" in answer.text
+    )
+
+
 class Standalone:
     """A running ``airflow standalone`` and a REST client for it."""
 
@@ -52,8 +62,8 @@ class Standalone:
 
     def api(self, method: str, path: str, **kwargs: Any) -> Any:
         """
-        One REST call. SQLite's "database is locked" (503, rolled back) is retried; so is a GET that timed out
-        (a busy machine). Other calls are sent once: a clear sent twice would clear twice.
+        One REST call. A call SQLite's lock made the API roll back is retried; so is a GET that timed out (a busy
+        machine). Other calls that timed out are not: a clear sent twice would clear twice.
         """
         deadline = time.monotonic() + 90
         patience = time.monotonic() + 300  # a loaded machine can stall the API server for minutes
@@ -64,7 +74,7 @@ class Standalone:
                 if method != "GET" or time.monotonic() > patience:
                     raise
                 continue
-            if not (answer.status_code == 503 and "locked" in answer.text and time.monotonic() < deadline):
+            if not (_db_was_busy(answer) and time.monotonic() < deadline):
                 break
             time.sleep(2)  # SQLite: the scheduler holds the DB for a moment; the call was rolled back
         assert answer.ok, f"{method} {path}: {answer.status_code} {answer.text[:500]}"
@@ -86,9 +96,7 @@ class Standalone:
             answer = self.session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
             if answer.ok or answer.status_code == 409:
                 return
-            assert answer.status_code == 503 and "locked" in answer.text, (
-                f"{answer.status_code} {answer.text[:500]}"
-            )
+            assert _db_was_busy(answer), f"{answer.status_code} {answer.text[:500]}"
             assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
             time.sleep(2)
 
