@@ -12,8 +12,10 @@ A spec is a dict, so that it can be templated:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import parse_qs
 
 from airflow_provider_amlretrain.api.references import BlobReference
 from airflow_provider_amlretrain.blob_sas import DEFAULT_SAS_TTL_SECONDS, BlobAccess, scoped_blob_reference
@@ -82,6 +84,42 @@ def resolve_blob_specs(
     return {
         str(port): resolve_blob_spec(str(port), spec, access, ttl_seconds) for port, spec in specs.items()
     }
+
+
+def in_folder(reference: BlobReference, folder: str) -> BlobReference:
+    """
+    The same blob reference with ``folder`` inserted before the file name (``c/a/model.ilearner`` becomes
+    ``c/a/<folder>/model.ilearner``), so that each job writes its outputs where no other job did.
+
+    :param reference: An output reference.
+    :param folder: One path segment, e.g. ``try-2``.
+    """
+    head, _, name = reference.relative_location.strip("/").rpartition("/")
+    return dataclasses.replace(reference, relative_location=f"{head}/{folder}/{name}")
+
+
+def spec_in_folder(port: str, spec: Mapping[str, Any], folder: str) -> dict[str, Any]:
+    """
+    The same ``wasb_conn_id`` blob spec with ``folder`` inserted before the file name (as :func:`in_folder`
+    does for a resolved reference), given as ``path``.
+
+    :param port: The port name, for messages.
+    :param spec: A ``wasb_conn_id`` spec.
+    :param folder: One path segment, e.g. ``try-2``.
+    """
+    head, _, name = relative_location_of(port, spec).rpartition("/")
+    moved = {key: value for key, value in spec.items() if key not in ("path", "container", "blob")}
+    moved["path"] = f"{head}/{folder}/{name}"
+    return moved
+
+
+def is_blob_scoped(reference: BlobReference) -> bool:
+    """
+    Whether the reference's SAS token grants access to that one blob only (``sr=b``).
+
+    :param reference: A blob reference.
+    """
+    return bool(reference.sas_token) and parse_qs(str(reference.sas_token).lstrip("?")).get("sr") == ["b"]
 
 
 def relative_location_of(port: str, spec: Mapping[str, Any]) -> str:

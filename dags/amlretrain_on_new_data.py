@@ -166,6 +166,8 @@ with DAG(
         web_service_id="{{ var.value.amlretrain_binary_web_service_id }}",
         endpoint_name=ENDPOINT,
         smoke_test_sample=DATA_CONTAINER + "/{{ ti.xcom_pull(task_ids='landed_blob') }}",
+        # Asset runs have no data interval: the data version is the date in the blob's path (dt=YYYY-MM-DD).
+        data_version_blob=DATA_CONTAINER + "/{{ ti.xcom_pull(task_ids='landed_blob') }}",
         smoke_test_drop_columns=["label"],
         wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
         force="{{ params.force }}",

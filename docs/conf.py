@@ -42,7 +42,7 @@ nitpicky = True
 nitpick_ignore_regex = [
     (
         r"py:.*",
-        r"(airflow|azure|aiohttp|requests|collections|typing|datetime|pathlib|enum|abc|time|asyncio|logging)\b.*",
+        r"(airflow|azure|aiohttp|requests|collections|typing|datetime|pathlib|enum|abc|time|asyncio|logging|re)\b.*",
     ),
     (
         r"py:.*",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Mapping
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -14,7 +15,13 @@ from airflow_provider_amlretrain.api.bes import CANNOT_START_JOB, BatchJobState,
 from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
 from airflow_provider_amlretrain.api.polling import JobPollingRules
 from airflow_provider_amlretrain.api.states import BatchJobStatus
-from airflow_provider_amlretrain.blob_references import resolve_blob_specs
+from airflow_provider_amlretrain.blob_references import (
+    in_folder,
+    is_blob_scoped,
+    resolve_blob_spec,
+    resolve_blob_specs,
+    spec_in_folder,
+)
 from airflow_provider_amlretrain.blob_sas import BlobAccess, sas_lifetime
 from airflow_provider_amlretrain.exceptions import (
     AzureMLApiError,
@@ -28,9 +35,9 @@ from airflow_provider_amlretrain.links.batch_job import AzureMLBatchJobLink
 from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_amlretrain.api.references import BlobReference
 
 _GONE = "Gone"
 """Status given to a stored job id the service no longer knows: the job is submitted afresh."""
@@ -41,8 +48,16 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     Submit a BES job, persist its id, start it, and wait until it ends.
 
     The job id is written to the task state store *before* the job is started, so a retry (or a
-    worker that died) reattaches to the same job instead of training twice. With ``deferrable``
-    the wait happens in the triggerer. A ``job_timeout`` or a killed task cancels the remote job.
+    worker that died) reattaches to the same job instead of training twice. A clear (the UI's Clear,
+    ``clearTaskInstances``, a backfill that reprocesses runs, ``airflow tasks clear``) starts over with a
+    new job: the DAG run's ``clear_number`` is stored beside the job id, and a job submitted before the
+    latest clear is never reattached to. With ``deferrable`` the wait happens in the triggerer. A
+    ``job_timeout`` or a killed task cancels the remote job.
+
+    Each job writes its outputs in its own ``try-<n>`` folder, inserted before the file name
+    (``runs/2026-11-05/model.ilearner`` is written as ``runs/2026-11-05/try-1/model.ilearner``), so a job
+    never overwrites what an earlier job of the task wrote; give each run its own folder in the blob
+    names (e.g. with ``{{ run_id }}``). The result holds the locations the job actually wrote.
 
     Blob specs (``inputs`` / ``outputs`` values) are dicts, templated per run:
     ``{"wasb_conn_id": "azure_blob", "container": "models", "blob": "runs/{{ ds }}/model.ilearner"}``
@@ -61,6 +76,8 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     :param job_timeout: Cancel the job and fail when it has not ended this long after it started.
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
     :param cancel_on_kill: Cancel the remote job when the task is killed.
+    :param outputs_per_attempt: Write outputs in the ``try-<n>`` folder of the task's attempt; ``False``
+        writes exactly the rendered names (then a clear or a failed job's retry overwrites earlier outputs).
     """
 
     template_fields = ("inputs", "outputs", "global_parameters", "azure_batch_pool_id")
@@ -68,6 +85,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     operator_extra_links = (AzureMLBatchJobLink(),)
     external_id_key = "azureml_bes_job_id"
     started_at_key = "azureml_bes_job_started_at"
+    clear_number_key = "azureml_bes_job_clear_number"
     ui_color = "#d6eaf8"
 
     def __init__(
@@ -82,6 +100,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         job_timeout: timedelta | float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = True,
+        outputs_per_attempt: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -94,6 +113,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         self.job_timeout = job_timeout.total_seconds() if isinstance(job_timeout, timedelta) else job_timeout
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
+        self.outputs_per_attempt = outputs_per_attempt
         self.job_id: str | None = None
 
     @cached_property
@@ -103,6 +123,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run (or reattach to) the job and return its secret-free summary."""
+        self._forget_job_of_an_earlier_clear(context)
         result = self.execute_resumable(context)
         if result is None and self.job_id is not None:
             # On reattach the mixin returns what poll_until_complete returns (None) without calling
@@ -117,12 +138,15 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         ttl = sas_lifetime(self.job_timeout)
         body = build_batch_request(
             inputs=resolve_blob_specs(self.inputs, BlobAccess.READ, ttl),
-            outputs=resolve_blob_specs(self.outputs, BlobAccess.WRITE, ttl),
+            outputs=self._attempt_outputs(context, ttl),
             global_parameters=self.global_parameters,
             azure_batch_pool_id=self.azure_batch_pool_id,
         )
         job_id = self.hook.submit_job(body)
         self.log.info("Created BES job %s; it starts once its id is saved for retries.", job_id)
+        self._store(
+            context, self.clear_number_key, {"job_id": job_id, "clear_number": _clear_number(context)}
+        )
         self._remember(context, job_id)
         return job_id
 
@@ -203,6 +227,76 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
             self.log.info("Task killed: cancelling BES job %s.", self.job_id)
             self.hook.cancel_job(self.job_id)
 
+    # -- clears and attempts -----------------------------------------------------------------------
+
+    def _forget_job_of_an_earlier_clear(self, context: Context) -> None:
+        """
+        Drop the stored job id when the DAG run was cleared after that job was submitted: a clear starts over.
+
+        Airflow keeps the task state store across a clear, and the mixin would reattach to (or return) the
+        job of before the clear. A retry does not change ``clear_number``, so it still reattaches. A job id
+        stored without its clear number (by an older version of this operator) counts as this clear's only
+        while the run was never cleared.
+        """
+        job_id = self._stored(context, self.external_id_key)
+        if not job_id:
+            return
+        now = _clear_number(context)
+        stored = self._stored(context, self.clear_number_key)
+        if isinstance(stored, dict) and stored.get("job_id") != job_id:
+            # A later submission was recorded but its id never saved (a try died in between): not this job.
+            self.log.info(
+                "BES job %s is not the job this task submitted last: this try submits a new job.", job_id
+            )
+        else:
+            then = stored.get("clear_number") if isinstance(stored, dict) else 0
+            if then == now:
+                return
+            self.log.info(
+                "BES job %s was submitted before the DAG run was cleared (clear %s, now clear %s): this try "
+                "submits a new job instead of reusing it.",
+                job_id,
+                then,
+                now,
+            )
+        store = context.get("task_state_store")
+        if store is not None:
+            store.delete(self.external_id_key)
+
+    def _attempt_outputs(self, context: Context, ttl_seconds: float) -> dict[str, BlobReference]:
+        """
+        The output references of a new job: in the ``try-<n>`` folder of this attempt.
+
+        A ``wasb_conn_id`` spec is moved before its SAS is minted, so the SAS covers the blob the job really
+        writes. A reference given with its own SAS is moved too, unless that SAS covers one blob only.
+
+        :param context: The task's context (its try number names the folder).
+        :param ttl_seconds: How long the minted SAS tokens are valid.
+        """
+        if not self.outputs_per_attempt or not isinstance(self.outputs, Mapping):
+            return resolve_blob_specs(self.outputs, BlobAccess.WRITE, ttl_seconds)
+        folder = f"try-{context['ti'].try_number}"
+        placed = {}
+        for port, spec in self.outputs.items():
+            name = str(port)
+            if isinstance(spec, Mapping) and "wasb_conn_id" in spec:
+                placed[name] = resolve_blob_spec(
+                    name, spec_in_folder(name, spec, folder), BlobAccess.WRITE, ttl_seconds
+                )
+                continue
+            reference = resolve_blob_spec(name, spec, BlobAccess.WRITE, ttl_seconds)
+            if is_blob_scoped(reference):
+                self.log.warning(
+                    "Output %r has a SAS token for that one blob (sr=b), so the job writes exactly %s and "
+                    "overwrites what an earlier job wrote there. Give a container SAS to keep each job's outputs.",
+                    name,
+                    reference.relative_location,
+                )
+                placed[name] = reference
+            else:
+                placed[name] = in_folder(reference, folder)
+        return placed
+
     # -- helpers ----------------------------------------------------------------------------------
 
     def _remember(self, context: Context, job_id: str) -> None:
@@ -280,3 +374,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         for port, location in summary["outputs"].items():
             self.log.info("BES job %s wrote %s: %s", state.job_id, port, location["uri"])
         return summary
+
+
+def _clear_number(context: Context) -> int:
+    """How many times the DAG run was cleared (a retry does not count; ``0`` outside a DAG run)."""
+    dag_run = context.get("dag_run")
+    return int(getattr(dag_run, "clear_number", None) or 0)

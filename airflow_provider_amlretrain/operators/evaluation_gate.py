@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
@@ -9,12 +10,12 @@ from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperat
 from airflow_provider_amlretrain.blob_text import read_text_blob
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationGateRejectedError
 from airflow_provider_amlretrain.promotion.evaluation import parse_evaluation_csv
-from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
+from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore, metrics_of
 from airflow_provider_amlretrain.promotion.rules import GateOutcome, decide
 from airflow_provider_amlretrain.promotion.training_result import output_location
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
@@ -28,7 +29,8 @@ class AzureMLEvaluationGateOperator(BaseOperator):
     Rules are dicts: ``{"metric": "AUC", "min": 0.8}``, ``{"metric": "Root Mean Squared Error",
     "compare_to_baseline": True, "tolerance": 0.5}``; metric names match case-insensitively, and
     each metric's direction (AUC up, errors down) comes from its name unless ``direction`` is given.
-    The baseline is the production model's metrics from the target's deployment record.
+    The baseline is the production model's metrics from the target's deployment record (never the model
+    itself: when this job's model is already deployed, the one it replaced).
 
     When the model passes, returns the decision; its ``outcome`` is ``promote``, or ``review`` when a
     rule with a ``review_margin`` finds the model borderline (not clearly better than production). A
@@ -97,11 +99,16 @@ class AzureMLEvaluationGateOperator(BaseOperator):
                 .read(self.deployment_target)
                 .record
             )
-            baseline = record.baseline_metrics
+            job_id = self.training_result.get("job_id") if isinstance(self.training_result, Mapping) else None
+            entry = record.baseline_for(str(job_id) if job_id else None)
+            baseline = metrics_of(entry)
             self.log.info(
                 "Baseline for %s: %s",
                 self.deployment_target,
-                f"model {record.current['model_uri']}" if record.current else "nothing deployed yet",
+                f"the model of BES job {entry.get('job_id')} ({entry.get('model_uri')})"
+                + (" (the one this job's model replaced)" if entry is not record.current else "")
+                if entry
+                else "nothing deployed yet",
             )
             if record.attention:
                 self.log.warning(

@@ -20,7 +20,16 @@ from airflow_provider_amlretrain.exceptions import (
 )
 from airflow_provider_amlretrain.flags import parse_flag
 from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+from airflow_provider_amlretrain.promotion.data_version import (
+    DEFAULT_DATA_VERSION_PATTERN,
+    DataVersion,
+    compile_pattern,
+    from_asset_events,
+    from_blob,
+    from_data_interval,
+)
 from airflow_provider_amlretrain.promotion.guard import CandidateModel, ClaimOutcome, DeploymentGuard
+from airflow_provider_amlretrain.promotion.model_blob import read_blob_version
 from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 from airflow_provider_amlretrain.promotion.smoke_test import (
     SmokeSample,
@@ -76,9 +85,10 @@ class BaseModelPromotionOperator(BaseOperator):
 
     The model's location is read again from the job (a fresh SAS; no SAS ever crosses XCom).
     A deployment record per target (JSON in blob storage, conditional writes) decides whether
-    this run may deploy: a model trained on older data than the deployed one is not deployed
-    (the task is skipped) unless ``force``; of two runs racing for one target exactly one
-    deploys. After deploying, a few rows of real data are scored; if that fails the previous
+    this run may deploy: the model is named by its BES job (and its blob's ETag), so "already
+    deployed" means this very model; a model trained on older data than the deployed one, or
+    without a data version (see :meth:`find_data_version`), is not deployed (the task is skipped,
+    saying why) unless ``force``; of two runs racing for one target exactly one deploys. After deploying, a few rows of real data are scored; if that fails the previous
     model is put back and the task fails.
 
     :param deployment_target: The record's name for this target (the gate reads the same record).
@@ -93,14 +103,20 @@ class BaseModelPromotionOperator(BaseOperator):
     :param smoke_test_drop_columns: Columns of the sample not sent for scoring (the label).
     :param smoke_test_rows: How many rows to score.
     :param record_container: The container of deployment records.
-    :param force: Deploy even over a model trained on newer data (templated; ``"false"``, ``"0"``, ``"no"``
-        are false, anything unclear is an error).
+    :param force: Deploy even over a model trained on newer data, or without a data version (templated;
+        ``"false"``, ``"0"``, ``"no"`` are false, anything unclear is an error).
     :param skip_promotion: Skip this task, changing nothing (templated like ``force``; e.g. a DAG
         param ``"{{ params.skip_promotion }}"``).
     :param claim_lease: How long this run's claim on the target holds (seconds or a ``timedelta``) before
         another run may take the target over. By default it follows the task's own limits: its
         ``execution_timeout`` plus a minute, or else twice the update wait (update and rollback) plus
         :data:`LEASE_ALLOWANCE_SECONDS`, and never less than :data:`MIN_LEASE_SECONDS`.
+    :param data_version_blob: ``container/blob`` the model was trained on (templated), when the run has no data
+        interval (asset-triggered or manual runs): its data version is the date in that path (found with
+        ``data_version_pattern``), else the blob's last-modified time. Without it such a run takes the blob of the
+        single asset event that started it; a run with no data version is not deployed unless ``force``.
+    :param data_version_pattern: A regular expression finding the date in a blob path, in a group named ``date``
+        (default: the first ``YYYY-MM-DD``, optionally with ``THH:MM[:SS]``).
     """
 
     template_fields: Sequence[str] = (
@@ -110,6 +126,7 @@ class BaseModelPromotionOperator(BaseOperator):
         "smoke_test_sample",
         "force",
         "skip_promotion",
+        "data_version_blob",
     )
     template_fields_renderers = {"training_result": "json", "gate_result": "json"}
     ui_color = "#d5f5e3"
@@ -131,6 +148,8 @@ class BaseModelPromotionOperator(BaseOperator):
         force: bool | str = False,
         skip_promotion: bool | str = False,
         claim_lease: timedelta | float | None = None,
+        data_version_blob: str | None = None,
+        data_version_pattern: str = DEFAULT_DATA_VERSION_PATTERN,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -149,6 +168,8 @@ class BaseModelPromotionOperator(BaseOperator):
         self.skip_promotion = skip_promotion
         self.claim_lease = claim_lease.total_seconds() if isinstance(claim_lease, timedelta) else claim_lease
         self._in_flight: _InFlight | None = None
+        self.data_version_blob = data_version_blob
+        self.data_version_pattern = data_version_pattern
 
     # -- what subclasses provide ------------------------------------------------------------------
 
@@ -241,18 +262,64 @@ class BaseModelPromotionOperator(BaseOperator):
             )
         return job_id, location
 
-    def _candidate(self, context: Context, job_id: str, model: BlobLocation) -> CandidateModel:
+    def find_data_version(self, context: Context) -> tuple[DataVersion | None, str]:
+        """
+        Which data this run's model was trained on (see :mod:`~airflow_provider_amlretrain.promotion.data_version`).
+
+        :return: The version, or ``None`` and why the run has none.
+        """
+        pattern = compile_pattern(self.data_version_pattern)
+        blob = str(self.data_version_blob or "").strip().lstrip("/")
+        if blob:
+            container, _, name = blob.partition("/")
+            if not name:
+                raise AzureMLConfigError(f"data_version_blob must be 'container/path/to/blob', not {blob!r}.")
+            version = from_blob(blob, pattern, lambda: self._last_modified(container, name))
+            return (
+                version,
+                "" if version else f"blob {blob} has no date in its path and no last-modified time",
+            )
+        interval = from_data_interval(context.get("data_interval_start"), context.get("data_interval_end"))
+        if interval is not None:
+            return interval, ""
+        version, why = from_asset_events(context.get("triggering_asset_events"), pattern)
+        return version, f"this run has no data interval and {why}" if version is None else ""
+
+    def _last_modified(self, container: str, blob: str) -> Any:
+        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+        from azure.core.exceptions import ResourceNotFoundError
+
+        try:
+            properties = (
+                WasbHook(wasb_conn_id=self.wasb_conn_id)
+                .get_conn()
+                .get_blob_client(container, blob)
+                .get_blob_properties()
+            )
+        except ResourceNotFoundError:
+            raise AzureMLConfigError(
+                f"data_version_blob {container}/{blob} does not exist (through connection {self.wasb_conn_id!r}): "
+                "pass the blob the model was trained on."
+            ) from None
+        return properties.last_modified
+
+    def _candidate(
+        self, context: Context, job_id: str, model: BlobLocation, version: DataVersion | None
+    ) -> CandidateModel:
         gate = self.gate_result if isinstance(self.gate_result, Mapping) else {}
         metrics = gate.get("metrics")
-        start, end = context.get("data_interval_start"), context.get("data_interval_end")
+        blob = read_blob_version(model)
         return CandidateModel(
             model_uri=model.uri,
             job_id=job_id,
             metrics={str(k): float(v) for k, v in metrics.items()} if isinstance(metrics, Mapping) else None,
-            data_interval_start=start.isoformat() if start else None,
-            data_interval_end=end.isoformat() if end else None,
+            data_interval_start=version.start if version else None,
+            data_interval_end=version.end if version else None,
             dag_id=context["dag"].dag_id,
             run_id=context["run_id"],
+            model_etag=blob.etag,
+            model_version_id=blob.version_id,
+            data_version_source=version.source if version else None,
         )
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -268,7 +335,10 @@ class BaseModelPromotionOperator(BaseOperator):
         job_id, model = self.fresh_model_location()
         # Read the smoke-test rows first: a wrong sample path must fail here, before the target changes.
         sample = self._smoke_sample()
-        candidate = self._candidate(context, job_id, model)
+        version, no_version = self.find_data_version(context)
+        if version is not None:
+            self.log.info("Data version of this model: %s (from %s).", version.end, version.source)
+        candidate = self._candidate(context, job_id, model, version)
         guard = DeploymentGuard(
             DeploymentRecordStore(self.wasb_conn_id, self.record_container),
             self.deployment_target,
@@ -279,16 +349,17 @@ class BaseModelPromotionOperator(BaseOperator):
         outcome = guard.claim()
         if guard.warning:
             self.log.warning("%s", guard.warning)
-        if outcome is ClaimOutcome.STALE:
-            self.log.warning("%s", guard.reason)
-            raise AirflowSkipException(guard.reason)
+        if outcome in (ClaimOutcome.STALE, ClaimOutcome.NO_DATA_VERSION):
+            reason = f"{guard.reason} ({no_version}.)" if no_version else guard.reason
+            self.log.warning("%s", reason)
+            context["ti"].xcom_push(
+                key="promotion",
+                value={**self._not_deployed(candidate, outcome), "reason": reason},
+            )
+            raise AirflowSkipException(reason)
         if outcome is ClaimOutcome.ALREADY_DEPLOYED:
             self.log.info("%s Nothing to do.", guard.reason)
-            return {
-                "deployment_target": self.deployment_target,
-                "model_uri": model.uri,
-                "outcome": outcome.value,
-            }
+            return {**self._not_deployed(candidate, outcome), "reason": guard.reason}
         self.log.info(
             "Claimed %s for model %s (BES job %s) for %.0f s.",
             self.deployment_target,
@@ -298,7 +369,7 @@ class BaseModelPromotionOperator(BaseOperator):
         )
         self._in_flight = _InFlight(guard, model)
         try:
-            return self._deploy_claimed(guard, job_id, model, sample)
+            return self._deploy_claimed(guard, candidate, model, sample)
         except BaseException as err:
             if isinstance(err, Exception):
                 raise  # handled where it happened
@@ -308,10 +379,15 @@ class BaseModelPromotionOperator(BaseOperator):
             self._in_flight = None
 
     def _deploy_claimed(
-        self, guard: DeploymentGuard, job_id: str, model: BlobLocation, sample: SmokeSample | None
+        self,
+        guard: DeploymentGuard,
+        candidate: CandidateModel,
+        model: BlobLocation,
+        sample: SmokeSample | None,
     ) -> dict[str, Any]:
         """Deploy to a claimed target, smoke-test, commit; on an error roll back and record the attempt."""
         assert self._in_flight is not None
+        job_id = candidate.job_id
         try:
             deployment = self.prepare(model)
         except Exception as err:  # nothing was changed: release the claim
@@ -351,6 +427,8 @@ class BaseModelPromotionOperator(BaseOperator):
             "model_uri": model.uri,
             "previous_model_uri": deployment.previous_model_uri,
             "job_id": job_id,
+            "model_etag": candidate.model_etag,
+            "data_version": candidate.data_interval_end,
             "details": deployment.details,
             "smoke_test": smoke.to_summary() if smoke else None,
             "deployed_at": entry["deployed_at"],
@@ -401,6 +479,16 @@ class BaseModelPromotionOperator(BaseOperator):
                 redact(str(cleanup_err)),
                 in_flight.guard.lease_seconds,
             )
+
+    def _not_deployed(self, candidate: CandidateModel, outcome: ClaimOutcome) -> dict[str, Any]:
+        """The result of a promotion that deployed nothing."""
+        return {
+            "deployment_target": self.deployment_target,
+            "outcome": outcome.value,
+            "model_uri": candidate.model_uri,
+            "job_id": candidate.job_id,
+            "data_version": candidate.data_interval_end,
+        }
 
     def _roll_back(
         self, guard: DeploymentGuard, deployment: Deployment, model: BlobLocation, reason: str

@@ -1,7 +1,8 @@
 """
 Safe promotion: one guard around every deployment, shared by classic endpoints and new web services.
 
-The guard reads the target's deployment record, refuses to replace a model trained on newer data
+The guard reads the target's deployment record, says "already deployed" only of the same model (the same BES
+job's output), refuses to replace a model trained on newer data or to deploy a model without a data version
 (unless forced), claims the target with a conditional write (so of two racing runs exactly one
 proceeds), and afterwards commits the new deployment, or records the failed attempt and releases
 the claim.
@@ -30,7 +31,9 @@ class ClaimOutcome(str, Enum):
     STALE = "stale"
     """The target runs a model trained on newer data: do not replace it."""
     ALREADY_DEPLOYED = "already_deployed"
-    """This very model is already deployed (a re-run): nothing to do."""
+    """This very model (the same BES job's output) is already deployed (a re-run): nothing to do."""
+    NO_DATA_VERSION = "no_data_version"
+    """The run does not say which data the model was trained on, and is not forced: do not deploy."""
 
 
 @dataclass(frozen=True)
@@ -38,13 +41,19 @@ class CandidateModel:
     """
     The model a run wants to deploy, as the record describes it (no secrets).
 
+    A model is the output of one BES job: it is named by that job (and the ``.ilearner`` blob's ETag or
+    version id where the storage gives one), never by its URI alone, since a URI can be written again.
+
     :param model_uri: The ``.ilearner`` URI without SAS.
     :param job_id: The BES job that trained it.
     :param metrics: Its evaluation metrics.
-    :param data_interval_start: Start of the data interval it was trained on (ISO 8601).
-    :param data_interval_end: End of that interval (ISO 8601).
+    :param data_interval_start: Start of the data it was trained on (ISO 8601; its data version).
+    :param data_interval_end: End of that data (ISO 8601); ``None`` when the run has no data version.
     :param dag_id: The DAG of the run.
     :param run_id: The run.
+    :param model_etag: The ``.ilearner`` blob's ETag when it was promoted.
+    :param model_version_id: The blob's version id (storage accounts with blob versioning).
+    :param data_version_source: Where the data version came from, e.g. ``data interval``.
     """
 
     model_uri: str
@@ -54,19 +63,49 @@ class CandidateModel:
     data_interval_end: str | None
     dag_id: str
     run_id: str
+    model_etag: str | None = None
+    model_version_id: str | None = None
+    data_version_source: str | None = None
 
     def entry(self, **details: Any) -> dict[str, Any]:
         """The record entry for this model, with target-specific details."""
         return {
             "model_uri": self.model_uri,
             "job_id": self.job_id,
+            "model_etag": self.model_etag,
+            "model_version_id": self.model_version_id,
             "metrics": self.metrics,
             "data_interval_start": self.data_interval_start,
             "data_interval_end": self.data_interval_end,
+            "data_version_source": self.data_version_source,
             "dag_id": self.dag_id,
             "run_id": self.run_id,
             **details,
         }
+
+    def describe(self) -> str:
+        """The model in words, for messages: its job, and its blob's version."""
+        version = self.model_version_id or self.model_etag
+        where = f"{self.model_uri}, version {version}" if version else self.model_uri
+        return f"the model of BES job {self.job_id} ({where})"
+
+    def is_same_model(self, entry: dict[str, Any] | None) -> bool:
+        """
+        Whether a record entry describes this very model: the same job, and the same blob (URI, and ETag or
+        version id when both sides know it). An entry without a job id (older records may lack one) is never
+        taken for this model: the promotion deploys again rather than skip on a URI match alone.
+
+        :param entry: ``current`` (or another entry) of a deployment record.
+        """
+        if not entry or not self.job_id or entry.get("job_id") != self.job_id:
+            return False
+        if entry.get("model_uri") != self.model_uri:
+            return False
+        for key, mine in (("model_etag", self.model_etag), ("model_version_id", self.model_version_id)):
+            theirs = entry.get(key)
+            if mine and theirs and mine != theirs:
+                return False
+        return True
 
 
 @dataclass
@@ -105,10 +144,19 @@ class DeploymentGuard:
             if record.attention
             else ""
         )
-        if current.get("model_uri") == self.candidate.model_uri:
+        if self.candidate.is_same_model(current):
             self.record = record
-            self.reason = f"{self.candidate.model_uri} is already deployed to {self.target}."
+            self.reason = f"{self.target} already serves {self.candidate.describe()}."
             return ClaimOutcome.ALREADY_DEPLOYED
+        if self.candidate.data_interval_end is None and not self.force:
+            self.record = record
+            self.reason = (
+                f"This run's model has no data version (this run has no data interval, and no training blob "
+                f"gave a date), so it cannot be checked against the data of the model {self.target} serves: it "
+                "is not deployed. Give the promotion the blob it trained on (data_version_blob), or set "
+                "force=True to deploy it anyway."
+            )
+            return ClaimOutcome.NO_DATA_VERSION
         deployed_end = parse_utc(current.get("data_interval_end"))
         candidate_end = parse_utc(self.candidate.data_interval_end)
         if deployed_end and candidate_end and candidate_end < deployed_end and not self.force:
@@ -134,6 +182,7 @@ class DeploymentGuard:
             "run_id": self.candidate.run_id,
             "dag_id": self.candidate.dag_id,
             "model_uri": self.candidate.model_uri,
+            "job_id": self.candidate.job_id,
             "claimed_at": utcnow_iso(),
             "lease_seconds": self.lease_seconds,
         }

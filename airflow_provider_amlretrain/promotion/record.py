@@ -44,6 +44,16 @@ def parse_utc(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
+def metrics_of(entry: dict[str, Any] | None) -> dict[str, float] | None:
+    """
+    The metrics of a record entry (``current`` or one of ``history``).
+
+    :param entry: The entry.
+    """
+    metrics = (entry or {}).get("metrics")
+    return {str(k): float(v) for k, v in metrics.items()} if isinstance(metrics, dict) else None
+
+
 def _is_number(value: Any) -> bool:
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         return False
@@ -133,10 +143,19 @@ class DeploymentRecord:
     @property
     def baseline_metrics(self) -> dict[str, float] | None:
         """The metrics of the deployed model, for the evaluation gate."""
-        if not self.current:
-            return None
-        metrics = self.current.get("metrics")
-        return {str(k): float(v) for k, v in metrics.items()} if isinstance(metrics, dict) else None
+        return metrics_of(self.current)
+
+    def baseline_for(self, job_id: str | None) -> dict[str, Any] | None:
+        """
+        The entry a model of BES job ``job_id`` is compared with: the deployed model, or, when that is this very
+        job's model (a gate run again after its promotion), the model it replaced. A model is never its own baseline.
+
+        :param job_id: The job that trained the candidate.
+        """
+        if not self.current or not job_id or self.current.get("job_id") != job_id:
+            return self.current
+        replaced = [e for e in self.history if e.get("outcome") == "replaced" and e.get("job_id") != job_id]
+        return replaced[-1] if replaced else None
 
     def pending_is_live(self, now: datetime | None = None) -> bool:
         """

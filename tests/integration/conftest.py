@@ -18,6 +18,8 @@ from tests.conftest import REPO_ROOT
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from tests.integration.standalone import Standalone
+
 
 @pytest.fixture(scope="session")
 def airflow_db() -> None:
@@ -77,6 +79,21 @@ class EmulatorAdmin:
         answer.raise_for_status()
         return answer.json()
 
+    def jobs(self) -> list[dict[str, Any]]:
+        """Every BES job the emulator has, oldest first (no request bodies)."""
+        answer = requests.get(f"{self.url}/_emulator/jobs", timeout=10)
+        answer.raise_for_status()
+        return list(answer.json()["jobs"])
+
+    def served_model(self, web_service_id: str, endpoint: str) -> dict[str, Any] | None:
+        """What a classic endpoint scores with now: the BES job that trained it (``None``: the seed's model)."""
+        answer = requests.get(f"{self.url}/_emulator/endpoints", timeout=10)
+        answer.raise_for_status()
+        for served in answer.json()["endpoints"]:
+            if served["web_service_id"] == web_service_id and served["endpoint"] == endpoint:
+                return served["model"]
+        raise AssertionError(f"the emulator has no endpoint {endpoint!r} of web service {web_service_id}")
+
 
 @pytest.fixture
 def emulator(stack: Any) -> Iterator[EmulatorAdmin]:
@@ -85,6 +102,15 @@ def emulator(stack: Any) -> Iterator[EmulatorAdmin]:
     admin.clear_faults()
     yield admin
     admin.clear_faults()
+
+
+@pytest.fixture(scope="module")
+def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
+    """A real ``airflow standalone`` against the session's stack, started once per test module."""
+    from tests.integration.standalone import running_standalone
+
+    with running_standalone(tmp_path_factory.mktemp("standalone")) as running:
+        yield running
 
 
 @pytest.fixture(scope="session")

@@ -155,6 +155,21 @@ def test_a_borderline_model_is_handed_on_for_review_not_skipped(reads, caplog):
     assert "REVIEW AUC 0.88 vs production 0.875" in caplog.text
 
 
+def test_a_model_is_not_its_own_baseline(reads, caplog):
+    # The gate runs again after its model was promoted (a clear of evaluate): compare with the model it replaced.
+    mine = {"model_uri": MODEL_V1, "job_id": TRAINING["job_id"], "metrics": {"AUC": 0.88}}
+    replaced = {
+        "model_uri": "https://x/models/v0/model.ilearner",
+        "job_id": "older",
+        "metrics": {"AUC": 0.95},
+    }
+    reads.record = DeploymentRecord("ep1", current=mine, history=[{**replaced, "outcome": "replaced"}])
+    rules = [{"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02}]
+    with pytest.raises(AirflowSkipException, match="0.88"):
+        run(rules=rules, deployment_target="ep1")
+    assert "the model of BES job older" in caplog.text and "the one this job's model replaced" in caplog.text
+
+
 def test_a_record_that_needs_attention_is_reported(reads, caplog):
     reads.record = DeploymentRecord(
         "ep1",

@@ -33,6 +33,7 @@ JOB_2 = "fedcba9876543210fedcba9876543210"
 RESULT_SIG = "RESULTsig987secret"
 ID_KEY = AzureMLBatchExecutionOperator.external_id_key
 STARTED_KEY = AzureMLBatchExecutionOperator.started_at_key
+CLEAR_KEY = AzureMLBatchExecutionOperator.clear_number_key
 
 
 def started_record(at: float, job_id: str = JOB_ID) -> dict[str, object]:
@@ -61,19 +62,31 @@ class StoreStub:
         self.journal.append(("store.set", key, value))
         self.data[key] = value
 
+    def delete(self, key: str) -> None:
+        self.journal.append(("store.delete", key))
+        self.data.pop(key, None)
+
 
 class TiStub:
     """The task instance: records XCom pushes."""
 
     stats_tags: dict[str, str] = {}
 
-    def __init__(self, journal: Journal) -> None:
+    def __init__(self, journal: Journal, try_number: int = 1) -> None:
         self.xcom: dict[str, Any] = {}
         self.journal = journal
+        self.try_number = try_number
 
     def xcom_push(self, key: str, value: Any) -> None:
         self.journal.append(("xcom", key, value))
         self.xcom[key] = value
+
+
+class DagRunStub:
+    """The DAG run: how many times it was cleared."""
+
+    def __init__(self, clear_number: int) -> None:
+        self.clear_number = clear_number
 
 
 @pytest.fixture
@@ -90,8 +103,14 @@ def wasb_conn(monkeypatch):
 
 @pytest.fixture
 def make_context(journal):
-    def make(stored: dict[str, Any] | None = None) -> dict[str, Any]:
-        return {"ti": TiStub(journal), "task_state_store": StoreStub(journal, stored)}
+    def make(
+        stored: dict[str, Any] | None = None, *, clear_number: int = 0, try_number: int = 1
+    ) -> dict[str, Any]:
+        return {
+            "ti": TiStub(journal, try_number),
+            "task_state_store": StoreStub(journal, stored),
+            "dag_run": DagRunStub(clear_number),
+        }
 
     return make
 
@@ -251,13 +270,65 @@ def test_submitted_body_carries_inputs_outputs_and_parameters(make_operator, mak
             },
             "output2": {
                 "BaseLocation": "https://acct.blob.core.windows.net/",
-                "RelativeLocation": "models/runs/x/evaluation.csv",
+                "RelativeLocation": "models/runs/x/try-1/evaluation.csv",
                 "SasBlobToken": minted["output2"]["SasBlobToken"],
             },
         },
         "GlobalParameters": {"Data URI": "https://acct.blob.core.windows.net/data/d1.csv"},
         "AzureBatchPoolId": "pool-1",
     }
+
+
+def _submitted_outputs(http: Any) -> dict[str, str]:
+    body = json.loads(next(c.request.body for c in http.mock.calls if c.request.url == JOBS_URL))
+    return {port: ref["RelativeLocation"] for port, ref in body["Outputs"].items()}
+
+
+def test_each_attempt_writes_its_outputs_in_its_own_folder(make_operator, make_context, http):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), _finished())
+    http.start()
+    container_sas = "?sv=2020-08-04&sr=c&sig=abc&sp=rw"
+    output1 = {
+        "base_location": "https://acct.blob.core.windows.net/",
+        "relative_location": "models/m.ilearner",
+    }
+
+    make_operator(outputs={"output1": {**output1, "sas_token": container_sas}}).execute(
+        make_context(try_number=3)
+    )
+
+    assert _submitted_outputs(http) == {"output1": "models/try-3/m.ilearner"}
+
+
+def test_outputs_per_attempt_off_writes_the_rendered_names(make_operator, make_context, http):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), _finished())
+    http.start()
+
+    make_operator(outputs_per_attempt=False).execute(make_context(try_number=2))
+
+    assert _submitted_outputs(http) == {
+        "output1": "models/runs/x/model.ilearner",
+        "output2": "models/runs/x/evaluation.csv",
+    }
+
+
+def test_an_output_with_a_sas_for_that_one_blob_keeps_its_name_and_says_why(
+    make_operator, make_context, http, log_text
+):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), _finished())
+    http.start()
+
+    make_operator().execute(make_context(try_number=2))
+
+    assert _submitted_outputs(http) == {
+        "output1": "models/runs/x/model.ilearner",
+        "output2": "models/runs/x/try-2/evaluation.csv",
+    }
+    assert "sr=b" in log_text() and "container SAS" in log_text()
+    assert SAS_SIG not in log_text()
 
 
 def test_failed_job_raises_with_its_details(make_operator, make_context, http, log_text):
@@ -417,65 +488,77 @@ def test_retry_with_a_not_started_job_starts_it(make_operator, make_context, htt
     assert STARTED_KEY in context["task_state_store"].data
 
 
-def _cannot_start(state: str = "Running") -> dict[str, Any]:
-    return {
-        "error": {
-            "code": "CannotStartJob",
-            "message": f"The job cannot be started because it is in {state} state.",
-        }
+# -- clears of the DAG run -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("old", [_finished(), status_body("Running"), status_body("NotStarted")])
+def test_a_clear_submits_a_new_job_whatever_the_old_one_does(make_operator, make_context, http, journal, old):
+    http.statuses(JOB_ID, old, _finished())  # never asked: a job of an earlier clear is not reattached to
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
+    stored = {
+        ID_KEY: JOB_ID,
+        CLEAR_KEY: {"job_id": JOB_ID, "clear_number": 0},
+        STARTED_KEY: started_record(1.0),
     }
+    context = make_context(stored, clear_number=1, try_number=2)
 
+    summary = make_operator().execute(context)
 
-def test_retry_whose_earlier_start_reached_the_service_treats_cannot_start_as_started(
-    make_operator, make_context, http, journal
-):
-    # The earlier try's start was processed, but the try died before it saved the start time.
-    http.statuses(
-        JOB_ID, status_body("NotStarted"), status_body("NotStarted"), status_body("Running"), _finished()
+    _assert_summary(summary, JOB_2)
+    assert len(http.calls("POST", JOBS_URL)) == 1 and http.calls(job_id=JOB_ID) == []
+    data = context["task_state_store"].data
+    assert data[ID_KEY] == JOB_2
+    assert data[CLEAR_KEY] == {"job_id": JOB_2, "clear_number": 1}
+    events = [e[:2] for e in journal]
+    assert (
+        events.index(("store.set", CLEAR_KEY))
+        < events.index(("store.set", ID_KEY))
+        < events.index(("http", "start"))
     )
-    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
-    context = make_context({ID_KEY: JOB_ID})
+
+
+@pytest.mark.parametrize("clear_number", [0, 2])
+def test_a_retry_of_the_same_clear_reattaches(make_operator, make_context, http, clear_number):
+    http.statuses(JOB_ID, status_body("Running"), status_body("Running"), _finished())
+    stored = {ID_KEY: JOB_ID, CLEAR_KEY: {"job_id": JOB_ID, "clear_number": clear_number}}
+    context = make_context(stored, clear_number=clear_number, try_number=5)
 
     summary = make_operator().execute(context)
 
     _assert_summary(summary)
-    assert http.calls("POST", JOBS_URL) == [], "no second job"
-    assert len(http.calls("POST", JOB_ID)) == 1, "one start, not repeated"
-    assert STARTED_KEY in context["task_state_store"].data
+    assert http.calls("POST") == []
+    assert context["task_state_store"].data[ID_KEY] == JOB_ID
 
 
-def test_lost_start_answer_retried_into_cannot_start_is_started(make_operator, make_context, http):
-    http.submit()
-    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"), _finished())
-    http.mock.add("POST", job_url(suffix="/start"), status=503, json={"error": {"code": "RequestThrottled"}})
-    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
-    context = make_context()
+@pytest.mark.parametrize(("clear_number", "reattaches"), [(0, True), (1, False)])
+def test_a_job_stored_without_its_clear_number_is_this_clears_only_if_the_run_was_never_cleared(
+    make_operator, make_context, http, clear_number, reattaches
+):
+    http.statuses(JOB_ID, _finished())
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
 
-    _assert_summary(make_operator().execute(context))
-    assert len(http.calls("POST", JOBS_URL)) == 1
-    assert STARTED_KEY in context["task_state_store"].data
+    summary = make_operator().execute(make_context({ID_KEY: JOB_ID}, clear_number=clear_number))
+
+    _assert_summary(summary, JOB_ID if reattaches else JOB_2)
+    assert len(http.calls("POST", JOBS_URL)) == (0 if reattaches else 1)
 
 
-@pytest.mark.parametrize(
-    ("status", "body"),
-    [
-        (400, {"error": {"code": "BadArgument", "message": "The job cannot be started: bad input."}}),
-        (409, _cannot_start()),
-    ],
-    ids=["other-400", "cannot-start-not-400"],
-)
-def test_other_start_refusals_still_fail(make_operator, make_context, http, status, body):
-    from airflow_provider_amlretrain.exceptions import AzureMLApiError
+def test_a_stored_id_older_than_the_last_submission_is_not_reattached(make_operator, make_context, http):
+    # The last try created JOB_2 and recorded it, then died before its id was saved: JOB_ID is older.
+    http.statuses(JOB_ID, status_body("Running"), _finished())
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
+    stored = {ID_KEY: JOB_ID, CLEAR_KEY: {"job_id": JOB_2, "clear_number": 0}}
 
-    http.submit()
-    # Were the refusal taken for a start, the job would be polled and end Failed (not an API error).
-    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Failed", details="never started"))
-    http.mock.add("POST", job_url(suffix="/start"), status=status, json=body)
-    context = make_context()
+    summary = make_operator().execute(make_context(stored))
 
-    with pytest.raises(AzureMLApiError):
-        make_operator().execute(context)
-    assert STARTED_KEY not in context["task_state_store"].data
+    _assert_summary(summary, JOB_2)
+    assert http.calls(job_id=JOB_ID) == []
 
 
 # -- deferrable ------------------------------------------------------------------------------------
@@ -674,3 +757,64 @@ def test_deferrable_retry_reattaches_and_defers_without_submitting(make_operator
     assert info.value.trigger.job_id == JOB_ID
     assert info.value.trigger.deadline == pytest.approx(started + 600)
     assert http.calls("POST") == []
+
+
+def _cannot_start(state: str = "Running") -> dict[str, Any]:
+    return {
+        "error": {
+            "code": "CannotStartJob",
+            "message": f"The job cannot be started because it is in {state} state.",
+        }
+    }
+
+
+def test_retry_whose_earlier_start_reached_the_service_treats_cannot_start_as_started(
+    make_operator, make_context, http, journal
+):
+    # The earlier try's start was processed, but the try died before it saved the start time.
+    http.statuses(
+        JOB_ID, status_body("NotStarted"), status_body("NotStarted"), status_body("Running"), _finished()
+    )
+    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
+    context = make_context({ID_KEY: JOB_ID})
+
+    summary = make_operator().execute(context)
+
+    _assert_summary(summary)
+    assert http.calls("POST", JOBS_URL) == [], "no second job"
+    assert len(http.calls("POST", JOB_ID)) == 1, "one start, not repeated"
+    assert STARTED_KEY in context["task_state_store"].data
+
+
+def test_lost_start_answer_retried_into_cannot_start_is_started(make_operator, make_context, http):
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"), _finished())
+    http.mock.add("POST", job_url(suffix="/start"), status=503, json={"error": {"code": "RequestThrottled"}})
+    http.mock.add("POST", job_url(suffix="/start"), status=400, json=_cannot_start())
+    context = make_context()
+
+    _assert_summary(make_operator().execute(context))
+    assert len(http.calls("POST", JOBS_URL)) == 1
+    assert STARTED_KEY in context["task_state_store"].data
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"error": {"code": "BadArgument", "message": "The job cannot be started: bad input."}}),
+        (409, _cannot_start()),
+    ],
+    ids=["other-400", "cannot-start-not-400"],
+)
+def test_other_start_refusals_still_fail(make_operator, make_context, http, status, body):
+    from airflow_provider_amlretrain.exceptions import AzureMLApiError
+
+    http.submit()
+    # Were the refusal taken for a start, the job would be polled and end Failed (not an API error).
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Failed", details="never started"))
+    http.mock.add("POST", job_url(suffix="/start"), status=status, json=body)
+    context = make_context()
+
+    with pytest.raises(AzureMLApiError):
+        make_operator().execute(context)
+    assert STARTED_KEY not in context["task_state_store"].data

@@ -23,16 +23,22 @@ MODEL_V2 = "https://acct.blob.core.windows.net/models/runs/v2/model.ilearner"
 
 
 def candidate(
-    model_uri: str = MODEL_V2, *, end: str | None = "2024-06-02T00:00:00+00:00", run_id: str = "run-2"
+    model_uri: str = MODEL_V2,
+    *,
+    end: str | None = "2024-06-02T00:00:00+00:00",
+    run_id: str = "run-2",
+    job_id: str = "job2",
+    etag: str | None = None,
 ):
     return CandidateModel(
         model_uri=model_uri,
-        job_id="job2",
+        job_id=job_id,
         metrics={"AUC": 0.9},
         data_interval_start="2024-06-01T00:00:00+00:00",
         data_interval_end=end,
         dag_id="retrain",
         run_id=run_id,
+        model_etag=etag,
     )
 
 
@@ -131,6 +137,17 @@ def test_baseline_metrics():
     }
 
 
+def test_the_baseline_of_a_model_is_never_itself():
+    old, new = deployed(job_id="job1"), deployed(MODEL_V2, job_id="job2")
+    record = DeploymentRecord(
+        TARGET, current=new, history=[{**old, "outcome": "replaced"}, {"outcome": "failed"}]
+    )
+    assert record.baseline_for("job3") == new
+    assert record.baseline_for("job2") == {**old, "outcome": "replaced"}  # the gate run again after promoting
+    assert DeploymentRecord(TARGET, current=new).baseline_for("job2") is None
+    assert DeploymentRecord(TARGET).baseline_for("job2") is None
+
+
 def test_pending_is_live_until_the_lease_ends():
     claimed = datetime(2024, 6, 1, 12, 0, tzinfo=UTC)
     record = DeploymentRecord(
@@ -185,12 +202,57 @@ def test_claim_over_an_older_model(store):
 
 
 def test_same_model_is_already_deployed(store):
-    store.seed(DeploymentRecord(TARGET, current=deployed(MODEL_V2)))
+    store.seed(DeploymentRecord(TARGET, current=deployed(MODEL_V2, job_id="job2", model_etag="0x1")))
     writes = len(store.writes)
-    guard = DeploymentGuard(store, TARGET, candidate(MODEL_V2))
+    guard = DeploymentGuard(store, TARGET, candidate(MODEL_V2, etag="0x1"))
     assert guard.claim() is ClaimOutcome.ALREADY_DEPLOYED
-    assert "already deployed" in guard.reason
+    assert guard.reason == f"{TARGET} already serves the model of BES job job2 ({MODEL_V2}, version 0x1)."
     assert len(store.writes) == writes
+
+
+@pytest.mark.parametrize(
+    "current",
+    [
+        deployed(MODEL_V2, job_id="job1"),  # another job wrote the same blob (issue 8, case 2)
+        deployed(MODEL_V2),  # an older record without a job id: a URI alone never says "the same model"
+        deployed(MODEL_V2, job_id="job2", model_etag="0x1"),  # the blob changed since it was deployed
+        deployed(MODEL_V1, job_id="job2"),
+    ],
+)
+def test_a_model_is_the_deployed_one_only_if_its_job_and_blob_are(store, current):
+    store.seed(DeploymentRecord(TARGET, current=current))
+    assert DeploymentGuard(store, TARGET, candidate(MODEL_V2, etag="0x2")).claim() is ClaimOutcome.CLAIMED
+    assert store.record(TARGET).pending["job_id"] == "job2"
+
+
+def test_an_older_record_without_etag_still_knows_its_job(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed(MODEL_V2, job_id="job2")))
+    assert (
+        DeploymentGuard(store, TARGET, candidate(MODEL_V2, etag="0x2")).claim()
+        is ClaimOutcome.ALREADY_DEPLOYED
+    )
+
+
+def test_a_model_without_data_version_is_not_deployed_unless_forced(store):
+    store.seed(DeploymentRecord(TARGET, current=deployed()))
+    writes = len(store.writes)
+    guard = DeploymentGuard(store, TARGET, candidate(end=None))
+    assert guard.claim() is ClaimOutcome.NO_DATA_VERSION
+    assert (
+        "no data version" in guard.reason
+        and "force=True" in guard.reason
+        and "data_version_blob" in guard.reason
+    )
+    assert len(store.writes) == writes
+    assert DeploymentGuard(store, TARGET, candidate(end=None), force=True).claim() is ClaimOutcome.CLAIMED
+
+
+def test_a_record_entry_keeps_the_models_identity_and_data_version_source(store):
+    guard = DeploymentGuard(store, TARGET, candidate(etag="0x2"))
+    guard.claim()
+    entry = guard.commit()
+    assert entry["job_id"] == "job2" and entry["model_etag"] == "0x2"
+    assert store.record(TARGET).current == entry
 
 
 def test_model_trained_on_older_data_is_stale(store):
@@ -208,7 +270,7 @@ def test_force_deploys_a_stale_model(store):
     assert DeploymentGuard(store, TARGET, candidate(), force=True).claim() is ClaimOutcome.CLAIMED
 
 
-@pytest.mark.parametrize("end", [None, "not a date"])
+@pytest.mark.parametrize("end", ["not a date"])
 def test_unknown_intervals_are_not_stale(store, end):
     store.seed(DeploymentRecord(TARGET, current=deployed(end="2024-06-03T00:00:00+00:00")))
     assert DeploymentGuard(store, TARGET, candidate(end=end)).claim() is ClaimOutcome.CLAIMED

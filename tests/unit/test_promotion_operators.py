@@ -112,9 +112,23 @@ def sample(monkeypatch):
     return state
 
 
+MODEL_ETAG = "0x8DC0FFEE"
+
+
 @pytest.fixture
 def training_job(azureml_conn, rsps):
     rsps.add("GET", job_url(), json=status_body("Finished", results=finished_results(RESULT_SIG)))
+    # The model blob's properties (its ETag names this content of the job's output).
+    rsps.add(
+        "HEAD",
+        NEW_URI,
+        headers={
+            "ETag": f'"{MODEL_ETAG}"',
+            "Last-Modified": "Sat, 01 Jun 2024 00:00:00 GMT",
+            "x-ms-blob-type": "BlockBlob",
+            "Content-Length": "10",
+        },
+    )
     return azureml_conn
 
 
@@ -615,10 +629,93 @@ def test_skip_promotion_rendered_false_promotes(endpoint_operator, classic, stor
 
 
 def test_already_deployed_is_a_no_op(endpoint_operator, classic, store, context):
-    store.seed(DeploymentRecord("census-ep1", current={"model_uri": NEW_URI, "run_id": "run-2"}))
+    current = {"model_uri": NEW_URI, "run_id": "run-2", "job_id": JOB_ID, "model_etag": MODEL_ETAG}
+    store.seed(DeploymentRecord("census-ep1", current=current))
     result = endpoint_operator().execute(context)
-    assert result == {"deployment_target": "census-ep1", "model_uri": NEW_URI, "outcome": "already_deployed"}
+    assert result == {
+        "deployment_target": "census-ep1",
+        "model_uri": NEW_URI,
+        "outcome": "already_deployed",
+        "job_id": JOB_ID,
+        "data_version": "2024-06-02T00:00:00+00:00",
+        "reason": f"census-ep1 already serves the model of BES job {JOB_ID} ({NEW_URI}, version {MODEL_ETAG}).",
+    }
     assert classic.requests == []
+
+
+def test_a_new_job_that_wrote_the_deployed_uri_is_deployed(endpoint_operator, classic, store, context):
+    # Issue 8, case 2: the blob the endpoint was given was written again by another job.
+    current = {"model_uri": NEW_URI, "run_id": "run-2", "job_id": "an-earlier-job", "model_etag": "0x1"}
+    store.seed(DeploymentRecord("census-ep1", current=current))
+    result = endpoint_operator(smoke_test_sample=None).execute(context)
+    assert result["outcome"] == "deployed" and result["model_etag"] == MODEL_ETAG
+    entry = store.record("census-ep1").current
+    assert entry["job_id"] == JOB_ID and entry["model_etag"] == MODEL_ETAG
+    assert store.record("census-ep1").history[-1]["job_id"] == "an-earlier-job"
+
+
+def test_a_run_without_data_version_is_not_deployed_and_says_why(endpoint_operator, classic, store, context):
+    manual = {**context, "data_interval_start": None, "data_interval_end": None}
+    with pytest.raises(AirflowSkipException, match="no data version") as info:
+        endpoint_operator().execute(manual)
+    assert "not started by a blob arrival" in str(info.value)
+    assert manual["ti"].xcom["promotion"]["outcome"] == "no_data_version"
+    assert "not started by a blob arrival" in manual["ti"].xcom["promotion"]["reason"]
+    assert classic.requests == [] and store.writes == []
+    assert endpoint_operator(force=True, smoke_test_sample=None).execute(manual)["outcome"] == "deployed"
+    assert store.record("census-ep1").current["data_interval_end"] is None
+
+
+def test_an_asset_run_takes_its_data_version_from_the_blob_that_landed(
+    endpoint_operator, classic, store, context
+):
+    store.seed(
+        DeploymentRecord(
+            "census-ep1", current={"model_uri": OLD_URI, "data_interval_end": "2030-01-02T00:00:00+00:00"}
+        )
+    )
+    event = SimpleNamespace(
+        extra={"payload": {"container": "data", "blob": "binary/dt=2030-01-01/train.csv"}}
+    )
+    asset_run = {
+        **context,
+        "data_interval_start": None,
+        "data_interval_end": None,
+        "triggering_asset_events": {"a": [event]},
+    }
+    with pytest.raises(AirflowSkipException, match="older"):
+        endpoint_operator().execute(asset_run)  # issue 8, case 4: older data landing late
+    assert asset_run["ti"].xcom["promotion"]["data_version"] == "2030-01-01T00:00:00+00:00"
+    assert classic.requests == []
+
+
+def test_data_version_blob_names_the_data_whatever_started_the_run(
+    endpoint_operator, classic, store, context
+):
+    manual = {**context, "data_interval_start": None, "data_interval_end": None}
+    result = endpoint_operator(
+        smoke_test_sample=None, data_version_blob="data/binary/dt=2030-01-03/train.csv"
+    ).execute(manual)
+    assert result["data_version"] == "2030-01-03T00:00:00+00:00"
+    assert (
+        store.record("census-ep1").current["data_version_source"]
+        == "the date in blob path data/binary/dt=2030-01-03/train.csv"
+    )
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"data_version_blob": "no-container-part"}, "must be 'container/path/to/blob'"),
+        ({"data_version_pattern": "(unclosed"}, "not a regular expression"),
+    ],
+)
+def test_bad_data_version_arguments_are_refused_before_anything_changes(
+    endpoint_operator, classic, store, context, kwargs, match
+):
+    with pytest.raises(AzureMLConfigError, match=match):
+        endpoint_operator(**kwargs).execute(context)
+    assert classic.requests == [] and store.writes == []
 
 
 def test_live_claim_of_another_run_conflicts(endpoint_operator, classic, store, context):
@@ -975,3 +1072,31 @@ def test_smoke_test_waits_until_the_endpoint_serves_the_new_model(
 def test_wait_after_update_must_be_a_number(endpoint_operator, context):
     with pytest.raises(AzureMLConfigError, match="wait_after_update must be a number"):
         endpoint_operator(wait_after_update="soon").execute(context)
+
+
+def test_an_undated_data_version_blob_takes_its_last_modified_time_and_must_exist(
+    endpoint_operator, classic, store, context, monkeypatch
+):
+    from azure.core.exceptions import ResourceNotFoundError
+
+    manual = {**context, "data_interval_start": None, "data_interval_end": None}
+    modified = {"data/binary/latest.csv": datetime(2030, 2, 3, 4, 5, tzinfo=UTC)}
+
+    class Blob:
+        def __init__(self, name: str) -> None:
+            self.name = name
+
+        def get_blob_properties(self):
+            if self.name not in modified:
+                raise ResourceNotFoundError("gone")
+            return SimpleNamespace(last_modified=modified[self.name])
+
+    service = SimpleNamespace(get_blob_client=lambda container, blob: Blob(f"{container}/{blob}"))
+    monkeypatch.setattr(WasbHook, "get_conn", lambda self: service)
+
+    result = endpoint_operator(smoke_test_sample=None, data_version_blob="data/binary/latest.csv").execute(
+        manual
+    )
+    assert result["data_version"] == "2030-02-03T04:05:00+00:00"
+    with pytest.raises(AzureMLConfigError, match="data_version_blob data/binary/missing.csv does not exist"):
+        endpoint_operator(data_version_blob="data/binary/missing.csv").execute(manual)

@@ -1,4 +1,4 @@
-"""The emulator's own admin API under ``/_emulator`` (not Azure): health and fault rules.
+"""The emulator's own admin API under ``/_emulator`` (not Azure): health, fault rules, jobs, served models.
 
 Unauthenticated, so it answers loopback clients only (403 otherwise). Faults never apply here.
 """
@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import collections
 import json
+from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
@@ -14,6 +15,7 @@ from fastapi.responses import JSONResponse
 from amlretrain_emulator.context import get_context
 from amlretrain_emulator.errors import ApiError, bad_request
 from amlretrain_emulator.faults import ADMIN_PREFIX
+from amlretrain_emulator.management import settled_endpoint
 
 LOOPBACK_HOSTS = {"127.0.0.1", "::1", "localhost", "testclient"}
 
@@ -111,3 +113,33 @@ async def list_endpoint_changes(request: Request) -> JSONResponse:
                     }
                 )
     return JSONResponse({"changes": sorted(changes, key=lambda change: change["at"] or "")})
+
+
+SERVED_MODEL_KEYS = ("job_id", "trained_at", "training_rows")
+
+
+def _served(model: dict[str, Any] | None) -> dict[str, Any] | None:
+    return {key: model.get(key) for key in SERVED_MODEL_KEYS} if model else None
+
+
+@router.get("/endpoints")
+async def list_served_models(request: Request) -> JSONResponse:
+    """
+    Which trained model every classic endpoint serves now (the BES job that trained it; ``null`` for the seed's
+    model), and the one waiting to take effect: what scoring uses, whatever the endpoint's resource URI says.
+    """
+    require_loopback(request)
+    ctx = get_context(request)
+    served = []
+    for webservice in ctx.store.list("webservices"):
+        for name in webservice["endpoints"]:
+            endpoint = settled_endpoint(ctx, webservice, name)
+            served.append(
+                {
+                    "web_service_id": webservice["id"],
+                    "endpoint": name,
+                    "model": _served(endpoint.get("model")),
+                    "pending_model": _served((endpoint.get("pending_model") or {}).get("model")),
+                }
+            )
+    return JSONResponse({"endpoints": served})

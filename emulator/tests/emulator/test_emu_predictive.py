@@ -576,3 +576,34 @@ def test_rrs_swagger_format_takes_and_gives_rows_as_objects(emulator: Any) -> No
         headers=headers,
     )
     assert wrong.status_code == 400 and "list of rows as objects" in wrong.json()["error"]["message"]
+
+
+def test_admin_listing_says_which_job_trained_the_model_each_endpoint_scores_with(emulator: Any) -> None:
+    service = _predictive(emulator)
+    endpoint = _create_endpoint(emulator, service, "listed")
+    training = emulator.service("binary", "training")
+    job_id, status = emulator.run(training, emulator.body(training, "listed", 2))
+    result = status["Results"]["output1"]
+    location = {k: result[k] for k in ("BaseLocation", "RelativeLocation", "SasBlobToken")}
+
+    def served() -> dict[str, Any]:
+        answer = emulator.client.get("/_emulator/endpoints")
+        assert answer.status_code == 200
+        return {
+            e["endpoint"]: e["model"]
+            for e in answer.json()["endpoints"]
+            if e["web_service_id"] == service["web_service_id"]
+        }
+
+    assert served()["listed"]["job_id"] is None  # a new endpoint serves the seed's model
+    patch = {"Resources": [{"Name": endpoint["Resources"][0]["Name"], "Location": location}]}
+    answer = emulator.client.patch(
+        _endpoint_path(emulator, service, "listed"), json=patch, headers=_ws_headers(emulator)
+    )
+    assert answer.status_code == 200, answer.text
+
+    listing = served()
+    assert listing["listed"]["job_id"] == job_id
+    assert listing[service["endpoint_name"]]["job_id"] is None
+    text = emulator.client.get("/_emulator/endpoints").text
+    assert endpoint["PrimaryKey"] not in text and "sig=" not in text
