@@ -60,3 +60,24 @@ bench: setup
 
 clean: down
 	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache
+
+# --- Airflow deployments on the local stack (issue 10) ----------------------------------------------
+.PHONY: airflow distributed setup-distributed
+CELERY_VERSION := 5.6.3
+
+airflow: setup
+	$(PY) -m airflow_provider_amlretrain.devstack up --dir $(STACK_DIR)
+	$(PY) -m airflow_provider_amlretrain.devstack.deploy_cli local --dir $(STACK_DIR)
+
+# Its own stamp: plain `make test` users need neither PostgreSQL, Redis nor Celery.
+$(VENV)/.installed-distributed: $(VENV)/.installed
+	@command -v redis-server >/dev/null || { echo "redis-server not found: apt-get install redis-server"; exit 1; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL not found: apt-get install postgresql"; exit 1; }
+	$(PY) -m pip install -q 'apache-airflow[postgres,celery]==$(AIRFLOW_VERSION)' apache-airflow-providers-celery 'celery==$(CELERY_VERSION)' psycopg2-binary
+	touch $@
+
+setup-distributed: $(VENV)/.installed-distributed
+
+distributed: setup-distributed node_modules/.installed
+	$(PY) -m airflow_provider_amlretrain.devstack up --dir $(STACK_DIR)
+	$(PY) -m airflow_provider_amlretrain.devstack.deploy_cli distributed --dir $(STACK_DIR)
