@@ -27,7 +27,7 @@ from airflow_provider_amlretrain.devstack.airflow_settings import (
 )
 from airflow_provider_amlretrain.devstack.connections import airflow_connections, airflow_variables
 from airflow_provider_amlretrain.devstack.errors import DevStackError
-from airflow_provider_amlretrain.devstack.procs import http_status, log_tail, pid_alive, spawn_detached
+from airflow_provider_amlretrain.devstack.procs import log_tail, pid_alive, spawn_detached
 from airflow_provider_amlretrain.devstack.sessions import stop_session
 from airflow_provider_amlretrain.devstack.state import (
     load_stack_if_any,
@@ -225,14 +225,16 @@ def write_metadata(deployment: AirflowDeployment, stack_info: Mapping[str, Any])
         }
         for conn_id, connection in connections.items()
     }
-    files = {
+    files: dict[str, tuple[Path, Mapping[str, Any]]] = {
         "connections": (deployment.home / ".connections-import.json", documents),
         "variables": (deployment.home / ".variables-import.json", airflow_variables(stack_info)),
     }
     try:
         for path, document in files.values():
             write_private_json(path, document)
-        deployment.airflow("connections", "import", "--overwrite", str(files["connections"][0]), secret_output=True)
+        deployment.airflow(
+            "connections", "import", "--overwrite", str(files["connections"][0]), secret_output=True
+        )
         deployment.airflow(
             "variables", "import", "-a", "overwrite", str(files["variables"][0]), secret_output=True
         )
@@ -301,7 +303,9 @@ def wait_for_api(deployment: AirflowDeployment, timeout: float, log_name: str) -
     def ready() -> bool:
         return unhealthy_parts(deployment.url) == [] and deployment.password is not None
 
-    wait_until(ready, deployment, what="Airflow reported every part healthy", timeout=timeout, log_name=log_name)
+    wait_until(
+        ready, deployment, what="Airflow reported every part healthy", timeout=timeout, log_name=log_name
+    )
 
 
 def stop_deployment(stack_dir: Path, kind: str, grace_seconds: float = 20.0) -> list[str]:

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_amlretrain.devstack.airflow_deployment import (
     AirflowDeployment,
-    deployment_keys,
     deployment_dir,
+    deployment_keys,
     load_deployment,
     reset_home,
     running_stack_info,
@@ -88,7 +88,9 @@ def start_local_airflow(
         write_metadata(deployment, stack_info)
         airflow = shutil.which("airflow", path=env["PATH"])
         if airflow is None:
-            raise DevStackError(f"No `airflow` command next to {env['PATH'].split(':')[0]}: run `make setup`.")
+            raise DevStackError(
+                f"No `airflow` command next to {env['PATH'].split(':')[0]}: run `make setup`."
+            )
         deployment.start_part("standalone", [airflow, "standalone"])
         save_deployment(stack_dir, deployment)
         wait_for_api(deployment, timeout, log_name="standalone")
@@ -96,4 +98,3 @@ def start_local_airflow(
         stop_deployment(stack_dir, KIND, grace_seconds=5.0)
         raise
     return deployment
-

@@ -74,15 +74,17 @@ def build_parser() -> argparse.ArgumentParser:
     """
     parser = argparse.ArgumentParser(prog=PROG, description="Airflow on the local AML retrain stack.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--dir", type=Path, default=DEFAULT_DIR, help="stack directory (default: %(default)s)")
+    common.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help="stack directory (default: %(default)s)"
+    )
     common.add_argument(
         "--settings", type=Path, default=SETTINGS_FILE, help="shared Airflow settings (default: %(default)s)"
     )
     common.add_argument("--timeout", type=float, default=300.0, help="seconds to wait for Airflow")
     commands = parser.add_subparsers(dest="command", required=True)
-    commands.add_parser("local", parents=[common], help="airflow standalone, LocalExecutor, SQLite").set_defaults(
-        handler=_cmd_local
-    )
+    commands.add_parser(
+        "local", parents=[common], help="airflow standalone, LocalExecutor, SQLite"
+    ).set_defaults(handler=_cmd_local)
     commands.add_parser(
         "distributed", parents=[common], help="PostgreSQL, Redis, CeleryExecutor, two workers"
     ).set_defaults(handler=_cmd_distributed)

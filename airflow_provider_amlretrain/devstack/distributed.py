@@ -20,6 +20,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -108,6 +109,14 @@ def _answers(port: int, probe: bytes = b"", expect: bytes = b"") -> bool:
         return False
 
 
+def _log_says(log: Path, text: str) -> bool:
+    """Whether ``log`` contains ``text`` (a Celery worker logs ``celery@... ready.``)."""
+    try:
+        return text in log.read_text(errors="replace")
+    except OSError:
+        return False
+
+
 def _start_postgres(deployment: AirflowDeployment, timeout: float) -> str:
     """Start PostgreSQL on a free loopback port, make the ``airflow`` database; return its address."""
     bin_dir = postgres_bin_dir()
@@ -115,7 +124,9 @@ def _start_postgres(deployment: AirflowDeployment, timeout: float) -> str:
     data = _postgres_data_dir()
     deployment.extra["scratch"] = [str(data)]
     initdb = subprocess.run(
-        _as_postgres_user([str(bin_dir / "initdb"), "-D", str(data / "db"), "-U", "postgres", "--auth=trust"]),
+        _as_postgres_user(
+            [str(bin_dir / "initdb"), "-D", str(data / "db"), "-U", "postgres", "--auth=trust"]
+        ),
         capture_output=True,
         text=True,
         timeout=120,
@@ -144,7 +155,9 @@ def _start_postgres(deployment: AirflowDeployment, timeout: float) -> str:
             ]
         ),
     )
-    wait_until(lambda: _answers(port), deployment, what="PostgreSQL answered", timeout=timeout, log_name="postgres")
+    wait_until(
+        lambda: _answers(port), deployment, what="PostgreSQL answered", timeout=timeout, log_name="postgres"
+    )
     psql = shutil.which("psql") or str(bin_dir / "psql")
     deadline = time.monotonic() + timeout
     while True:
@@ -169,7 +182,19 @@ def _start_redis(deployment: AirflowDeployment, timeout: float) -> str:
     assert redis is not None
     deployment.start_part(
         "redis",
-        [redis, "--port", str(port), "--bind", LOOPBACK, "--save", "", "--appendonly", "no", "--dir", str(deployment.home)],
+        [
+            redis,
+            "--port",
+            str(port),
+            "--bind",
+            LOOPBACK,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(deployment.home),
+        ],
     )
     wait_until(
         lambda: _answers(port, b"PING\r\n", b"+PONG"),
@@ -239,7 +264,9 @@ def start_distributed_airflow(
         deployment.airflow("db", "migrate", timeout=max(timeout, 600.0))
         write_metadata(deployment, stack_info)
         airflow = [sys.executable, "-m", "airflow"]
-        deployment.start_part("api-server", [*airflow, "api-server", "--host", LOOPBACK, "--port", str(api_port)])
+        deployment.start_part(
+            "api-server", [*airflow, "api-server", "--host", LOOPBACK, "--port", str(api_port)]
+        )
         for part in ("scheduler", "dag-processor", "triggerer"):
             deployment.start_part(part, [*airflow, part])
         for worker in WORKERS:
@@ -251,9 +278,8 @@ def start_distributed_airflow(
         save_deployment(stack_dir, deployment)
         wait_for_api(deployment, timeout, log_name="api-server")
         for worker in WORKERS:
-            log = deployment.log_dir / f"{worker}.log"
             wait_until(
-                lambda log=log: " ready." in log.read_text(errors="replace"),
+                partial(_log_says, deployment.log_dir / f"{worker}.log", " ready."),
                 deployment,
                 what=f"{worker} was ready",
                 timeout=timeout,
