@@ -25,7 +25,8 @@ from airflow_provider_amlretrain.devstack.airflow_settings import (
     admin_password,
     new_keys,
 )
-from airflow_provider_amlretrain.devstack.connections import airflow_connections, airflow_variables
+from airflow_provider_amlretrain.devstack.compose_metadata import import_documents, run_imports
+from airflow_provider_amlretrain.devstack.connections import airflow_connections
 from airflow_provider_amlretrain.devstack.errors import DevStackError
 from airflow_provider_amlretrain.devstack.procs import log_tail, pid_alive, spawn_detached
 from airflow_provider_amlretrain.devstack.sessions import stop_session
@@ -107,14 +108,11 @@ class AirflowDeployment:
         """The parts whose session leader still runs."""
         return [name for name, pid in self.parts.items() if pid_alive(pid)]
 
-    def airflow(
-        self, *args: str, timeout: float = 300.0, secret_output: bool = False
-    ) -> subprocess.CompletedProcess[str]:
+    def airflow(self, *args: str, timeout: float = 300.0) -> subprocess.CompletedProcess[str]:
         """Run ``airflow <args>`` with this deployment's environment; fail with its output.
 
         :param args: the command's arguments.
         :param timeout: seconds.
-        :param secret_output: the output may show secrets: a failure names only the exception's class.
         :raises DevStackError: if the command fails.
         """
         result = subprocess.run(
@@ -125,12 +123,6 @@ class AirflowDeployment:
             timeout=timeout,
             check=False,
         )
-        if result.returncode != 0 and secret_output:
-            last = (result.stderr.strip().splitlines() or ["no output"])[-1].split(":", 1)[0]
-            raise DevStackError(
-                f"`airflow {' '.join(args)}` failed with code {result.returncode} ({last}); "
-                "its output is withheld because it may show secrets."
-            )
         if result.returncode != 0:
             raise DevStackError(
                 f"`airflow {' '.join(args)}` failed with code {result.returncode}:\n"
@@ -210,39 +202,13 @@ def running_stack_info(stack_dir: Path) -> dict[str, Any]:
 def write_metadata(deployment: AirflowDeployment, stack_info: Mapping[str, Any]) -> list[str]:
     """Write the stack's connections and Variables into the deployment's metadata DB.
 
-    The import files hold secrets: they are written with mode 0600 and removed at once.
-
     :param deployment: the deployment (its metadata DB is migrated).
     :param stack_info: the stack's ``stack.json``.
     :return: the connection ids written.
     """
-    connections = airflow_connections(stack_info)
-    documents = {
-        conn_id: {
-            name: json.dumps(value) if name == "extra" else value
-            for name, value in connection.items()
-            if value not in (None, "", {})
-        }
-        for conn_id, connection in connections.items()
-    }
-    files: dict[str, tuple[Path, Mapping[str, Any]]] = {
-        "connections": (deployment.home / ".connections-import.json", documents),
-        "variables": (deployment.home / ".variables-import.json", airflow_variables(stack_info)),
-    }
-    try:
-        for path, document in files.values():
-            write_private_json(path, document)
-        deployment.airflow(
-            "connections", "import", "--overwrite", str(files["connections"][0]), secret_output=True
-        )
-        deployment.airflow(
-            "variables", "import", "-a", "overwrite", str(files["variables"][0]), secret_output=True
-        )
-    finally:
-        for path, _ in files.values():
-            with contextlib.suppress(FileNotFoundError):
-                path.unlink()
-    return sorted(connections)
+    documents = import_documents(dict(stack_info))
+    run_imports(documents, env=deployment.env)
+    return sorted(documents["connections"])
 
 
 def unhealthy_parts(url: str) -> list[str] | None:
