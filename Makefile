@@ -81,3 +81,12 @@ setup-distributed: $(VENV)/.installed-distributed
 distributed: setup-distributed node_modules/.installed
 	$(PY) -m airflow_provider_amlretrain.devstack up --dir $(STACK_DIR)
 	$(PY) -m airflow_provider_amlretrain.devstack.deploy_cli distributed --dir $(STACK_DIR)
+
+# Browser tests of the UI: Playwright from PyPI driving Debian's chromium (never a browser download).
+$(VENV)/.installed-browser: $(VENV)/.installed
+	@test -x /usr/bin/chromium || { echo "chromium not found: apt-get install chromium"; exit 1; }
+	$(PY) -m pip install -q playwright
+	touch $@
+
+setup-browser: $(VENV)/.installed-browser
+.PHONY: setup-browser
