@@ -65,7 +65,8 @@ class AirflowClient:
         """Call ``/api/v2<path>``; retry while SQLite is locked; assert success; return the JSON."""
         deadline = time.monotonic() + 90
         while True:
-            answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=30, **kwargs)
+            # A loaded 2-core machine can keep the API server busy for tens of seconds.
+            answer = self.session.request(method, f"{self.url}/api/v2{path}", timeout=120, **kwargs)
             if not (answer.status_code == 503 and "locked" in answer.text and time.monotonic() < deadline):
                 break
             time.sleep(2)  # SQLite: the scheduler holds the DB for a moment; the call was rolled back

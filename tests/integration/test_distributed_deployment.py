@@ -136,6 +136,7 @@ def test_retry_after_a_killed_worker_reattaches_to_the_same_job(
     distributed: AirflowClient, own_stack: Any
 ) -> None:
     day = seeded_dates(own_stack.seed)[-1]
+    distributed.wait_for_runs(DAG_ID, 0, 480)  # no other run may submit jobs meanwhile
     jobs_before = len(emulator_jobs(own_stack))
     set_faults(own_stack, {"job_seconds": 45})  # long enough to kill the worker while the job runs
     try:
@@ -148,7 +149,10 @@ def test_retry_after_a_killed_worker_reattaches_to_the_same_job(
         deadline = time.monotonic() + 240
         while True:
             ti = distributed.api("GET", path)
-            if ti["state"] == "running" and len(emulator_jobs(own_stack)) > jobs_before:
+            # Started means its id is in the task state store: a retry can reattach (a job created but
+            # not started is not, by design, and a retry submits a new one).
+            started = [job for job in emulator_jobs(own_stack)[jobs_before:] if job["started_at"]]
+            if ti["state"] == "running" and started:
                 break
             assert time.monotonic() < deadline, distributed.diagnosis(WORKER_LOSS_DAG, "retrain never ran")
             time.sleep(1)
