@@ -77,3 +77,33 @@ mutants: setup node_modules/.installed
 
 clean: down
 	rm -rf $(STACK_DIR) .pytest_cache .ruff_cache .mypy_cache docs/_build
+
+# --- Airflow deployments on the local stack (issue 10) ----------------------------------------------
+.PHONY: airflow distributed setup-distributed
+CELERY_VERSION := 5.6.3
+
+airflow: setup
+	$(PY) -m amlretrain_devstack up --dir $(STACK_DIR)
+	$(PY) -m amlretrain_devstack.deploy_cli local --dir $(STACK_DIR)
+
+# Its own stamp: plain `make test` users need neither PostgreSQL, Redis nor Celery.
+$(VENV)/.installed-distributed: $(VENV)/.installed
+	@command -v redis-server >/dev/null || { echo "redis-server not found: apt-get install redis-server"; exit 1; }
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { echo "PostgreSQL not found: apt-get install postgresql"; exit 1; }
+	$(PY) -m pip install -q 'apache-airflow[postgres,celery]==$(AIRFLOW_VERSION)' apache-airflow-providers-celery 'celery==$(CELERY_VERSION)' psycopg2-binary
+	touch $@
+
+setup-distributed: $(VENV)/.installed-distributed
+
+distributed: setup-distributed node_modules/.installed
+	$(PY) -m amlretrain_devstack up --dir $(STACK_DIR)
+	$(PY) -m amlretrain_devstack.deploy_cli distributed --dir $(STACK_DIR)
+
+# Browser tests of the UI: Playwright from PyPI driving Debian's chromium (never a browser download).
+$(VENV)/.installed-browser: $(VENV)/.installed
+	@test -x /usr/bin/chromium || { echo "chromium not found: apt-get install chromium"; exit 1; }
+	$(PY) -m pip install -q playwright
+	touch $@
+
+setup-browser: $(VENV)/.installed-browser
+.PHONY: setup-browser

@@ -114,6 +114,33 @@ def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator
 
 
 @pytest.fixture(scope="session")
+def local_airflow(stack: Any) -> Iterator[Any]:
+    """The local Airflow of ``make airflow`` (``airflow standalone``) on the session's stack, logged in.
+
+    One per session: every test module that needs a real Airflow with its UI shares it.
+    """
+    from amlretrain_devstack.airflow_deployment import stop_deployment
+    from amlretrain_devstack.airflow_local import KIND, start_local_airflow
+    from tests.integration.airflow_support import AirflowClient
+
+    deployment = start_local_airflow(
+        stack.directory,
+        dag_folders=[REPO_ROOT / "dags"],
+        settings_file=REPO_ROOT / "deploy/airflow.env",
+        overrides={
+            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        },
+    )
+    try:
+        client = AirflowClient(deployment)
+        client.login()
+        yield client
+    finally:
+        stop_deployment(stack.directory, KIND)
+
+
+@pytest.fixture(scope="session")
 def seed(stack: Any) -> dict[str, Any]:
     """What the emulator's seed created (services, keys, data blobs)."""
     return stack.seed

@@ -95,7 +95,11 @@ def _cmd_up(args: argparse.Namespace) -> int:
 
 
 def _cmd_down(args: argparse.Namespace) -> int:
-    stopped = stop_stack(args.dir, grace_seconds=args.grace)
+    from amlretrain_devstack.deploy_cli import stop_deployments
+
+    # Airflow first: its tasks talk to the stack.
+    stopped = stop_deployments(args.dir, grace_seconds=max(args.grace, 20.0))
+    stopped += stop_stack(args.dir, grace_seconds=args.grace)
     if stopped:
         print(f"Stopped {', '.join(stopped)} ({args.dir}).")
     else:
