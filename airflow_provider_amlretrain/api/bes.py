@@ -120,7 +120,9 @@ class BesApi:
             self._url(f"/jobs/{_job_path(job_id)}/start"),
             expected=(200, 202, 204),
             operation=f"start BES job {job_id}",
-            idempotent=False,  # a second start of a running job is refused (CannotStartJob)
+            # Safe to repeat: a second start is refused with 400 CannotStartJob, which the BES operator
+            # takes as "already started" for the job it submitted (a lost answer is sent again).
+            idempotent=True,
         )
 
     def get(self, job_id: str) -> ApiRequest:

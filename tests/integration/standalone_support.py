@@ -206,6 +206,9 @@ def running_standalone(tmp_path: Path) -> Iterator[Standalone]:
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
             "AIRFLOW__API__PORT": str(port),
             "AIRFLOW__API__HOST": "127.0.0.1",
+            # Log servers on free ports: the default 8793/8794 collide with any other Airflow on this host.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(_free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(_free_port()),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
             # The task runner's calls to the execution API time out after 5 s by default, which a busy
             # 2-core machine (several deployments at once) exceeds: the task then fails for no reason of its own.

@@ -185,12 +185,6 @@ def emulator_job_ids(stack: Any) -> list[str]:
     return [job["id"] for job in answer.json()["jobs"]]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=NoNewBatchJob,
-    reason="issue 8: on this branch a clear keeps the task state store, so retrain reattaches to the "
-    "job of before the clear; helper C's branch makes a clear resubmit (remove this mark on merge)",
-)
 def test_clear_retrain_from_the_clear_dialog_submits_a_new_batch_job(browser: Browser, stack: Any) -> None:
     page = browser.page
     runs = [

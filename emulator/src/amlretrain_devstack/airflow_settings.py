@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from amlretrain_devstack.errors import DevStackError
-from amlretrain_devstack.procs import LOOPBACK
+from amlretrain_devstack.procs import LOOPBACK, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -119,6 +119,9 @@ def airflow_env(
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": dag_bundles(dag_folders),
             "AIRFLOW__API__HOST": LOOPBACK,
             "AIRFLOW__API__PORT": str(api_port),
+            # Log servers on free ports: the default 8793/8794 collide with any other Airflow on this host.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{api_port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{api_port}/execution/",
             # `airflow standalone` and the Celery workers start their parts as `airflow ...` through PATH.
