@@ -27,6 +27,7 @@ from typing import Any
 from airflow.providers.standard.operators.hitl import ApprovalOperator
 from airflow.sdk import DAG, Param, task
 
+from airflow_provider_amlretrain.authoring import RUN_FOLDER, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
@@ -34,7 +35,7 @@ from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLU
 WASB_CONN_ID = "azurite_default"
 DATA_CONTAINER = "training-data"
 TRAINING_BLOB = "binary/dt={{ ds }}/train.csv"
-RUN_PREFIX = "binary-approve/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+RUN_PREFIX = "binary-approve/{{ ds }}/" + RUN_FOLDER
 ENDPOINT = "approved"
 TARGET = f"binary-classic-{ENDPOINT}"
 
@@ -62,18 +63,7 @@ with DAG(
         task_id="retrain",
         azureml_conn_id="azureml_train_binary",
         inputs={"input1": {"wasb_conn_id": WASB_CONN_ID, "container": DATA_CONTAINER, "blob": TRAINING_BLOB}},
-        outputs={
-            "output1": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{RUN_PREFIX}/model.ilearner",
-            },
-            "output2": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{RUN_PREFIX}/evaluation.csv",
-            },
-        },
+        outputs=training_outputs(WASB_CONN_ID, "models", RUN_PREFIX),
         poll_interval=2,
         job_timeout=timedelta(minutes=30),
     )

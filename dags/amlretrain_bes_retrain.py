@@ -27,6 +27,7 @@ from typing import Any
 from airflow.providers.microsoft.azure.sensors.wasb import WasbBlobSensor
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
+from airflow_provider_amlretrain.authoring import RUN_FOLDER, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 
 WASB_CONN_ID = "azurite_default"
@@ -34,7 +35,7 @@ TRAINING_CONN_ID = "azureml_train_binary"
 DATA_CONTAINER = "training-data"
 MODEL_CONTAINER = "models"
 TRAINING_BLOB = "binary/dt={{ ds }}/train.csv"
-RUN_PREFIX = "binary/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+RUN_PREFIX = "binary/{{ ds }}/" + RUN_FOLDER
 
 with DAG(
     dag_id="amlretrain_bes_retrain",
@@ -62,18 +63,7 @@ with DAG(
         task_id="retrain",
         azureml_conn_id=TRAINING_CONN_ID,
         inputs={"input1": {"wasb_conn_id": WASB_CONN_ID, "container": DATA_CONTAINER, "blob": TRAINING_BLOB}},
-        outputs={
-            "output1": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": MODEL_CONTAINER,
-                "blob": f"{RUN_PREFIX}/model.ilearner",
-            },
-            "output2": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": MODEL_CONTAINER,
-                "blob": f"{RUN_PREFIX}/evaluation.csv",
-            },
-        },
+        outputs=training_outputs(WASB_CONN_ID, MODEL_CONTAINER, RUN_PREFIX),
         poll_interval=2,
         job_timeout=timedelta(minutes=30),
     )

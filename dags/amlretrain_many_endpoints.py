@@ -30,8 +30,9 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param, task, task_group
+from airflow.sdk import DAG, CronTriggerTimetable, task, task_group
 
+from airflow_provider_amlretrain.authoring import promotion_params, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
@@ -56,20 +57,7 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["azureml", "retraining", "promotion"],
     doc_md=__doc__,
-    params={
-        "force": Param(
-            False,
-            type="boolean",
-            title="Force promotion",
-            description="Promote even over a model trained on newer data.",
-        ),
-        "skip_promotion": Param(
-            False,
-            type="boolean",
-            title="Skip promotion",
-            description="Retrain and gate, but leave the endpoints as it is.",
-        ),
-    },
+    params=promotion_params("the endpoints"),
 ) as dag:
 
     @task
@@ -87,18 +75,7 @@ with DAG(
                     "endpoint": endpoint,
                     "target": f"binary-classic-{endpoint}",
                     "global_parameters": {"Data URI": f"{account_url}/{DATA_CONTAINER}/{blob}"},
-                    "outputs": {
-                        "output1": {
-                            "wasb_conn_id": WASB_CONN_ID,
-                            "container": "models",
-                            "blob": f"{prefix}/model.ilearner",
-                        },
-                        "output2": {
-                            "wasb_conn_id": WASB_CONN_ID,
-                            "container": "models",
-                            "blob": f"{prefix}/evaluation.csv",
-                        },
-                    },
+                    "outputs": training_outputs(WASB_CONN_ID, "models", prefix),
                     "smoke_sample": f"{DATA_CONTAINER}/{blob}",
                 }
             )

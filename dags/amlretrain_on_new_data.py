@@ -28,6 +28,7 @@ from typing import Any
 
 from airflow.sdk import DAG, Asset, AssetWatcher, Param, task
 
+from airflow_provider_amlretrain.authoring import RUN_FOLDER, promotion_params, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
@@ -74,18 +75,7 @@ with DAG(
             "binary/dt=2026-11-05/train.csv. Required for a manual trigger; runs started by a blob "
             "arrival use the blob that landed.",
         ),
-        "force": Param(
-            False,
-            type="boolean",
-            title="Force promotion",
-            description="Promote even over a model trained on newer data.",
-        ),
-        "skip_promotion": Param(
-            False,
-            type="boolean",
-            title="Skip promotion",
-            description="Retrain and gate, but leave the endpoint as it is.",
-        ),
+        **promotion_params("the endpoint"),
     },
 ) as dag:
 
@@ -119,7 +109,7 @@ with DAG(
         return chosen
 
     blob = landed_blob()
-    prefix = "on-new-data/{{ run_id | replace(':', '') | replace('+', '') }}"
+    prefix = "on-new-data/" + RUN_FOLDER
     retrain = AzureMLBatchExecutionOperator(
         task_id="retrain",
         azureml_conn_id="azureml_train_binary",
@@ -130,18 +120,7 @@ with DAG(
                 "blob": "{{ ti.xcom_pull(task_ids='landed_blob') }}",
             }
         },
-        outputs={
-            "output1": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{prefix}/model.ilearner",
-            },
-            "output2": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{prefix}/evaluation.csv",
-            },
-        },
+        outputs=training_outputs(WASB_CONN_ID, "models", prefix),
         poll_interval=2,
         job_timeout=timedelta(minutes=30),
     )

@@ -35,8 +35,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from airflow.providers.microsoft.azure.sensors.wasb import WasbBlobSensor
-from airflow.sdk import DAG, CronTriggerTimetable, Param
+from airflow.sdk import DAG, CronTriggerTimetable
 
+from airflow_provider_amlretrain.authoring import RUN_FOLDER, promotion_params, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
@@ -44,7 +45,7 @@ from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLU
 WASB_CONN_ID = "azurite_default"
 DATA_CONTAINER = "training-data"
 TRAINING_BLOB = "binary/dt={{ ds }}/train.csv"
-RUN_PREFIX = "binary-promote/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+RUN_PREFIX = "binary-promote/{{ ds }}/" + RUN_FOLDER
 ENDPOINT = "retrained"
 TARGET = f"binary-classic-{ENDPOINT}"
 
@@ -59,20 +60,7 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["azureml", "retraining", "promotion"],
     doc_md=__doc__,
-    params={
-        "force": Param(
-            False,
-            type="boolean",
-            title="Force promotion",
-            description="Promote even over a model trained on newer data.",
-        ),
-        "skip_promotion": Param(
-            False,
-            type="boolean",
-            title="Skip promotion",
-            description="Retrain and gate, but leave the endpoint as it is.",
-        ),
-    },
+    params=promotion_params("the endpoint"),
 ) as dag:
     wait_for_data = WasbBlobSensor(
         task_id="wait_for_training_data",
@@ -88,18 +76,7 @@ with DAG(
         task_id="retrain",
         azureml_conn_id="azureml_train_binary",
         inputs={"input1": {"wasb_conn_id": WASB_CONN_ID, "container": DATA_CONTAINER, "blob": TRAINING_BLOB}},
-        outputs={
-            "output1": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{RUN_PREFIX}/model.ilearner",
-            },
-            "output2": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{RUN_PREFIX}/evaluation.csv",
-            },
-        },
+        outputs=training_outputs(WASB_CONN_ID, "models", RUN_PREFIX),
         poll_interval=2,
         job_timeout=timedelta(minutes=30),
     )

@@ -30,8 +30,9 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.sdk import DAG, CronTriggerTimetable, Param
+from airflow.sdk import DAG, CronTriggerTimetable
 
+from airflow_provider_amlretrain.authoring import RUN_FOLDER, promotion_params, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
 from airflow_provider_amlretrain.operators.update_web_service_model import (
@@ -40,7 +41,7 @@ from airflow_provider_amlretrain.operators.update_web_service_model import (
 
 WASB_CONN_ID = "azurite_default"
 TRAINING_BLOB = "binary/dt={{ ds }}/train.csv"
-RUN_PREFIX = "binary-arm/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}"
+RUN_PREFIX = "binary-arm/{{ ds }}/" + RUN_FOLDER
 TARGET = "binary-arm-web-service"
 
 with DAG(
@@ -54,20 +55,7 @@ with DAG(
     default_args={"retries": 2, "retry_delay": timedelta(seconds=10)},
     tags=["azureml", "retraining", "promotion"],
     doc_md=__doc__,
-    params={
-        "force": Param(
-            False,
-            type="boolean",
-            title="Force promotion",
-            description="Promote even over a model trained on newer data.",
-        ),
-        "skip_promotion": Param(
-            False,
-            type="boolean",
-            title="Skip promotion",
-            description="Retrain and gate, but leave the web service as it is.",
-        ),
-    },
+    params=promotion_params("the web service"),
 ) as dag:
     retrain = AzureMLBatchExecutionOperator(
         task_id="retrain",
@@ -75,18 +63,7 @@ with DAG(
         inputs={
             "input1": {"wasb_conn_id": WASB_CONN_ID, "container": "training-data", "blob": TRAINING_BLOB}
         },
-        outputs={
-            "output1": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{RUN_PREFIX}/model.ilearner",
-            },
-            "output2": {
-                "wasb_conn_id": WASB_CONN_ID,
-                "container": "models",
-                "blob": f"{RUN_PREFIX}/evaluation.csv",
-            },
-        },
+        outputs=training_outputs(WASB_CONN_ID, "models", RUN_PREFIX),
         poll_interval=2,
         job_timeout=timedelta(minutes=30),
     )
