@@ -146,6 +146,62 @@ class Emulator:
             "GlobalParameters": {},
         }
 
+    def sas_body(self, service: dict[str, Any], run: str) -> tuple[dict[str, Any], str, str]:
+        """
+        A valid BES request addressed by SAS instead of connection strings: the seeded partition read with a
+        read-only ``training-data`` container SAS, the outputs written under ``runs/<run>/`` with a create+write
+        ``runs`` container SAS (the container is created first if missing).
+
+        :return: The body, the read token and the write token.
+        """
+        import datetime as dt
+
+        from azure.storage.blob import BlobServiceClient, ContainerSasPermissions, generate_container_sas
+
+        from amlretrain_emulator.storage import account_of
+
+        name, key, base = account_of(self.cs)
+        runs = BlobServiceClient.from_connection_string(self.cs).get_container_client("runs")
+        if not runs.exists():  # a SAS cannot create its container: the account's owner does
+            runs.create_container()
+        expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
+        read = generate_container_sas(
+            name,
+            "training-data",
+            account_key=key,
+            permission=ContainerSasPermissions(read=True),
+            expiry=expiry,
+        )
+        write = generate_container_sas(
+            name,
+            "runs",
+            account_key=key,
+            permission=ContainerSasPermissions(write=True, create=True),
+            expiry=expiry,
+        )
+        body = {
+            "Inputs": {
+                "input1": {
+                    "BaseLocation": base,
+                    "RelativeLocation": service["blobs"][0]["relative_location"],
+                    "SasBlobToken": "?" + read,
+                }
+            },
+            "Outputs": {  # one token with its leading "?", one without: BES takes both
+                "output1": {
+                    "BaseLocation": base,
+                    "RelativeLocation": f"runs/{run}/model.ilearner",
+                    "SasBlobToken": "?" + write,
+                },
+                "output2": {
+                    "BaseLocation": base,
+                    "RelativeLocation": f"runs/{run}/evaluation.csv",
+                    "SasBlobToken": write,
+                },
+            },
+        }
+        return body, read, write
+
     def url(self, service: dict[str, Any], suffix: str = "", api_version: str | None = "2.0") -> str:
         """A BES URL under the service's base."""
         query = f"?api-version={api_version}" if api_version else ""

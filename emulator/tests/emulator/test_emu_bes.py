@@ -72,46 +72,8 @@ def test_regression_from_data_uri_without_inputs(emulator: Any) -> None:
 
 
 def test_sas_addressed_input_and_outputs(emulator: Any) -> None:
-    import datetime as dt
-
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
-    from amlretrain_emulator.storage import account_of
-
     service = emulator.service("binary")
-    name, key, base = account_of(emulator.cs)
-    expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    read = generate_container_sas(
-        name, "training-data", account_key=key, permission=ContainerSasPermissions(read=True), expiry=expiry
-    )
-    write = generate_container_sas(
-        name,
-        "runs",
-        account_key=key,
-        permission=ContainerSasPermissions(write=True, create=True),
-        expiry=expiry,
-    )
-    body = {
-        "Inputs": {
-            "input1": {
-                "BaseLocation": base,
-                "RelativeLocation": service["blobs"][0]["relative_location"],
-                "SasBlobToken": "?" + read,
-            }
-        },
-        "Outputs": {
-            "output1": {
-                "BaseLocation": base,
-                "RelativeLocation": "runs/sas/model.ilearner",
-                "SasBlobToken": "?" + write,
-            },
-            "output2": {
-                "BaseLocation": base,
-                "RelativeLocation": "runs/sas/evaluation.csv",
-                "SasBlobToken": write,
-            },
-        },
-    }
+    body, _, write = emulator.sas_body(service, "sas")
     _, status = emulator.run(service, body)
     assert status["StatusCode"] == "Finished", status
     # The results carry a fresh read-only blob SAS, not the caller's write token.

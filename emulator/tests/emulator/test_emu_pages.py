@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from typing import Any
 
@@ -35,36 +34,8 @@ def test_finished_job_page_shows_status_timings_inputs_outputs_without_a_key(emu
 
 
 def test_page_of_a_sas_addressed_job_drops_the_tokens(emulator: Any) -> None:
-    from azure.storage.blob import ContainerSasPermissions, generate_container_sas
-
-    from amlretrain_emulator.storage import account_of
-
     service = emulator.service("binary")
-    name, key, base = account_of(emulator.cs)
-    expiry = dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)
-    read = generate_container_sas(
-        name, "training-data", account_key=key, permission=ContainerSasPermissions(read=True), expiry=expiry
-    )
-    write = generate_container_sas(
-        name,
-        "runs",
-        account_key=key,
-        permission=ContainerSasPermissions(write=True, create=True),
-        expiry=expiry,
-    )
-    body = {
-        "Inputs": {
-            "input1": {
-                "BaseLocation": base,
-                "RelativeLocation": service["blobs"][0]["relative_location"],
-                "SasBlobToken": "?" + read,
-            }
-        },
-        "Outputs": {
-            port: {"BaseLocation": base, "RelativeLocation": f"runs/sas-page/{leaf}", "SasBlobToken": write}
-            for port, leaf in (("output1", "model.ilearner"), ("output2", "evaluation.csv"))
-        },
-    }
+    body, read, write = emulator.sas_body(service, "sas-page")
     job_id = emulator.submit(service, body)  # not started: the page shows a job that has not run
 
     text = emulator.client.get(f"/_emulator/ui/jobs/{job_id}").text
