@@ -117,17 +117,10 @@ def _sign(
     now = datetime.now(UTC)
     start, expiry = now - CLOCK_SKEW, now + timedelta(seconds=float(ttl_seconds))
     account_key = getattr(credential, "account_key", None)
+    signing_key: dict[str, Any]
     if account_key:
-        return generate_blob_sas(
-            account_name=client.account_name or "",
-            container_name=container,
-            blob_name=blob,
-            account_key=account_key,
-            permission=_permission(access),
-            start=start,
-            expiry=expiry,
-        )
-    if hasattr(credential, "get_token"):  # Azure AD: a user delegation key signs the SAS
+        signing_key = {"account_key": account_key}
+    elif hasattr(credential, "get_token"):  # Azure AD: a user delegation key signs the SAS
         from azure.core.exceptions import ClientAuthenticationError, HttpResponseError
 
         try:
@@ -148,16 +141,18 @@ def _sign(
             raise AzureMLTransportError(
                 f"Could not get a user delegation key for {client.account_name} ({type(err).__name__})."
             ) from None
-        return generate_blob_sas(
-            account_name=client.account_name or "",
-            container_name=container,
-            blob_name=blob,
-            user_delegation_key=delegation_key,
-            permission=_permission(access),
-            start=start,
-            expiry=expiry,
-        )
-    return None
+        signing_key = {"user_delegation_key": delegation_key}
+    else:
+        return None
+    return generate_blob_sas(
+        account_name=client.account_name or "",
+        container_name=container,
+        blob_name=blob,
+        permission=_permission(access),
+        start=start,
+        expiry=expiry,
+        **signing_key,
+    )
 
 
 def _sas_of(credential: Any) -> str:
