@@ -1,0 +1,138 @@
+#!/usr/bin/env python
+"""
+``make soak``: 100 full pipeline runs with 20 % of every Azure ML call failing, then a secret scan.
+
+Starts its own stack (Azurite + emulator) and Airflow home (SQLite) in a temporary directory, runs the
+example DAG ``amlretrain_retrain_and_promote`` with ``dag.test()`` in this process (see
+:mod:`amlretrain_devstack.soak`), checks the invariants, and searches every log, the whole metadata DB
+and every raised message for every secret of the stack (:mod:`amlretrain_devstack.secret_scan`).
+Writes ``benchmarks/results/soak.json``; exits 1 when an invariant broke or a secret was found.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import re
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO_ROOT))
+DAG_FILE = REPO_ROOT / "dags/amlretrain_retrain_and_promote.py"
+
+
+@contextlib.contextmanager
+def output_to(path: Path) -> Iterator[None]:
+    """Send this process's stdout and stderr (file descriptors included) to ``path``."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    saved = os.dup(1), os.dup(2)
+    with path.open("ab") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(saved[0], 1)
+            os.dup2(saved[1], 2)
+            os.close(saved[0])
+            os.close(saved[1])
+
+
+def configure_airflow(home: Path) -> Path:
+    """Point Airflow at a fresh home with a SQLite DB (before Airflow is imported); return the DB file."""
+    home.mkdir(parents=True, exist_ok=True)
+    os.environ["AIRFLOW_HOME"] = str(home)
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
+    return home / "airflow.db"
+
+
+def main() -> int:
+    """Run the soak and the scan; exit 0 when every invariant held and no secret was found."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--runs", type=int, default=100)
+    parser.add_argument("--failure-rate", type=float, default=0.2)
+    parser.add_argument("--seed", type=int, default=20261201, help="seed of the emulator's fault draws")
+    parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/soak.json")
+    parser.add_argument("--keep", action="store_true", help="keep the temporary stack and Airflow home")
+    args = parser.parse_args()
+
+    from amlretrain_devstack import running_stack
+
+    work = Path(tempfile.mkdtemp(prefix="amlretrain-soak-"))
+    db_path = configure_airflow(work / "airflow")
+    log_file = work / "airflow-output.log"
+    began = time.monotonic()
+    with running_stack(work / "stack", {"job_concurrency": 2, "min_job_seconds": 0.5}) as stack:
+        from amlretrain_devstack.dagrun import load_dag_file, migrate_metadata_db
+        from amlretrain_devstack.secret_scan import scan_files, scan_sqlite, stack_secrets
+        from amlretrain_devstack.soak import REQUEST_TIMEOUT_SECONDS, run_soak, soak_connection_env
+
+        assert stack.emulator_url, "the stack has no emulator"
+        os.environ.update(soak_connection_env(stack.connection_env(), REQUEST_TIMEOUT_SECONDS))
+        migrate_metadata_db()
+        dates = sorted(set(re.findall(r"binary/dt=(\d{4}-\d{2}-\d{2})/", json.dumps(stack.seed))))
+
+        console = os.fdopen(os.dup(2), "w")  # stays on the terminal while fd 2 goes to the log
+
+        def progress(run: Any) -> None:
+            print(
+                f"run {run.index:3d} {run.logical_date} {'backfill' if run.backfill else 'newest  '} "
+                f"{'deferrable' if run.deferrable else 'sync      '} {run.state:8s} promote={run.promotion} "
+                f"retried={run.retried_tasks} {run.seconds:.1f} s",
+                file=console,
+                flush=True,
+            )
+
+        print(
+            f"Soak: {args.runs} runs, {args.failure_rate:.0%} of Azure ML calls failing ({work})", flush=True
+        )
+        with output_to(log_file):
+            report = run_soak(
+                stack.emulator_url,
+                lambda: load_dag_file(DAG_FILE),
+                dates,
+                args.runs,
+                rate=args.failure_rate,
+                random_seed=args.seed,
+                progress=progress,
+            )
+        secrets = stack_secrets(stack.info)
+        files, file_hits = scan_files([log_file, work / "airflow"], secrets)
+        rows, db_hits = scan_sqlite(db_path, secrets)
+        report["secret_scan"] = {
+            "secrets_searched": sorted(secrets),
+            "shapes_searched": ["SAS signature", "bearer token", "account key"],
+            "files_searched": files,
+            "db_rows_searched": rows,
+            "hits": [hit.__dict__ for hit in file_hits + db_hits],
+        }
+    report["total_seconds"] = round(time.monotonic() - began, 1)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
+    summary = {k: v for k, v in report.items() if k not in ("details", "fault_rules")}
+    print(json.dumps(summary, indent=2, default=str))
+    if not args.keep:
+        import shutil
+
+        shutil.rmtree(work, ignore_errors=True)
+    return 1 if report["problems"] or report["secret_scan"]["hits"] else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
