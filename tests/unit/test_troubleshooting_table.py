@@ -432,7 +432,6 @@ def case_evaluation_ragged_row(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> Ba
 
 
 def case_json_patch_path_missing(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
-    from airflow_provider_amlretrain.promotion.web_service_patch import apply_patch
 
     uri = "https://acct.blob.core.windows.net/models/m.ilearner?sv=1&sig=OLD"  # a service may keep a SAS here
     definition = {"properties": {"assets": {"asset1": {"type": "Resource", "locationInfo": {"uri": uri}}}}}
@@ -508,7 +507,9 @@ def _arm_promotion(definition: dict[str, Any], **kwargs: Any) -> Any:
 def _model(relative_location: str = "models/runs/x/model.ilearner") -> Any:
     from airflow_provider_amlretrain.api.references import BlobLocation
 
-    return BlobLocation("https://acct.blob.core.windows.net/", relative_location, "?sv=1&sig=NEW&se=2030-01-01")
+    return BlobLocation(
+        "https://acct.blob.core.windows.net/", relative_location, "?sv=1&sig=NEW&se=2030-01-01"
+    )
 
 
 CASES: dict[str, Callable[[pytest.MonkeyPatch, Any], BaseException]] = {
@@ -539,7 +540,12 @@ def test_the_table_gives_the_message_the_code_raises(
     # No secret in the message: the keys and tokens of the cases, any SAS signature or bearer token.
     from amlretrain_devstack.secret_scan import find_secrets
 
-    secrets = {"api key": API_KEY, "workspace token": "workspace-token", "sas": "sig=NEW", "old sas": "sig=OLD"}
+    secrets = {
+        "api key": API_KEY,
+        "workspace token": "workspace-token",
+        "sas": "sig=NEW",
+        "old sas": "sig=OLD",
+    }
     assert find_secrets(raised, case, secrets) == []
 
 
