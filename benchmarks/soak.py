@@ -105,7 +105,7 @@ def main() -> int:
         with output_to(log_file):
             report = run_soak(
                 stack.emulator_url,
-                lambda: load_dag_file(DAG_FILE),
+                load_dag_file(DAG_FILE),
                 dates,
                 args.runs,
                 rate=args.failure_rate,

@@ -4,9 +4,9 @@ Each run is the example DAG ``amlretrain_retrain_and_promote`` (wait for data, r
 gate on Evaluate Model, promote to the classic endpoint ``retrained``, smoke-test) run with
 ``dag.test()`` in this process (:func:`~amlretrain_devstack.dagrun.run_dag`: the same operator,
 hook, trigger and sensor code a worker runs; one process so that 100 runs take minutes, not hours).
-Runs alternate between sync waits and deferrable waits (the trigger runs inline). Most runs train the
+Runs alternate between sync waits and deferrable waits of ``retrain`` (the trigger runs inline). Most runs train the
 newest seeded day (each at a later time of that day, so each has a newer data version); every fifth
-(the third, the eighth...) is a backfill of an older day, which must never replace a newer model.
+(the second, the seventh...) is a backfill of an older day, which must never replace a newer model.
 The same code soaks another DAG with the same task ids (``retrain``, ``evaluate``, ``promote``) given its
 run conf and endpoint, as the small soak of the test suite does.
 
@@ -26,7 +26,6 @@ What is checked afterwards (:func:`check_soak`):
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from dataclasses import asdict, dataclass, field
@@ -135,7 +134,7 @@ class SoakRun:
 def soak_plan(dates: list[str], runs: int) -> list[tuple[datetime, bool, bool]]:
     """
     ``(logical_date, backfill, deferrable)`` of each run: the newest day at later and later times, every fifth
-    run (from the third) an older day, deferrable waits on odd runs.
+    run (from the second) an older day, deferrable waits on odd runs.
 
     :param dates: The seeded days (ISO dates), oldest first; at least two.
     :param runs: How many runs.
@@ -146,7 +145,7 @@ def soak_plan(dates: list[str], runs: int) -> list[tuple[datetime, bool, bool]]:
     older = [datetime.fromisoformat(day).replace(tzinfo=UTC) for day in dates[:-1]]
     plan = []
     for index in range(runs):
-        if index % 5 == 2:
+        if index % 5 == 1:
             plan.append((older[(index // 5) % len(older)], True, index % 2 == 1))
         else:
             plan.append((newest + timedelta(minutes=index), False, index % 2 == 1))
@@ -261,7 +260,7 @@ def admin_put(emulator_url: str, path: str, document: Any) -> None:
 
 def run_soak(
     emulator_url: str,
-    load_dag: Callable[[], DAG],
+    dag: DAG,
     dates: list[str],
     runs: int,
     *,
@@ -278,7 +277,7 @@ def run_soak(
     and an Airflow home with a migrated metadata DB.
 
     :param emulator_url: The emulator's base URL.
-    :param load_dag: Imports the DAG afresh (so that ``default_deferrable`` is read for each run).
+    :param dag: The DAG (its ``retrain`` task's ``deferrable`` is set for each run).
     :param dates: The seeded days, oldest first.
     :param runs: How many pipeline runs.
     :param rate: The share of Azure ML requests to fail.
@@ -297,9 +296,9 @@ def run_soak(
     results: list[SoakRun] = []
     began = time.monotonic()
     try:
+        retrain = dag.get_task("retrain")
         for index, entry in enumerate(soak_plan(dates, runs)):
-            os.environ["AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE"] = str(entry[2])
-            dag = load_dag()
+            retrain.deferrable = entry[2]  # type: ignore[union-attr]
             started = time.monotonic()
             outcome = run_dag(dag, entry[0], run_conf=run_conf)
             results.append(summarize_run(index, entry, outcome, time.monotonic() - started))
@@ -307,7 +306,6 @@ def run_soak(
                 progress(results[-1])
         stats = admin_get(emulator_url, "/_emulator/fault-stats")
     finally:
-        os.environ.pop("AIRFLOW__OPERATORS__DEFAULT_DEFERRABLE", None)
         admin_put(emulator_url, "/_emulator/faults", {"rules": []})
     jobs = [job for job in admin_get(emulator_url, "/_emulator/jobs")["jobs"] if job["id"] not in jobs_before]
     changes = _endpoint_changes(emulator_url, endpoint)[changes_before:]
