@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """
-``make soak``: 100 full pipeline runs with 20 % of every Azure ML call failing, then a secret scan.
+``make soak``: the demo, 100 full pipeline runs with 20 % of every Azure ML call failing, then a secret scan.
 
-Starts its own stack (Azurite + emulator) and Airflow home (SQLite) in a temporary directory, runs the
+First runs ``scripts/demo.py`` on a stack of its own (``--no-demo`` skips it) and keeps what it printed and
+logged. Then starts its own stack (Azurite + emulator) and Airflow home (SQLite) in a temporary directory, runs the
 example DAG ``amlretrain_retrain_and_promote`` with ``dag.test()`` in this process (see
 :mod:`amlretrain_devstack.soak`), checks the invariants, and searches every log, the whole metadata DB
-and every raised message for every secret of the stack (:mod:`amlretrain_devstack.secret_scan`).
+and every raised message for every secret of the stack (:mod:`amlretrain_devstack.secret_scan`), and the
+demo's output, logs and metadata DB for the secrets of the demo's stack.
 Writes ``benchmarks/results/soak.json``; exits 1 when an invariant broke or a secret was found.
 """
 
@@ -60,6 +62,49 @@ def configure_airflow(home: Path) -> Path:
     return home / "airflow.db"
 
 
+def run_demo(work: Path) -> dict[str, Any]:
+    """
+    Run ``make demo``'s script on a stack in ``work``, stop that stack, and scan everything it left for its secrets.
+
+    :param work: An empty directory.
+    :return: The demo's exit code, how much was searched and the hits.
+    """
+    import subprocess
+
+    from amlretrain_devstack import load_stack, stop_stack
+    from amlretrain_devstack.secret_scan import find_secrets, scan_files, scan_sqlite, stack_secrets
+
+    stack_dir = work / "stack"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "IDENTITY_"))}
+    began = time.monotonic()
+    demo = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "scripts/demo.py"), "--stack-dir", str(stack_dir)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=1200,
+        check=False,
+    )
+    seconds = time.monotonic() - began
+    try:
+        secrets = stack_secrets(load_stack(stack_dir))
+    finally:
+        stop_stack(stack_dir)
+    hits = find_secrets(demo.stdout + demo.stderr, "demo output", secrets)
+    files, file_hits = scan_files([*sorted(stack_dir.glob("demo-*.log")), stack_dir / "airflow"], secrets)
+    db = stack_dir / "airflow" / "airflow.db"
+    rows, db_hits = scan_sqlite(db, secrets) if db.exists() else (0, [])
+    return {
+        "exit_code": demo.returncode,
+        "seconds": round(seconds, 1),
+        "output_tail": demo.stdout[-600:] if demo.returncode else "",
+        "secrets_searched": sorted(secrets),
+        "files_searched": files,
+        "db_rows_searched": rows,
+        "hits": [hit.__dict__ for hit in hits + file_hits + db_hits],
+    }
+
+
 def main() -> int:
     """Run the soak and the scan; exit 0 when every invariant held and no secret was found."""
     parser = argparse.ArgumentParser(
@@ -70,11 +115,20 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=20261201, help="seed of the emulator's fault draws")
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/soak.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary stack and Airflow home")
+    parser.add_argument("--no-demo", action="store_true", help="skip the demo and its secret scan")
     args = parser.parse_args()
+    work = Path(tempfile.mkdtemp(prefix="amlretrain-soak-"))
+    demo = None
+    if not args.no_demo:
+        print("Demo (make demo's script) on a stack of its own ...", flush=True)
+        demo = run_demo(work / "demo")
+        print(
+            f"   exit {demo['exit_code']} in {demo['seconds']} s, secret hits: {len(demo['hits'])}",
+            flush=True,
+        )
 
     from amlretrain_devstack import running_stack
 
-    work = Path(tempfile.mkdtemp(prefix="amlretrain-soak-"))
     db_path = configure_airflow(work / "airflow")
     log_file = work / "airflow-output.log"
     began = time.monotonic()
@@ -122,16 +176,19 @@ def main() -> int:
             "db_rows_searched": rows,
             "hits": [hit.__dict__ for hit in file_hits + db_hits],
         }
+    report["demo"] = demo
     report["total_seconds"] = round(time.monotonic() - began, 1)
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-    summary = {k: v for k, v in report.items() if k not in ("details", "fault_rules")}
+    summary = {k: v for k, v in report.items() if k not in ("details", "fault_rules", "demo")}
+    summary["demo"] = {k: v for k, v in (demo or {}).items() if k != "secrets_searched"}
     print(json.dumps(summary, indent=2, default=str))
     if not args.keep:
         import shutil
 
         shutil.rmtree(work, ignore_errors=True)
-    return 1 if report["problems"] or report["secret_scan"]["hits"] else 0
+    demo_failed = demo is not None and (demo["exit_code"] != 0 or demo["hits"])
+    return 1 if report["problems"] or report["secret_scan"]["hits"] or demo_failed else 0
 
 
 if __name__ == "__main__":
