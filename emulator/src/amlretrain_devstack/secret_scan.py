@@ -84,15 +84,22 @@ def find_secrets(text: str, where: str, secrets: Mapping[str, str]) -> list[Secr
     for name, value in secrets.items():
         start = text.find(value)
         if start >= 0:
-            hits.append(SecretHit(where, name, _context(text, start, start + len(value))))
+            hits.append(SecretHit(where, name, _context(text, start, start + len(value), secrets)))
     for name, pattern in SECRET_SHAPES.items():
         for match in pattern.finditer(text):
-            hits.append(SecretHit(where, name, _context(text, match.start(), match.end())))
+            hits.append(SecretHit(where, name, _context(text, match.start(), match.end(), secrets)))
     return hits
 
 
-def _context(text: str, start: int, end: int) -> str:
-    return (text[max(0, start - 60) : start] + "<secret>" + text[end : end + 60]).replace("\n", " ")
+def _context(text: str, start: int, end: int, secrets: Mapping[str, str]) -> str:
+    """Up to 60 characters each side of a hit; the hit and every other secret near it read ``<secret>``."""
+    reach = 60 + max((len(value) for value in secrets.values()), default=0) + 200
+    before, after = text[max(0, start - reach) : start], text[end : end + reach]
+    for value in secrets.values():
+        before, after = before.replace(value, "<secret>"), after.replace(value, "<secret>")
+    for pattern in SECRET_SHAPES.values():
+        before, after = pattern.sub("<secret>", before), pattern.sub("<secret>", after)
+    return (before[-60:] + "<secret>" + after[:60]).replace("\n", " ")
 
 
 def scan_files(paths: Iterable[Path], secrets: Mapping[str, str]) -> tuple[int, list[SecretHit]]:
