@@ -116,6 +116,11 @@ def main() -> int:
     parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/soak.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary stack and Airflow home")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo and its secret scan")
+    parser.add_argument(
+        "--stop-after",
+        type=float,
+        help="seconds after which no new run starts (the report says how many ran)",
+    )
     args = parser.parse_args()
     work = Path(tempfile.mkdtemp(prefix="amlretrain-soak-"))
     demo = None
@@ -165,6 +170,7 @@ def main() -> int:
                 rate=args.failure_rate,
                 random_seed=args.seed,
                 progress=progress,
+                stop_after_seconds=args.stop_after,
             )
         secrets = stack_secrets(stack.info)
         files, file_hits = scan_files([log_file, work / "airflow"], secrets)

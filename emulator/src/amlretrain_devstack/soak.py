@@ -269,6 +269,7 @@ def run_soak(
     run_conf: dict[str, Any] | None = None,
     endpoint: str = ENDPOINT,
     progress: Callable[[SoakRun], None] | None = None,
+    stop_after_seconds: float | None = None,
 ) -> dict[str, Any]:
     """
     Run the soak against a stack whose connections are in the environment, and check it.
@@ -285,6 +286,7 @@ def run_soak(
     :param run_conf: The conf of every run.
     :param endpoint: The classic endpoint the DAG promotes to.
     :param progress: Called after each run.
+    :param stop_after_seconds: Start no new run after this long (the report says how many of ``runs`` ran).
     :return: The report: runs, counts, faults applied, problems (empty when every invariant held).
     """
     from amlretrain_devstack.dagrun import run_dag
@@ -298,6 +300,8 @@ def run_soak(
     try:
         retrain = dag.get_task("retrain")
         for index, entry in enumerate(soak_plan(dates, runs)):
+            if stop_after_seconds is not None and time.monotonic() - began > stop_after_seconds:
+                break
             retrain.deferrable = entry[2]  # type: ignore[union-attr]
             started = time.monotonic()
             outcome = run_dag(dag, entry[0], run_conf=run_conf)
@@ -311,6 +315,7 @@ def run_soak(
     changes = _endpoint_changes(emulator_url, endpoint)[changes_before:]
     problems = check_soak(results, jobs, changes)
     return {
+        "planned_runs": runs,
         "runs": len(results),
         "failure_rate": rate,
         "random_seed": random_seed,
