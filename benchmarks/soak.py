@@ -14,52 +14,20 @@ Writes ``benchmarks/results/soak.json``; exits 1 when an invariant broke or a se
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
-import re
 import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    from collections.abc import Iterator
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
+sys.path.insert(0, str(REPO_ROOT / "scripts"))
+from demo import configure_airflow, output_to, seeded_dates  # noqa: E402 (scripts/demo.py: the demo's own helpers)
+
 DAG_FILE = REPO_ROOT / "dags/amlretrain_retrain_and_promote.py"
-
-
-@contextlib.contextmanager
-def output_to(path: Path) -> Iterator[None]:
-    """Send this process's stdout and stderr (file descriptors included) to ``path``."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    saved = os.dup(1), os.dup(2)
-    with path.open("ab") as log:
-        os.dup2(log.fileno(), 1)
-        os.dup2(log.fileno(), 2)
-        try:
-            yield
-        finally:
-            sys.stdout.flush()
-            sys.stderr.flush()
-            os.dup2(saved[0], 1)
-            os.dup2(saved[1], 2)
-            os.close(saved[0])
-            os.close(saved[1])
-
-
-def configure_airflow(home: Path) -> Path:
-    """Point Airflow at a fresh home with a SQLite DB (before Airflow is imported); return the DB file."""
-    home.mkdir(parents=True, exist_ok=True)
-    os.environ["AIRFLOW_HOME"] = str(home)
-    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{home}/airflow.db"
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO_ROOT / "dags")
-    return home / "airflow.db"
 
 
 def run_demo(work: Path) -> dict[str, Any]:
@@ -134,7 +102,8 @@ def main() -> int:
 
     from amlretrain_devstack import running_stack
 
-    db_path = configure_airflow(work / "airflow")
+    configure_airflow(work / "airflow")
+    db_path = work / "airflow" / "airflow.db"
     log_file = work / "airflow-output.log"
     began = time.monotonic()
     with running_stack(work / "stack", {"job_concurrency": 2, "min_job_seconds": 0.5}) as stack:
@@ -145,7 +114,7 @@ def main() -> int:
         assert stack.emulator_url, "the stack has no emulator"
         os.environ.update(soak_connection_env(stack.connection_env(), REQUEST_TIMEOUT_SECONDS))
         migrate_metadata_db()
-        dates = sorted(set(re.findall(r"binary/dt=(\d{4}-\d{2}-\d{2})/", json.dumps(stack.seed))))
+        dates = seeded_dates(stack.seed)
 
         console = os.fdopen(os.dup(2), "w")  # stays on the terminal while fd 2 goes to the log
 
