@@ -8,7 +8,7 @@ STACK_DIR ?= .amlretrain
 BENCH_ARGS ?=
 AIRFLOW_VERSION := 3.3.2
 
-.PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench docs mutants clean
+.PHONY: help setup up down status demo test test-unit test-emulator test-integration lint bench soak docs mutants clean
 
 help:
 	@echo "make demo   - set up everything, start the local stack and retrain a model end to end"
@@ -16,6 +16,7 @@ help:
 	@echo "make up / make down / make status - the local Azure world (Azurite + AML emulator)"
 	@echo "make lint   - ruff (with Airflow AIR rules) and mypy"
 	@echo "make bench  - benchmarks, results in benchmarks/results/"
+	@echo "make soak   - 100 pipeline runs with 20% of Azure ML calls failing, then a secret scan (about 25 min)"
 	@echo "make docs   - the documentation (Sphinx, warnings are errors), in docs/_build/html, links checked"
 	@echo "make mutants - break each guard in a scratch copy and check that its tests notice"
 
@@ -65,6 +66,11 @@ lint: setup
 
 bench: setup
 	$(PY) benchmarks/run.py --output benchmarks/results/latest.json $(BENCH_ARGS)
+
+# SOAK_ARGS="--runs 20" for a shorter soak.
+SOAK_ARGS ?=
+soak: setup node_modules/.installed
+	$(PY) benchmarks/soak.py --output benchmarks/results/soak.json $(SOAK_ARGS)
 
 # -n: every internal reference must resolve; -W --keep-going: all warnings reported, then fail.
 docs: setup

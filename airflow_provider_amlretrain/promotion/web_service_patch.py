@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from airflow_provider_amlretrain.exceptions import WebServicePatchError
+from airflow_provider_amlretrain.redaction import redact
 
 
 @dataclass(frozen=True)
@@ -140,7 +141,10 @@ def apply_patch(definition: dict[str, Any], patch: list[dict[str, Any]]) -> dict
         return jsonpatch.apply_patch(definition, patch, in_place=False)
     except jsonpatch.JsonPatchTestFailed as err:
         raise WebServicePatchError(
-            f"The web service changed since it was read ({err}); nothing was updated. Re-run to retry on the current definition."
+            f"The web service changed since it was read ({redact(str(err))}); nothing was updated. Re-run to retry on the current definition."
         ) from err
     except (jsonpatch.JsonPatchException, jsonpatch.JsonPointerException) as err:
-        raise WebServicePatchError(f"The JSON Patch does not fit the web service definition: {err}.") from err
+        # jsonpatch quotes the definition, whose asset URIs may carry a SAS.
+        raise WebServicePatchError(
+            f"The JSON Patch does not fit the web service definition: {redact(str(err))}."
+        ) from err

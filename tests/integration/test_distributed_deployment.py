@@ -7,6 +7,10 @@ deployment record stay out of the other tests' way).
   ran on both workers, the waits went through the triggerer, and the endpoint ends on the newest day.
 - A worker killed with SIGKILL (its whole session) while a non-deferrable retrain waits: the retry on the
   other worker reattaches to the same BES job (the emulator's job count proves it).
+- The triggerer killed with SIGKILL while a deferred retrain waits: a new triggerer takes the trigger over
+  and the wait ends on the same job, in the same try.
+- The emulator killed and restarted (same port, same state) while a retrain waits in the worker: the
+  restarted service still knows the job, the wait ends on it, no second job.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 DAG_ID = "amlretrain_retrain_and_promote"
 TARGET = "binary-classic-retrained"
 WORKER_LOSS_DAG = "amlretrain_worker_loss"
+TRIGGERER_LOSS_DAG = "amlretrain_triggerer_loss"
 HEARTBEAT_TIMEOUT = 20
 
 
@@ -178,3 +183,90 @@ def test_retry_after_a_killed_worker_reattaches_to_the_same_job(
     new_jobs = emulator_jobs(own_stack)[jobs_before:]
     assert len(new_jobs) == 1, f"the retry submitted a second BES job: {dump(new_jobs)}"
     assert new_jobs[0]["ended_at"], f"the job never ended: {dump(new_jobs)}"
+
+
+def _start_and_wait_until_waiting(
+    distributed: AirflowClient, own_stack: Any, dag_id: str, state: str, jobs_before: int
+) -> tuple[str, dict[str, Any]]:
+    """Trigger ``dag_id`` for the newest day; return its run id once ``retrain`` is ``state`` with its job started."""
+    day = seeded_dates(own_stack.seed)[-1]
+    distributed.unpause(dag_id)
+    run = distributed.api(
+        "POST",
+        f"/dags/{dag_id}/dagRuns",
+        # An id of its own: the worker-loss DAG already has a run for this day.
+        json={"dag_run_id": f"crash-{time.time_ns()}", "logical_date": f"{day}T00:00:00Z", "conf": {}},
+    )
+    path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/retrain"
+    deadline = time.monotonic() + 240
+    while True:
+        ti = distributed.api("GET", path)
+        started = [job for job in emulator_jobs(own_stack)[jobs_before:] if job["started_at"]]
+        if ti["state"] == state and started:
+            return run["dag_run_id"], ti
+        assert time.monotonic() < deadline, distributed.diagnosis(dag_id, f"retrain never was {state}")
+        time.sleep(1)
+
+
+def test_a_killed_triggerer_is_replaced_and_the_deferred_wait_ends_on_the_same_job(
+    distributed: AirflowClient, own_stack: Any
+) -> None:
+    import sys
+
+    from amlretrain_devstack.airflow_deployment import save_deployment
+    from amlretrain_devstack.sessions import session_members, signal_session
+
+    distributed.wait_for_runs(DAG_ID, 0, 480)
+    jobs_before = len(emulator_jobs(own_stack))
+    set_faults(own_stack, {"job_seconds": 30})  # the job still runs when the triggerer dies
+    try:
+        run_id, _ = _start_and_wait_until_waiting(
+            distributed, own_stack, TRIGGERER_LOSS_DAG, "deferred", jobs_before
+        )
+        deployment = distributed.deployment
+        session = deployment.parts["triggerer"]
+        assert signal_session(session, signal.SIGKILL), "the triggerer's session was empty"
+        deadline = time.monotonic() + 30
+        while session_members(session):
+            assert time.monotonic() < deadline, "the triggerer survived SIGKILL"
+            time.sleep(0.5)
+        # A new triggerer takes over the triggers of one whose heartbeat stopped (after
+        # [triggerer] triggerer_health_check_threshold, 30 s).
+        deployment.start_part("triggerer", [sys.executable, "-m", "airflow", "triggerer"])
+        save_deployment(own_stack.directory, deployment)
+        runs = [r for r in distributed.wait_for_runs(TRIGGERER_LOSS_DAG, 1, 300) if r["dag_run_id"] == run_id]
+    finally:
+        set_faults(own_stack, {"rules": [], "fail_jobs": []})
+    final = distributed.api("GET", f"/dags/{TRIGGERER_LOSS_DAG}/dagRuns/{run_id}/taskInstances/retrain")
+    assert runs[0]["state"] == "success", distributed.diagnosis(TRIGGERER_LOSS_DAG, "the wait did not end")
+    assert final["try_number"] == 1, f"the task was retried instead of resumed: {dump(final)}"
+    new_jobs = emulator_jobs(own_stack)[jobs_before:]
+    assert len(new_jobs) == 1, f"a second BES job was submitted: {dump(new_jobs)}"
+    assert new_jobs[0]["status"] == "Finished", dump(new_jobs)
+
+
+def test_an_emulator_restarted_mid_job_keeps_the_job_and_the_wait_ends_on_it(
+    distributed: AirflowClient, own_stack: Any
+) -> None:
+    from amlretrain_devstack import restart_emulator
+
+    distributed.wait_for_runs(DAG_ID, 0, 480)
+    jobs_before = len(emulator_jobs(own_stack))
+    set_faults(own_stack, {"job_seconds": 30})  # the restart forgets this: the job then starts over at 1 s
+    try:
+        run_id, _ = _start_and_wait_until_waiting(
+            distributed, own_stack, WORKER_LOSS_DAG, "running", jobs_before
+        )
+        job_id = next(job["id"] for job in emulator_jobs(own_stack)[jobs_before:] if job["started_at"])
+        restart_emulator(own_stack)  # SIGKILL: the job is Running on disk, the polls meet a closed port
+        runs = [r for r in distributed.wait_for_runs(WORKER_LOSS_DAG, 1, 300) if r["dag_run_id"] == run_id]
+    finally:
+        set_faults(own_stack, {"rules": [], "fail_jobs": []})
+    final = distributed.api("GET", f"/dags/{WORKER_LOSS_DAG}/dagRuns/{run_id}/taskInstances/retrain")
+    assert runs[0]["state"] == "success", distributed.diagnosis(WORKER_LOSS_DAG, "the wait did not end")
+    new_jobs = emulator_jobs(own_stack)[jobs_before:]
+    assert [job["id"] for job in new_jobs] == [job_id], f"the job was lost or doubled: {dump(new_jobs)}"
+    assert new_jobs[0]["status"] == "Finished", dump(new_jobs)
+    assert final["try_number"] in (1, 2), dump(
+        final
+    )  # a retry (if the outage outlasted the hook's) reattaches

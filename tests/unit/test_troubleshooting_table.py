@@ -330,6 +330,188 @@ def case_evaluation_not_a_number(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> 
     return _raised(lambda: _parse("AUC,Accuracy\nNaN,0.8\n").get("AUC"))
 
 
+# -- more bad input (issue 12): connections, answers, outputs, files, patches -------------------------
+
+
+def case_studio_no_api_key(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    set_connection(monkeypatch, "azureml_nokey", conn_type="azureml_studio", host=BASE)
+    return _raised(lambda: AzureMLStudioHook("azureml_nokey").get_job(JOB_ID))
+
+
+def case_timeout_not_a_number(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    set_connection(
+        monkeypatch,
+        "azureml_badtimeout",
+        conn_type="azureml_studio",
+        host=BASE,
+        password=API_KEY,
+        extra={"request_timeout": "30s"},
+    )
+    return _raised(lambda: AzureMLStudioHook("azureml_badtimeout").get_job(JOB_ID))
+
+
+def case_management_no_workspace_id(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
+
+    set_connection(
+        monkeypatch, "azureml_nows", conn_type="azureml_classic_management", host=MANAGEMENT, password="t0ken"
+    )
+    return _raised(lambda: AzureMLClassicManagementHook("azureml_nows").get_web_service("pred1"))
+
+
+def case_arm_plain_http(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
+
+    set_connection(
+        monkeypatch,
+        "azureml_arm_http",
+        conn_type="azureml_web_services",
+        host="http://management.azure.com",
+        extra={"subscription_id": "sub1", "resource_group": "rg1"},
+    )
+    return _raised(lambda: AzureMLWebServicesHook("azureml_arm_http").get_web_service("svc"))
+
+
+def case_management_forbidden(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    url = f"{MANAGEMENT}/workspaces/ws1/webservices/pred1/endpoints/retrained"
+    _service_answer(rsps, "PATCH", url, 403, "Forbidden", "The token is not allowed to update this endpoint.")
+    hook = _management_hook(monkeypatch)
+    return _raised(lambda: hook.patch_trained_model("pred1", "retrained", TRAINED_MODEL["Name"], _model()))
+
+
+def case_bes_not_json(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    rsps.add("GET", job_url(), body="<html><body>Service Unavailable</body></html>", status=200)
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_truncated(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    rsps.add("GET", job_url(), body='{"StatusCode": "Finished", "Results": {"output1": {"Base', status=200)
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_unknown_status(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    rsps.add("GET", job_url(), json={"StatusCode": "Paused", "Results": None, "Details": None})
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_no_status_code(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    rsps.add("GET", job_url(), json={"Status": "Finished"})
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID))
+
+
+def case_bes_submit_not_a_job_id(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    rsps.add("POST", JOBS_URL, json={"JobId": JOB_ID})
+    return _raised(lambda: _studio_hook(monkeypatch).submit_job({"Outputs": {}}))
+
+
+def case_bes_result_no_location(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    results = {"output1": {"BaseLocation": "https://acct.blob.core.windows.net/", "SasBlobToken": "?sig=x"}}
+    rsps.add("GET", job_url(), json={"StatusCode": "Finished", "Results": results, "Details": None})
+    return _raised(lambda: _studio_hook(monkeypatch).get_job(JOB_ID).outputs)
+
+
+def case_output_port_missing(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow_provider_amlretrain.promotion.training_result import output_location
+
+    result = {"job_id": JOB_ID, "outputs": {"model": {"relative_location": "models/m.ilearner"}}}
+    return _raised(lambda: output_location(result, "output1", "the model"))
+
+
+def case_model_not_ilearner(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    hook = _management_hook(monkeypatch)
+    model = _model("models/runs/x/model.zip")
+    return _raised(lambda: hook.patch_trained_model("pred1", "retrained", TRAINED_MODEL["Name"], model))
+
+
+def case_evaluation_ragged_row(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _parse("AUC,Accuracy,Precision\n0.91,0.88\n"))
+
+
+def case_json_patch_path_missing(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+
+    uri = "https://acct.blob.core.windows.net/models/m.ilearner?sv=1&sig=OLD"  # a service may keep a SAS here
+    definition = {"properties": {"assets": {"asset1": {"type": "Resource", "locationInfo": {"uri": uri}}}}}
+    patch = [{"op": "replace", "path": "/properties/assets/asset9/locationInfo/uri", "value": "v"}]
+    return _raised(lambda: _arm_promotion(definition)._apply(patch, "asset9", "the update"))
+
+
+def case_asset_key_unknown(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    definition = {
+        "properties": {
+            "assets": {
+                "asset1": {
+                    "name": "Model [trained model]",
+                    "type": "Resource",
+                    "locationInfo": {"uri": "https://acct.blob.core.windows.net/models/m.ilearner"},
+                }
+            }
+        }
+    }
+    return _raised(lambda: _arm_promotion(definition, asset_key="asset9").prepare(_model()))
+
+
+def case_data_version_blob_malformed(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    return _raised(lambda: _promotion(data_version_blob="train.csv").find_data_version({}))  # type: ignore[arg-type]
+
+
+class _RecordingArmHook:
+    """Stands in for the ARM hook of the web service promotion: serves one definition, records writes."""
+
+    def __init__(self, definition: dict[str, Any]) -> None:
+        self.definition = definition
+        self.writes: list[str] = []
+
+    def get_web_service(self, name: str) -> dict[str, Any]:
+        return self.definition
+
+    def update_web_service(self, name: str, definition: dict[str, Any], **kwargs: Any) -> dict[str, Any]:
+        self.writes.append(name)
+        return definition
+
+
+#: The writes each case sends: one the service refused, or (a submission answered without a job id) one
+#: that at most created a job nobody starts. Nothing is sent after it; every other case sends nothing.
+WRITES_SENT = {
+    "bes-bad-argument": ["POST"],
+    "bes-submit-not-a-job-id": ["POST"],
+    "expired-sas": ["PATCH"],
+    "management-forbidden": ["PATCH"],
+}
+_arm_hooks: list[_RecordingArmHook] = []
+
+
+def _arm_promotion(definition: dict[str, Any], **kwargs: Any) -> Any:
+    from airflow_provider_amlretrain.operators.update_web_service_model import (
+        AzureMLUpdateWebServiceModelOperator,
+    )
+
+    operator = AzureMLUpdateWebServiceModelOperator(
+        task_id="promote",
+        deployment_target="binary-arm",
+        training_result={},
+        training_conn_id="azureml_troubleshooting",
+        wasb_conn_id="azure_blob",
+        web_service_name="svc",
+        **kwargs,
+    )
+    hook = _RecordingArmHook(definition)
+    _arm_hooks.append(hook)
+    operator.hook = hook  # type: ignore[misc]
+    return operator
+
+
+def _model(relative_location: str = "models/runs/x/model.ilearner") -> Any:
+    from airflow_provider_amlretrain.api.references import BlobLocation
+
+    return BlobLocation(
+        "https://acct.blob.core.windows.net/", relative_location, "?sv=1&sig=NEW&se=2030-01-01"
+    )
+
+
 CASES: dict[str, Callable[[pytest.MonkeyPatch, Any], BaseException]] = {
     name.removeprefix("case_").replace("_", "-"): case
     for name, case in sorted(globals().items())
@@ -346,10 +528,25 @@ def test_the_table_gives_the_message_the_code_raises(
     case: str, monkeypatch: pytest.MonkeyPatch, rsps: Any
 ) -> None:
     documented = documented_messages(TABLE.read_text())[case]
+    _arm_hooks.clear()
     raised = str(CASES[case](monkeypatch, rsps))
     assert as_pattern(documented).fullmatch(raised), (
         f"the table says\n  {documented}\nthe code raises\n  {raised}"
     )
+    # Nothing half-updated: no write was sent but the one the service refused.
+    writes = [call.request.method for call in rsps.calls if call.request.method != "GET"]
+    writes += ["PATCH (ARM)" for hook in _arm_hooks for _ in hook.writes]
+    assert writes == WRITES_SENT.get(case, []), f"{case} sent {writes}"
+    # No secret in the message: the keys and tokens of the cases, any SAS signature or bearer token.
+    from amlretrain_devstack.secret_scan import find_secrets
+
+    secrets = {
+        "api key": API_KEY,
+        "workspace token": "workspace-token",
+        "sas": "sig=NEW",
+        "old sas": "sig=OLD",
+    }
+    assert find_secrets(raised, case, secrets) == []
 
 
 def test_placeholders_match_only_where_they_stand() -> None:

@@ -157,3 +157,14 @@ def test_asset_that_is_not_an_object_is_a_clear_error():
 
     with pytest.raises(WebServicePatchError, match="'asset3' .* not an object"):
         find_trained_model_asset({"properties": {"assets": {"asset3": "oops"}}}, asset_key="asset3")
+
+
+def test_a_failed_test_op_does_not_quote_the_sas_of_the_asset_uris():
+    from airflow_provider_amlretrain.promotion.web_service_patch import apply_patch
+
+    definition = {"a": {"uri": "https://acct.blob.core.windows.net/m/a.ilearner?sv=1&sig=CURRENTSIG"}}
+    patch = [{"op": "test", "path": "/a/uri", "value": "https://acct/m/b.ilearner?sig=TESTEDSIG"}]
+    with pytest.raises(WebServicePatchError, match="changed since it was read") as caught:
+        apply_patch(definition, patch)
+    assert "CURRENTSIG" not in str(caught.value) and "TESTEDSIG" not in str(caught.value)
+    assert "sig=***" in str(caught.value)

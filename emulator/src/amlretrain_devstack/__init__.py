@@ -23,6 +23,7 @@ from amlretrain_devstack.emulator_service import emulator_available
 from amlretrain_devstack.errors import DevStackError
 from amlretrain_devstack.stack import (
     Stack,
+    restart_emulator,
     running_stack,
     stack_status,
     start_stack,
@@ -41,6 +42,7 @@ __all__ = [
     "airflow_connections",
     "emulator_available",
     "load_stack",
+    "restart_emulator",
     "running_stack",
     "stack_status",
     "start_stack",

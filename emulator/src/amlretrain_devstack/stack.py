@@ -10,6 +10,8 @@ The Python API used by the CLI and by test fixtures::
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -325,6 +327,44 @@ def _stop_recorded(info: Mapping[str, Any], grace_seconds: float) -> list[str]:
             stopped.append(name)
             stop_group(pid, grace_seconds=grace_seconds)
     return stopped
+
+
+def restart_emulator(stack: Stack, *, kill: bool = True, timeout: float = 60.0) -> None:
+    """Stop the stack's emulator (SIGKILL by default: a crash) and start it again on the same port and state.
+
+    Its jobs, services and keys are on disk, so the restarted emulator knows every job; jobs that were
+    running start over, as the emulator's job runner documents. Faults set at run time are forgotten
+    (those of the config file apply again).
+
+    :param stack: a running stack with an emulator.
+    :param kill: ``True`` kills the process group at once; ``False`` stops it with SIGTERM first.
+    :param timeout: seconds to wait for the restarted emulator's health check.
+    :raises DevStackError: if the stack has no emulator or it does not come back.
+    """
+    emulator = stack.info.get("emulator")
+    if not emulator:
+        raise DevStackError("This stack has no emulator to restart.")
+    pid = int(emulator["pid"])
+    if kill:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+    stop_group(pid, grace_seconds=10.0)  # waits for a killed group to be gone; stops a live one
+    old = stack.processes.pop("emulator", None)
+    if old is not None:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            old.wait(timeout=5)
+    process = start_emulator(
+        str(emulator["host"]),
+        int(emulator["port"]),
+        Path(emulator["state_dir"]),
+        Path(emulator["config_file"]),
+        Path(emulator["log"]),
+        env=child_env(),
+        timeout=timeout,
+    )
+    stack.processes["emulator"] = process
+    emulator["pid"] = process.pid
+    write_private_json(stack_file(stack.directory), stack.info)
 
 
 def stop_stack(target: Stack | Path = DEFAULT_DIR, grace_seconds: float = 10.0) -> list[str]:

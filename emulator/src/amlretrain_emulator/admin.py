@@ -72,6 +72,13 @@ async def put_faults(request: Request) -> JSONResponse:
         raise bad_request(f"Invalid fault document: {exc}.") from None
 
 
+@router.get("/fault-stats")
+async def get_fault_stats(request: Request) -> JSONResponse:
+    """Azure API requests seen and faults applied, by kind, since the fault document was last set."""
+    require_loopback(request)
+    return JSONResponse(get_context(request).faults.stats())
+
+
 JOB_SUMMARY_KEYS = (
     "id",
     "service_id",

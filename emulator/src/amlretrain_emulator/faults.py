@@ -9,14 +9,20 @@ The fault document (config file key ``faults``; ``GET``/``PUT /_emulator/faults`
         {"path": "/jobs/[0-9a-f]+/start$", "status": 503, "code": "RequestThrottled", "times": 1},
         {"delay_seconds": 2, "times": 1},
         {"method": "PATCH", "delay_seconds": 5, "when": "after", "times": 1},
-        {"drop_connection": true, "times": 1, "when": "before"}],
+        {"drop_connection": true, "times": 1, "when": "before"},
+        {"status": 503, "code": "RequestThrottled", "probability": 0.05}],
      "fail_jobs": [{"service": "<serviceId or name>", "details": "Module execution ...", "times": 1}],
      "job_seconds": 3.0,
-     "integer_status_codes": false}
+     "integer_status_codes": false,
+     "random_seed": 12}
 
 Rules are tried in order; the first whose ``method`` (any if absent) and ``path`` (a regular
 expression searched in the URL path, any if absent) match is applied and its ``times`` counts down
-(the rule disappears at zero; no ``times`` means permanent). A rule may combine
+(the rule disappears at zero; no ``times`` means permanent). A rule with ``probability`` (0 < p <= 1)
+applies to each matching request with that chance, drawn from a generator seeded with
+``random_seed`` (any seed if absent), so a run of many requests fails a given share of them; a
+request the draw spares goes on to the next rule (so rules with probabilities p1, p2, ... fail
+p1 + (1 - p1) p2 + ... of the requests), and ``times`` counts only applied faults. A rule may combine
 ``delay_seconds`` (sleep first) with ``status`` (answer with the Azure error shape; 429 and 503
 carry ``Retry-After``: ``retry_after`` seconds, default 1) or ``drop_connection`` (announce a
 body, send part of it and abort: the client sees an incomplete response). ``when`` applies to
@@ -27,12 +33,18 @@ client that gives up meanwhile does not know its request took effect).
 ``fail_jobs`` makes the next matching BES jobs end ``Failed`` with ``details``; ``job_seconds``
 overrides the minimum job duration; ``integer_status_codes`` makes job status answers carry
 ``StatusCode`` as an integer (0..4) like some real answers.
+
+``GET /_emulator/fault-stats`` counts the Azure API requests seen and the faults applied, by kind
+(``status-429``, ``drop-before``, ``drop-after``, ``delay``, ``delay-after``...), since the last
+``PUT /_emulator/faults``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import collections
 import copy
+import random
 import re
 import threading
 from typing import TYPE_CHECKING, Any
@@ -43,7 +55,7 @@ if TYPE_CHECKING:
     from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 ADMIN_PREFIX = "/_emulator"
-DOCUMENT_KEYS = ("rules", "fail_jobs", "job_seconds", "integer_status_codes")
+DOCUMENT_KEYS = ("rules", "fail_jobs", "job_seconds", "integer_status_codes", "random_seed")
 RULE_KEYS = (
     "method",
     "path",
@@ -55,6 +67,7 @@ RULE_KEYS = (
     "when",
     "code",
     "message",
+    "probability",
 )
 FAIL_JOB_KEYS = ("service", "details", "times")
 DEFAULT_FAIL_DETAILS = "Module execution encountered an internal library error."
@@ -99,6 +112,13 @@ def validate_document(document: Any) -> dict[str, Any]:
             value = rule.get(key)
             if value is not None and (not isinstance(value, int | float) or value < 0):
                 raise ValueError(f"{where}: {key} must be a number >= 0")
+        probability = rule.get("probability")
+        if probability is not None and (
+            not isinstance(probability, int | float)
+            or isinstance(probability, bool)
+            or not 0 < probability <= 1
+        ):
+            raise ValueError(f"{where}: probability must be a number in (0, 1]")
         if rule.get("when", "before") not in ("before", "after"):
             raise ValueError(f"{where}: when must be 'before' or 'after'")
         if "path" in rule:
@@ -123,7 +143,23 @@ def validate_document(document: Any) -> dict[str, Any]:
         raise ValueError("job_seconds must be a number >= 0 or null")
     if not isinstance(result.get("integer_status_codes", False), bool):
         raise ValueError("integer_status_codes must be true or false")
+    seed = result.get("random_seed")
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise ValueError("random_seed must be an integer or null")
     return result
+
+
+def fault_kind(rule: dict[str, Any]) -> str:
+    """A short name for what a rule does to a request (for the fault statistics).
+
+    :param rule: a validated rule.
+    """
+    when = rule.get("when", "before")
+    if rule.get("drop_connection"):
+        return f"drop-{when}"
+    if rule.get("status") is not None:
+        return f"status-{rule['status']}"
+    return "delay-after" if when == "after" else "delay"
 
 
 class FaultStore:
@@ -135,6 +171,9 @@ class FaultStore:
     def __init__(self, document: dict[str, Any] | None = None) -> None:
         self._lock = threading.Lock()
         self._document = validate_document(document or {})
+        self._random = random.Random(self._document.get("random_seed"))
+        self._requests = 0
+        self._injected: collections.Counter[str] = collections.Counter()
 
     def get(self) -> dict[str, Any]:
         """A copy of the current document."""
@@ -150,7 +189,15 @@ class FaultStore:
         validated = validate_document(document)
         with self._lock:
             self._document = validated
+            self._random = random.Random(validated.get("random_seed"))
+            self._requests = 0
+            self._injected.clear()
             return copy.deepcopy(validated)
+
+    def stats(self) -> dict[str, Any]:
+        """Azure API requests seen and faults applied (by :func:`fault_kind`) since the last :meth:`set`."""
+        with self._lock:
+            return {"requests": self._requests, "injected": dict(sorted(self._injected.items()))}
 
     @staticmethod
     def _consume(entries: list[dict[str, Any]], index: int) -> dict[str, Any]:
@@ -168,12 +215,16 @@ class FaultStore:
         :param path: URL path.
         """
         with self._lock:
+            self._requests += 1
             rules = self._document["rules"]
             for index, rule in enumerate(rules):
                 if "method" in rule and str(rule["method"]).upper() != method.upper():
                     continue
                 if "path" in rule and not re.search(rule["path"], path):
                     continue
+                if "probability" in rule and self._random.random() >= float(rule["probability"]):
+                    continue
+                self._injected[fault_kind(rule)] += 1
                 return self._consume(rules, index)
         return None
 

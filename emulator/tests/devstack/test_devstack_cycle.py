@@ -6,6 +6,7 @@ import json
 import shlex
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -225,3 +226,53 @@ def test_cli_cycle_with_emulator(stack_dir: Path, tmp_path: Path, cli: RunCli) -
         cli("down", "--dir", str(stack_dir))
     assert group_members(stack["emulator"]["pid"]) == []
     assert group_members(stack["azurite"]["pid"]) == []
+
+
+def test_a_killed_and_restarted_emulator_keeps_its_jobs_and_finishes_a_running_one(stack_dir: Path) -> None:
+    from amlretrain_devstack import restart_emulator
+
+    with running_stack(stack_dir) as stack:
+        # Long enough to crash the emulator mid-job; the restart forgets it, the job then starts over, short.
+        requests.put(f"{stack.emulator_url}/_emulator/faults", json={"job_seconds": 30}, timeout=10)
+        service = next(s for s in stack.seed["services"] if s["kind"] == "training")
+        base = f"{stack.emulator_url}{service['api_location']}"
+        headers = {"Authorization": f"Bearer {service['api_key']}"}
+        body = {
+            "Inputs": {
+                "input1": {
+                    "ConnectionString": stack.connection_string,
+                    "RelativeLocation": service["blobs"][0]["relative_location"],
+                }
+            },
+            "Outputs": {
+                port: {"ConnectionString": stack.connection_string, "RelativeLocation": f"runs/crash/{name}"}
+                for port, name in (("output1", "model.ilearner"), ("output2", "evaluation.csv"))
+            },
+            "GlobalParameters": {},
+        }
+        job_id = requests.post(f"{base}/jobs?api-version=2.0", json=body, headers=headers, timeout=30).json()
+        started = requests.post(f"{base}/jobs/{job_id}/start?api-version=2.0", headers=headers, timeout=30)
+        assert started.status_code in (200, 204), started.text
+
+        def status() -> str:
+            answer = requests.get(f"{base}/jobs/{job_id}?api-version=2.0", headers=headers, timeout=30)
+            return str(answer.json()["StatusCode"])
+
+        deadline = time.monotonic() + 30
+        while status() != "Running":
+            assert time.monotonic() < deadline, "the job never ran"
+            time.sleep(0.2)
+        pid, url = stack.info["emulator"]["pid"], stack.emulator_url
+
+        restart_emulator(stack)
+
+        assert group_members(pid) == [], "the old emulator survived"
+        assert stack.emulator_url == url and stack.info["emulator"]["pid"] != pid
+        assert load_stack(stack_dir)["emulator"]["pid"] == stack.info["emulator"]["pid"]
+        deadline = time.monotonic() + 60
+        while (now := status()) != "Finished":
+            assert now == "Running" and time.monotonic() < deadline, f"the job is {now} after the restart"
+            time.sleep(0.2)
+        jobs = requests.get(f"{url}/_emulator/jobs", timeout=10).json()["jobs"]
+        assert [job["id"] for job in jobs] == [job_id]
+    assert group_members(stack.info["emulator"]["pid"]) == [], "stopping the stack stops the new emulator"

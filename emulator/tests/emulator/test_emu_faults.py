@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from amlretrain_emulator.faults import FaultStore, validate_document
+from amlretrain_emulator.faults import FaultStore, fault_kind, validate_document
 
 
 def _put_faults(emulator: Any, document: dict[str, Any]) -> dict[str, Any]:
@@ -228,3 +228,41 @@ def test_admin_lists_jobs_without_secrets(emulator: Any) -> None:
     jobs = answer.json()["jobs"]
     assert next(j for j in jobs if j["id"] == job_id)["status"] == "NotStarted"
     assert "AccountKey" not in answer.text and "request" not in jobs[0]
+
+
+def test_probability_rules_fail_a_seeded_share_of_requests() -> None:
+    document = {
+        "random_seed": 7,
+        "rules": [{"status": 503, "probability": 0.1}, {"drop_connection": True, "probability": 0.1}],
+    }
+    store = FaultStore(document)
+    kinds = [fault_kind(rule) if (rule := store.take_rule("GET", "/x")) else None for _ in range(2000)]
+    failed = [kind for kind in kinds if kind is not None]
+    # Expected share 0.1 + 0.9 * 0.1 = 0.19; the seeded draws make the count exact from run to run.
+    assert 0.15 < len(failed) / len(kinds) < 0.23
+    assert set(failed) == {"status-503", "drop-before"}
+    assert store.stats() == {
+        "requests": 2000,
+        "injected": {"drop-before": failed.count("drop-before"), "status-503": failed.count("status-503")},
+    }
+    again = FaultStore(document)
+    assert [fault_kind(r) if (r := again.take_rule("GET", "/x")) else None for _ in range(2000)] == kinds
+    store.set({"rules": []})
+    assert store.stats() == {"requests": 0, "injected": {}}
+
+
+@pytest.mark.parametrize("probability", [0, 1.5, True, "0.2"])
+def test_probability_must_be_a_share(probability: Any) -> None:
+    with pytest.raises(ValueError, match="probability must be a number in"):
+        validate_document({"rules": [{"status": 503, "probability": probability}]})
+
+
+def test_fault_stats_route(emulator: Any) -> None:
+    service = emulator.service("binary")
+    _put_faults(emulator, {"rules": [{"method": "POST", "path": "/jobs$", "status": 429, "times": 1}]})
+    emulator.client.post(emulator.url(service, "/jobs"), json={}, headers=emulator.headers(service))
+    emulator.client.get("/_emulator/health")
+    assert emulator.client.get("/_emulator/fault-stats").json() == {
+        "requests": 1,
+        "injected": {"status-429": 1},
+    }

@@ -1,6 +1,8 @@
-"""A DAG for the distributed deployment's worker-loss test: a non-deferrable retrain that may retry.
+"""DAGs for the distributed deployment's crash tests: a retrain that may retry, waiting in the worker or deferred.
 
-Its first try waits for the BES job in the worker (``deferrable=False``); the test kills that worker.
+``amlretrain_worker_loss`` waits for the BES job in the worker (``deferrable=False``): the tests kill that
+worker, or restart the emulator, meanwhile. ``amlretrain_triggerer_loss`` defers the wait: the test kills
+the triggerer.
 """
 
 from __future__ import annotations
@@ -12,15 +14,13 @@ from airflow.sdk import DAG
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 
 WASB = "azurite_default"
-PREFIX = "tests/worker_loss/{{ ds }}/{{ ti.try_number }}"
+PREFIX = (
+    "tests/{{ dag.dag_id }}/{{ ds }}/{{ run_id | replace(':', '') | replace('+', '') }}/{{ ti.try_number }}"
+)
 
-with DAG(
-    "amlretrain_worker_loss",
-    schedule=None,
-    start_date=datetime(2026, 1, 1),
-    default_args={"retries": 1, "retry_delay": timedelta(seconds=0)},
-) as dag:
-    AzureMLBatchExecutionOperator(
+
+def _retrain(deferrable: bool) -> AzureMLBatchExecutionOperator:
+    return AzureMLBatchExecutionOperator(
         task_id="retrain",
         azureml_conn_id="azureml_train_binary",
         inputs={
@@ -35,5 +35,20 @@ with DAG(
             "output2": {"wasb_conn_id": WASB, "container": "models", "blob": f"{PREFIX}/evaluation.csv"},
         },
         poll_interval=1,
-        deferrable=False,
+        deferrable=deferrable,
     )
+
+
+def _crash_dag(dag_id: str, deferrable: bool) -> DAG:
+    with DAG(
+        dag_id,
+        schedule=None,
+        start_date=datetime(2026, 1, 1),
+        default_args={"retries": 1, "retry_delay": timedelta(seconds=0)},
+    ) as dag:
+        _retrain(deferrable)
+    return dag
+
+
+worker_loss = _crash_dag("amlretrain_worker_loss", deferrable=False)
+triggerer_loss = _crash_dag("amlretrain_triggerer_loss", deferrable=True)
