@@ -81,7 +81,6 @@ def test_operator_sensor_and_trigger_modules_import_no_heavy_library():
     assert report["after"] == [], f"importing the provider pulled in {report['after']}"
 
 
-
 def test_parsing_the_example_dags_imports_no_heavy_library():
     # The Azure provider's WasbBlobSensor module, for one, pulls in azure.storage.blob at parse time.
     dag_files = sorted(str(p) for p in (REPO_ROOT / "dags").glob("*.py"))
