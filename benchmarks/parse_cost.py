@@ -84,7 +84,23 @@ def bench_parse_cost(repeats: int) -> dict[str, Any]:
     return results
 
 
-if __name__ == "__main__":
+def main() -> None:
+    """Run the benchmark and write its results file."""
+    import argparse
     import json
+    import time
 
-    print(json.dumps(bench_parse_cost(int(sys.argv[1]) if len(sys.argv) > 1 else 5), indent=2))
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results/parse_cost.json")
+    args = parser.parse_args()
+    results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **bench_parse_cost(args.repeats)}
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, indent=2) + "\n")
+    print(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()
