@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from parse_cost import bytecode_env
 from status_polls import STUDIO_CONN, finished_job, run_client  # benchmarks/, beside this script
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -167,7 +168,7 @@ def bench_tls_polls(args: argparse.Namespace) -> dict[str, Any]:
         tempfile.TemporaryDirectory() as tmp,
         running_stack(Path(tmp) / "stack", {"min_job_seconds": 0.0}) as stack,
     ):
-        env = dict(os.environ)
+        env = bytecode_env()
         env.update(stack.connection_env())
         env.update({"AIRFLOW_HOME": tmp, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
         os.environ.update(env)
