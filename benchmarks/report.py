@@ -49,14 +49,16 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         return [*lines, "Not run (`python benchmarks/many_waits.py`).", ""]
     mine, theirs = data["provider"], data["http"]
     for side in (mine, theirs):
-        side["cpu_ms_per_request"] = 1000 * side["cpu_seconds"] / max(1, side["http_requests"])
+        polls = side.get("http_requests_after_first_round", side["http_requests"])
+        side["cpu_ms_per_request"] = 1000 * side["cpu_seconds"] / max(1, polls)
     rows = [
         ("jobs detected (events saying Finished)", "events_saying_finished", "{}"),
-        ("CPU seconds (client process, whole wait)", "cpu_seconds", "{:.2f}"),
+        ("CPU seconds, after the first round of polls", "cpu_seconds", "{:.2f}"),
+        ("CPU seconds, whole wait (first round: one-time imports)", "cpu_seconds_with_first_round", "{:.2f}"),
         ("peak RSS MB (process)", "peak_rss_mb", "{:.1f}"),
         ("RSS MB before the waits (imports)", "rss_before_waits_mb", "{:.1f}"),
         ("HTTP requests", "http_requests", "{}"),
-        ("CPU ms per HTTP request", "cpu_ms_per_request", "{:.2f}"),
+        ("CPU ms per HTTP request (after the first round)", "cpu_ms_per_request", "{:.2f}"),
         ("TCP connections opened", "tcp_connections_opened", "{}"),
         ("aiohttp sessions created", "aiohttp_sessions_created", "{}"),
         ("longest event-loop stall, ms", "longest_loop_stall_ms", "{:.0f}"),
