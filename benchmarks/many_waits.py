@@ -87,23 +87,25 @@ def run_approach(
         str(jobs_file),
         str(args.interval),
     ]
-    with subprocess.Popen(
-        [*command, str(ready)],
-        cwd=REPO_ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    ) as client:
+    stdout_file, stderr_file = tmp / f"{approach}-client.out", tmp / f"{approach}-client.err"
+    # Files, not pipes: a thousand triggers log, and a full pipe nobody reads yet would block the client.
+    with (
+        stdout_file.open("w") as stdout,
+        stderr_file.open("w") as stderr,
+        subprocess.Popen(
+            [*command, str(ready)], cwd=REPO_ROOT, env=env, stdout=stdout, stderr=stderr
+        ) as client,
+    ):
         # The jobs start once every wait is running, so each one ends while its trigger polls.
         while not ready.exists() and client.poll() is None:
             time.sleep(0.2)
-        for job in jobs:
-            hook.start_job(job["job_id"])
-        stdout, stderr = client.communicate()
+        if ready.exists():
+            for job in jobs:
+                hook.start_job(job["job_id"])
+        client.wait()
     if client.returncode != 0:
-        raise RuntimeError(f"the {approach} client failed:\n{stderr[-3000:]}")
-    out = subprocess.CompletedProcess(command, client.returncode, stdout, stderr)
+        raise RuntimeError(f"the {approach} client failed:\n{stderr_file.read_text()[-3000:]}")
+    out = subprocess.CompletedProcess(command, client.returncode, stdout_file.read_text(), "")
     result = json.loads(out.stdout.strip().splitlines()[-1])
     ended = {
         job["id"]: datetime.fromisoformat(job["ended_at"]).timestamp()
