@@ -34,6 +34,10 @@ def _pyplot() -> Any:
     return plt
 
 
+def _met(condition: bool) -> str:
+    return "**met**" if condition else "**not met**"
+
+
 def _ratio(mine: float, theirs: float) -> str:
     return f"{mine / theirs:.2f}x" if theirs else "n/a"
 
@@ -49,6 +53,7 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         return [*lines, "Not run (`python benchmarks/many_waits.py`).", ""]
     mine, theirs = data["provider"], data["http"]
     for side in (mine, theirs):
+        side["rss_growth_mb"] = side["peak_rss_mb"] - side["rss_before_waits_mb"]
         polls = side.get("http_requests_after_first_round", side["http_requests"])
         side["cpu_ms_per_request"] = 1000 * side["cpu_seconds"] / max(1, polls)
     rows = [
@@ -57,6 +62,7 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         ("CPU seconds, whole wait (first round: one-time imports)", "cpu_seconds_with_first_round", "{:.2f}"),
         ("peak RSS MB (process)", "peak_rss_mb", "{:.1f}"),
         ("RSS MB before the waits (imports)", "rss_before_waits_mb", "{:.1f}"),
+        ("RSS MB the waits added (peak minus before)", "rss_growth_mb", "{:.1f}"),
         ("HTTP requests", "http_requests", "{}"),
         ("CPU ms per HTTP request (after the first round)", "cpu_ms_per_request", "{:.2f}"),
         ("TCP connections opened", "tcp_connections_opened", "{}"),
@@ -82,7 +88,16 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         ratio = _ratio(a, b) if isinstance(a, int | float) and isinstance(b, int | float) else ""
         shown = ["n/a" if value is None else fmt.format(value) for value in (a, b)]
         lines.append(f"| {label} | {shown[0]} | {shown[1]} | {ratio} |")
+    detected_all = mine["events_saying_finished"] == data["waits"] == theirs["events_saying_finished"]
     lines += [
+        "",
+        f"Targets: every job detected: {_met(detected_all)}; at most half the Http provider's CPU: "
+        f"{_met(mine['cpu_seconds'] <= 0.5 * theirs['cpu_seconds'])} (whole wait: "
+        f"{_met(mine['cpu_seconds_with_first_round'] <= 0.5 * theirs['cpu_seconds_with_first_round'])}); "
+        f"at most half the memory the waits add: {_met(mine['rss_growth_mb'] <= 0.5 * theirs['rss_growth_mb'])} "
+        f"(the interpreter, Airflow and the imports, {mine['rss_before_waits_mb']:.0f} MB, come before); a handful of "
+        f"connections per host: {mine['tcp_connections_opened']} against {theirs['tcp_connections_opened']} "
+        "(one shared pool, which opens a connection per request in flight when a thousand polls fire at once).",
         "",
         f"Load average (1, 5, 15 min) before/after: this provider {mine['load_average_before']} / "
         f"{mine['load_average_after']}, Http {theirs['load_average_before']} / {theirs['load_average_after']}.",
@@ -132,6 +147,16 @@ def poll_policy_section(data: dict[str, Any] | None) -> list[str]:
                 f"| {spacing.replace('_', ' ')} | {policy} | {row['lag_median_seconds']} | "
                 f"{row['lag_p95_seconds']} | {row['requests_per_job_mean']} |"
             )
+    for spacing in ("log_spaced", "evenly_spaced"):
+        fixed, provider = model[spacing]["fixed"], model[spacing]["provider"]
+        met = (
+            provider["requests_per_job_mean"] < fixed["requests_per_job_mean"]
+            and provider["lag_median_seconds"] < fixed["lag_median_seconds"]
+        )
+        lines.append(
+            f"\nTarget (fewer requests than fixed 30 s with a lower median lag), {spacing.replace('_', ' ')} "
+            f"durations: {_met(met)}."
+        )
     emulator = data.get("emulator")
     if emulator:
         lines += [
@@ -190,6 +215,14 @@ def parse_cost_section(data: dict[str, Any] | None) -> list[str]:
             f"{row['peak_rss_mb_median']} | {row['rss_over_baseline_mb']} | "
             f"{row['provider_modules_import_ms_median']} |"
         )
+    dags = [row for name, row in files.items() if name.startswith("dags/")]
+    worst = max(row["cpu_ratio_to_baseline"] for row in dags)
+    slowest = max(row["provider_modules_import_ms_median"] for row in dags)
+    lines += [
+        "",
+        f"Targets: at most 1.1x the baseline's CPU: {_met(worst <= 1.1)} (worst {worst}x); the provider's own "
+        f"modules under 50 ms: {_met(slowest < 50)} (most {slowest} ms, sum of their `-X importtime` self times).",
+    ]
     plt = _pyplot()
     fig, axis = plt.subplots(figsize=(9, 3.5))
     names = [Path(n).stem.replace("amlretrain_", "") for n in files]
