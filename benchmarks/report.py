@@ -181,7 +181,7 @@ def poll_policy_section(data: dict[str, Any] | None) -> list[str]:
     for policy, style in (("fixed", "--"), ("provider", "-")):
         lag_axis.plot(curve["duration_seconds"], [p[0] for p in curve[policy]], style, label=policy)
         req_axis.plot(curve["duration_seconds"], [p[1] for p in curve[policy]], style, label=policy)
-    for axis, title in ((lag_axis, "detection lag, s"), (req_axis, "status requests per job")):
+    for axis, title in ((lag_axis, "median detection lag, s"), (req_axis, "mean status requests per job")):
         axis.set_xscale("log")
         axis.set_xlabel("job duration, s")
         axis.set_title(title)
