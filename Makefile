@@ -64,8 +64,15 @@ lint: setup
 	$(VENV)/bin/ruff format --check airflow_provider_amlretrain emulator dags tests scripts benchmarks
 	$(VENV)/bin/mypy
 
-bench: setup
+# Each benchmark writes benchmarks/results/<name>.json; report.py turns them into benchmarks/RESULTS.md (Performance
+# part) and benchmarks/plots/*.png. Long: about 10 minutes on 2 idle cores (1,000 deferred waits twice).
+bench: setup node_modules/.installed
 	$(PY) benchmarks/run.py --output benchmarks/results/latest.json $(BENCH_ARGS)
+	$(PY) benchmarks/parse_cost.py --output benchmarks/results/parse_cost.json
+	$(PY) benchmarks/poll_policy.py --output benchmarks/results/poll_policy.json
+	$(PY) benchmarks/many_waits.py --output benchmarks/results/many_waits.json
+	$(PY) benchmarks/tls_polls.py --output benchmarks/results/tls_polls.json
+	$(PY) benchmarks/report.py
 
 # SOAK_ARGS="--runs 20" for a shorter soak.
 SOAK_ARGS ?=

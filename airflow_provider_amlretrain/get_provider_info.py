@@ -55,7 +55,10 @@ def get_provider_info() -> dict[str, Any]:
         "sensors": [
             {
                 "integration-name": "Azure ML Studio (classic)",
-                "python-modules": ["airflow_provider_amlretrain.sensors.batch_job"],
+                "python-modules": [
+                    "airflow_provider_amlretrain.sensors.batch_job",
+                    "airflow_provider_amlretrain.sensors.wasb_blob",
+                ],
             }
         ],
         "triggers": [

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import status_polls  # benchmarks/status_polls.py, beside this script
+from parse_cost import bytecode_env
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -41,7 +42,7 @@ _MEASURE = (
 
 
 def _env() -> dict[str, str]:
-    env = dict(os.environ)
+    env = bytecode_env()
     home = tempfile.mkdtemp(prefix="amlretrain-bench-")
     env.update({"AIRFLOW_HOME": home, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
     return env

@@ -164,19 +164,24 @@ def bench_status_polls(args: argparse.Namespace) -> dict[str, Any]:
         env.update(stack.connection_env())
         env.update({"AIRFLOW_HOME": tmp, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
         os.environ.update(env)
-        job_id = _finished_job(stack)
+        job_id = finished_job(stack)
         results: dict[str, Any] = {"callers": args.callers, "rounds": args.rounds}
         for label, root in [("this checkout", REPO_ROOT), *((str(p), p) for p in args.compare_with)]:
             results[label] = run_client(Path(root), env, args, job_id)
         return results
 
 
-def _finished_job(stack: Any) -> str:
-    """Create, start and wait for one BES job on the stack (with this checkout's sync hook)."""
+def submit_training_job(stack: Any, hook: Any, name: str, *, start: bool = True) -> str:
+    """
+    Submit (and start) one training job of the stack's binary training service; return its id.
+
+    :param stack: The running stack.
+    :param hook: An ``AzureMLStudioHook`` on :data:`STUDIO_CONN`.
+    :param name: Where under ``models/bench/`` the job writes its outputs.
+    :param start: Start it too.
+    """
     from airflow_provider_amlretrain.api.bes import build_batch_request
-    from airflow_provider_amlretrain.api.polling import JobPollingRules
     from airflow_provider_amlretrain.api.references import BlobReference
-    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
     service = next(
         s for s in stack.seed["services"] if s.get("kind") == "training" and s.get("task") == "binary"
@@ -189,16 +194,26 @@ def _finished_job(stack: Any) -> str:
         },
         outputs={
             service["model_output"]: BlobReference(
-                "models/bench/polls/model.ilearner", stack.connection_string
+                f"models/bench/{name}/model.ilearner", stack.connection_string
             ),
             service["evaluation_output"]: BlobReference(
-                "models/bench/polls/evaluation.csv", stack.connection_string
+                f"models/bench/{name}/evaluation.csv", stack.connection_string
             ),
         },
     )
-    hook = AzureMLStudioHook(STUDIO_CONN)
     job_id = hook.submit_job(body)
-    hook.start_job(job_id)
+    if start:
+        hook.start_job(job_id)
+    return str(job_id)
+
+
+def finished_job(stack: Any) -> str:
+    """Create, start and wait for one BES job on the stack (with this checkout's sync hook)."""
+    from airflow_provider_amlretrain.api.polling import JobPollingRules
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
+    hook = AzureMLStudioHook(STUDIO_CONN)
+    job_id = submit_training_job(stack, hook, "polls")
     hook.wait_for_job(job_id, JobPollingRules(poll_interval=0.05))
     return job_id
 

@@ -24,11 +24,11 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from airflow.providers.microsoft.azure.sensors.wasb import WasbBlobSensor
 from airflow.sdk import DAG, CronTriggerTimetable, task
 
 from airflow_provider_amlretrain.authoring import RUN_FOLDER, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
+from airflow_provider_amlretrain.sensors.wasb_blob import WasbBlobExistsSensor
 
 WASB_CONN_ID = "azurite_default"
 TRAINING_CONN_ID = "azureml_train_binary"
@@ -49,7 +49,7 @@ with DAG(
     tags=["azureml", "retraining"],
     doc_md=__doc__,
 ) as dag:
-    wait_for_data = WasbBlobSensor(
+    wait_for_data = WasbBlobExistsSensor(
         task_id="wait_for_training_data",
         wasb_conn_id=WASB_CONN_ID,
         container_name=DATA_CONTAINER,

@@ -34,13 +34,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 
-from airflow.providers.microsoft.azure.sensors.wasb import WasbBlobSensor
 from airflow.sdk import DAG, CronTriggerTimetable
 
 from airflow_provider_amlretrain.authoring import RUN_FOLDER, promotion_params, training_outputs
 from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
 from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
+from airflow_provider_amlretrain.sensors.wasb_blob import WasbBlobExistsSensor
 
 WASB_CONN_ID = "azurite_default"
 DATA_CONTAINER = "training-data"
@@ -62,7 +62,7 @@ with DAG(
     doc_md=__doc__,
     params=promotion_params("the endpoint"),
 ) as dag:
-    wait_for_data = WasbBlobSensor(
+    wait_for_data = WasbBlobExistsSensor(
         task_id="wait_for_training_data",
         wasb_conn_id=WASB_CONN_ID,
         container_name=DATA_CONTAINER,

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 from urllib.parse import quote
 
-from airflow_provider_amlretrain.api.http import ApiRequest
+from airflow_provider_amlretrain.api.http import ApiRequest, ApiResponse
 from airflow_provider_amlretrain.api.references import BlobLocation, BlobReference
+from airflow_provider_amlretrain.api.retry import parse_retry_after
 from airflow_provider_amlretrain.api.states import BatchJobStatus
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLResponseError
 from airflow_provider_amlretrain.redaction import redact
@@ -29,12 +30,14 @@ class BatchJobState:
     :param status: Its status.
     :param results: Output locations by port name (only once Finished).
     :param details: The service's ``Details`` text (redacted), set when the job failed.
+    :param retry_after: Seconds the service asked to wait before the next read (its ``Retry-After``), if any.
     """
 
     job_id: str
     status: BatchJobStatus
     results: dict[str, BlobLocation] = field(default_factory=dict)
     details: str | None = None
+    retry_after: float | None = None
 
     def to_summary(self) -> dict[str, Any]:
         """A secret-free dict for XCom, logs and trigger events."""
@@ -157,6 +160,22 @@ class BesApi:
         raise AzureMLResponseError(
             f"BES answered the job submission with {redact(repr(body), *secrets)[:120]} instead of a job id string."
         )
+
+    @classmethod
+    def parse_job_answer(
+        cls, job_id: str, request: ApiRequest, answer: ApiResponse, *secrets: str | None
+    ) -> BatchJobState:
+        """
+        Parse a job status answer, with the ``Retry-After`` it may carry.
+
+        :param job_id: The job asked for.
+        :param request: The status request (for the message if the body is not JSON).
+        :param answer: The successful answer.
+        :param secrets: Literal secrets (the API key) to scrub from ``Details`` and error messages.
+        """
+        state = cls.parse_job_state(job_id, answer.json(request, *secrets), *secrets)
+        retry_after = parse_retry_after(answer.headers.get("retry-after"))
+        return state if retry_after is None else replace(state, retry_after=retry_after)
 
     @staticmethod
     def parse_job_state(job_id: str, body: Any, *secrets: str | None) -> BatchJobState:

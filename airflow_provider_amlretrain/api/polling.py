@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import Enum
 from typing import TYPE_CHECKING
+
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError
 
 if TYPE_CHECKING:
     from airflow_provider_amlretrain.api.states import BatchJobStatus
@@ -19,17 +21,60 @@ class PollDecision(str, Enum):
     WAIT = "wait"
 
 
+POLL_GROWTH = 0.5
+"""Each wait lasts at most this fraction of the time the job has run so far (before the ceiling)."""
+
+DEFAULT_MAX_POLL_INTERVAL = 120.0
+"""The longest wait between two status reads unless ``max_poll_interval`` says otherwise."""
+
+
 @dataclass(frozen=True)
 class JobPollingRules:
     """
-    How to wait for a BES job.
+    How to wait for a BES job: the one polling policy of the operator, the sensor and the trigger.
 
-    :param poll_interval: Seconds between two status reads.
+    The interval grows with the time the job has been running: ``poll_interval`` at first, then half
+    the elapsed time (``POLL_GROWTH``), never more than ``max_poll_interval``. A short job is seen soon
+    after it ends, a long one is not asked about every few seconds for an hour. A ``Retry-After`` on a
+    status answer is honoured (up to the ceiling), and the last wait is cut to meet the deadline.
+
+    :param poll_interval: The first and shortest wait between two status reads, in seconds.
     :param deadline: Absolute ``time.time()`` after which the wait ends as timed out, or ``None``.
+    :param max_poll_interval: The longest wait (default ``DEFAULT_MAX_POLL_INTERVAL``, and never below
+        ``poll_interval``).
+    :param started_at: ``time.time()`` when the job started; ``None`` keeps every wait at ``poll_interval``.
     """
 
-    poll_interval: float = 30.0
+    poll_interval: float = 15.0
     deadline: float | None = None
+    max_poll_interval: float | None = None
+    started_at: float | None = None
+
+    def __post_init__(self) -> None:
+        if not self.poll_interval > 0:
+            raise AzureMLConfigError(
+                f"poll_interval must be a positive number of seconds, not {self.poll_interval!r}."
+            )
+        if self.max_poll_interval is not None and not self.max_poll_interval > 0:
+            raise AzureMLConfigError(
+                f"max_poll_interval must be a positive number of seconds (or None), not {self.max_poll_interval!r}."
+            )
+
+    @property
+    def ceiling(self) -> float:
+        """The longest wait between two reads."""
+        ceiling = DEFAULT_MAX_POLL_INTERVAL if self.max_poll_interval is None else self.max_poll_interval
+        return max(self.poll_interval, ceiling)
+
+    def started(self, now: float | None = None) -> JobPollingRules:
+        """
+        These rules with ``started_at`` set to ``now`` when unknown (the wait's own start then counts).
+
+        :param now: Current ``time.time()``, for tests.
+        """
+        if self.started_at is not None:
+            return self
+        return replace(self, started_at=time.time() if now is None else now)
 
     def decide(self, status: BatchJobStatus, now: float | None = None) -> PollDecision:
         """
@@ -45,13 +90,30 @@ class JobPollingRules:
             return PollDecision.TIMED_OUT
         return PollDecision.WAIT
 
-    def sleep_seconds(self, now: float | None = None) -> float:
+    def interval(self, now: float | None = None) -> float:
         """
-        Seconds to sleep before the next read: the interval, shortened to meet the deadline.
+        The wait before the next read, from the job's elapsed time alone (no deadline, no ``Retry-After``).
 
         :param now: Current ``time.time()``, for tests.
         """
-        if self.deadline is None:
+        if self.started_at is None:
             return self.poll_interval
         now = time.time() if now is None else now
-        return max(0.0, min(self.poll_interval, self.deadline - now))
+        grown = POLL_GROWTH * max(0.0, now - self.started_at)
+        return min(self.ceiling, max(self.poll_interval, grown))
+
+    def sleep_seconds(self, now: float | None = None, retry_after: float | None = None) -> float:
+        """
+        Seconds to sleep before the next read: the interval, at least ``retry_after``, cut to the deadline.
+
+        :param now: Current ``time.time()``, for tests.
+        :param retry_after: The status answer's ``Retry-After`` in seconds, if it had one (honoured up to
+            :attr:`ceiling`).
+        """
+        now = time.time() if now is None else now
+        wait = self.interval(now)
+        if retry_after is not None and retry_after > wait:
+            wait = min(retry_after, self.ceiling)
+        if self.deadline is None:
+            return wait
+        return max(0.0, min(wait, self.deadline - now))

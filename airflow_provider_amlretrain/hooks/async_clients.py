@@ -14,7 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amlretrain.api.http import ApiRequest, error_for
+from airflow_provider_amlretrain.api.http import ApiRequest, ApiResponse, error_for
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable, Hashable
@@ -177,9 +177,18 @@ class AzureMLAsyncHttpMixin:
 
         :param request: The request to send.
         """
+        settings = await self.ahttp_settings()
+        return (await self.acall_raw(request)).json(request, *settings.secrets)
+
+    async def acall_raw(self, request: ApiRequest) -> ApiResponse:
+        """
+        Async :meth:`~airflow_provider_amlretrain.hooks.sync_client.AzureMLHttpHook.call_raw`: the successful answer.
+
+        :param request: The request to send.
+        """
         if self._lease is None:
             async with self.ashared_client():
-                return await self.acall(request)
+                return await self.acall_raw(request)
 
         from azure.core.exceptions import AzureError
 
@@ -216,4 +225,4 @@ class AzureMLAsyncHttpMixin:
         response = to_api_response(answer)
         if response.status_code not in request.expected:
             raise error_for(request, response, *settings.secrets)
-        return response.json(request, *settings.secrets)
+        return response

@@ -165,7 +165,8 @@ class AzureMLStudioHook(AzureMLHttpHook):
 
         :param job_id: The job id.
         """
-        return self.bes.parse_job_state(job_id, self.call(self.bes.get(job_id)), self.settings.api_key)
+        request = self.bes.get(job_id)
+        return self.bes.parse_job_answer(job_id, request, self.call_raw(request), self.settings.api_key)
 
     def cancel_job(self, job_id: str) -> None:
         """
@@ -185,17 +186,17 @@ class AzureMLStudioHook(AzureMLHttpHook):
         Poll a job until it ends or the rules' deadline passes.
 
         :param job_id: The job id.
-        :param rules: Poll interval and deadline.
+        :param rules: Poll intervals and deadline (a wait without ``started_at`` counts from its own start).
         :return: The last state read; not terminal when the deadline passed.
         """
+        rules = rules.started()
         while True:
             state = self.get_job(job_id)
             if rules.decide(state.status) is not PollDecision.WAIT:
                 return state
-            self.log.info(
-                "BES job %s is %s; next check in %.0f s.", job_id, state.status.value, rules.poll_interval
-            )
-            self._sleep(rules.sleep_seconds())
+            wait = rules.sleep_seconds(retry_after=state.retry_after)
+            self.log.info("BES job %s is %s; next check in %.0f s.", job_id, state.status.value, wait)
+            self._sleep(wait)
 
     def job_url(self, job_id: str) -> str:
         """
@@ -276,7 +277,8 @@ class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
         """
         settings = await self.aget_settings()
         api = BesApi(settings.api_location)
-        return api.parse_job_state(job_id, await self.acall(api.get(job_id)), settings.api_key)
+        request = api.get(job_id)
+        return api.parse_job_answer(job_id, request, await self.acall_raw(request), settings.api_key)
 
     async def acancel_job(self, job_id: str) -> None:
         """

@@ -72,7 +72,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     :param global_parameters: Web service parameters (names are case-sensitive).
     :param azureml_conn_id: The ``azureml_studio`` connection of the *training* web service.
     :param azure_batch_pool_id: Run on a dedicated Azure Batch pool.
-    :param poll_interval: Seconds between status checks.
+    :param poll_interval: Seconds before the first status checks; later waits grow with the job's elapsed
+        time (half of it) up to ``max_poll_interval`` (see :class:`~airflow_provider_amlretrain.api.polling.JobPollingRules`).
+    :param max_poll_interval: The longest wait between two status checks (default 120 s).
     :param job_timeout: Cancel the job and fail when it has not ended this long after it started.
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
     :param cancel_on_kill: Cancel the remote job when the task is killed.
@@ -96,7 +98,8 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         global_parameters: Mapping[str, Any] | None = None,
         azureml_conn_id: str = AzureMLStudioHook.default_conn_name,
         azure_batch_pool_id: str | None = None,
-        poll_interval: float = 30.0,
+        poll_interval: float = 15.0,
+        max_poll_interval: float | None = None,
         job_timeout: timedelta | float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = True,
@@ -110,6 +113,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         self.azureml_conn_id = azureml_conn_id
         self.azure_batch_pool_id = azure_batch_pool_id
         self.poll_interval = poll_interval
+        self.max_poll_interval = max_poll_interval
         self.job_timeout = job_timeout.total_seconds() if isinstance(job_timeout, timedelta) else job_timeout
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
@@ -179,7 +183,12 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
             self._store(context, self.started_at_key, {"job_id": job_id, "started_at": time.time()})
             self.log.info("Started BES job %s.", job_id)
             state = self.hook.get_job(job_id)
-        rules = JobPollingRules(poll_interval=self.poll_interval, deadline=self._deadline(context, job_id))
+        rules = JobPollingRules(
+            poll_interval=self.poll_interval,
+            deadline=self._deadline(context, job_id),
+            max_poll_interval=self.max_poll_interval,
+            started_at=self._started_at(context, job_id),
+        ).started()
         if state.status.is_terminal:
             return
         if self.deferrable:
@@ -187,7 +196,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
                 trigger=AzureMLBatchJobTrigger(
                     azureml_conn_id=self.azureml_conn_id,
                     job_id=job_id,
-                    poll_interval=self.poll_interval,
+                    poll_interval=rules.poll_interval,
+                    max_poll_interval=rules.max_poll_interval,
+                    started_at=rules.started_at,
                     deadline=rules.deadline,
                     cancel_on_kill=self.cancel_on_kill,
                 ),

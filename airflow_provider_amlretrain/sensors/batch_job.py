@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -60,8 +61,6 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
             return None
         deadline = None
         if self.timeout is not None:
-            import time
-
             deadline = time.time() + float(self.timeout)
         # Two ends to one wait, both AirflowSensorTimeout as in poke mode: the trigger's deadline (an event
         # handled in execute_complete) and the deferral's own timeout (Airflow fails the task with
@@ -72,6 +71,7 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
                 azureml_conn_id=self.azureml_conn_id,
                 job_id=self.job_id,
                 poll_interval=float(self.poke_interval),
+                started_at=time.time(),
                 deadline=deadline,
                 cancel_on_kill=False,
             ),

@@ -22,8 +22,10 @@ class AzureMLBatchJobTrigger(BaseTrigger):
 
     :param azureml_conn_id: The ``azureml_studio`` connection id.
     :param job_id: The BES job id.
-    :param poll_interval: Seconds between status reads.
+    :param poll_interval: Seconds before the first status reads (the policy's shortest wait).
     :param deadline: Absolute UNIX time after which the wait ends as timed out, or ``None``.
+    :param max_poll_interval: The longest wait between two reads (``None``: the policy's default).
+    :param started_at: UNIX time the job started, which the waits grow from (``None``: the trigger's start).
     :param cancel_on_kill: Cancel the job when a user kills the deferred task.
     """
 
@@ -32,9 +34,11 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         *,
         azureml_conn_id: str,
         job_id: str,
-        poll_interval: float = 30.0,
+        poll_interval: float = 15.0,
         deadline: float | None = None,
         cancel_on_kill: bool = True,
+        max_poll_interval: float | None = None,
+        started_at: float | None = None,
     ) -> None:
         super().__init__()
         self.azureml_conn_id = azureml_conn_id
@@ -42,6 +46,8 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         self.poll_interval = float(poll_interval)
         self.deadline = float(deadline) if deadline is not None else None
         self.cancel_on_kill = cancel_on_kill
+        self.max_poll_interval = float(max_poll_interval) if max_poll_interval is not None else None
+        self.started_at = float(started_at) if started_at is not None else None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and plain-data arguments."""
@@ -53,6 +59,8 @@ class AzureMLBatchJobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "deadline": self.deadline,
                 "cancel_on_kill": self.cancel_on_kill,
+                "max_poll_interval": self.max_poll_interval,
+                "started_at": self.started_at,
             },
         )
 
@@ -62,7 +70,12 @@ class AzureMLBatchJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         """Poll without blocking the event loop; yield exactly one event."""
         hook = self._hook()
-        rules = JobPollingRules(poll_interval=self.poll_interval, deadline=self.deadline)
+        rules = JobPollingRules(
+            poll_interval=self.poll_interval,
+            deadline=self.deadline,
+            max_poll_interval=self.max_poll_interval,
+            started_at=self.started_at,
+        ).started()
         try:
             # One client per event loop and connection, shared with every other trigger polling it;
             # released (and closed by the last user) however this wait ends.
@@ -86,7 +99,7 @@ class AzureMLBatchJobTrigger(BaseTrigger):
                     "The job did not end before its deadline.",
                 )
             self.log.info("BES job %s is %s.", self.job_id, state.status.value)
-            await hook._asleep(rules.sleep_seconds())
+            await hook._asleep(rules.sleep_seconds(retry_after=state.retry_after))
 
     async def on_kill(self) -> None:
         """Cancel the job when a user kills the deferred task (mark failed / clear)."""

@@ -12,7 +12,7 @@ from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcom
 from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision
 from airflow_provider_amlretrain.api.retry import RetryPolicy, parse_retry_after
 from airflow_provider_amlretrain.api.states import BatchJobStatus
-from airflow_provider_amlretrain.exceptions import AzureMLError
+from airflow_provider_amlretrain.exceptions import AzureMLConfigError, AzureMLError
 from tests.unit.support import JOB_ID
 
 # -- events ------------------------------------------------------------------------------------------
@@ -115,6 +115,55 @@ def test_sleep_is_shortened_to_meet_the_deadline():
     assert rules.sleep_seconds(now=90.0) == 10
     assert rules.sleep_seconds(now=150.0) == 0
     assert JobPollingRules(poll_interval=30).sleep_seconds(now=1e12) == 30
+
+
+def test_waits_grow_with_the_jobs_elapsed_time_up_to_the_ceiling():
+    rules = JobPollingRules(poll_interval=5, max_poll_interval=60, started_at=1000.0)
+    # The first interval until half the elapsed time exceeds it, then half the elapsed time, then the ceiling.
+    assert [rules.sleep_seconds(now=1000.0 + elapsed) for elapsed in (0, 8, 10, 40, 100, 119, 121, 5000)] == [
+        5,
+        5,
+        5,
+        20,
+        50,
+        59.5,
+        60,
+        60,
+    ]
+
+
+def test_the_default_ceiling_is_two_minutes_and_never_below_the_first_interval():
+    assert JobPollingRules(started_at=0.0).sleep_seconds(now=1e6) == 120
+    assert JobPollingRules(poll_interval=300, started_at=0.0).sleep_seconds(now=1e6) == 300
+
+
+def test_without_a_start_time_every_wait_is_the_first_interval():
+    rules = JobPollingRules(poll_interval=7)
+    assert rules.sleep_seconds(now=1e6) == 7
+    assert rules.started(now=1e6).sleep_seconds(now=1e6 + 100) == 50
+    assert rules.started(now=1e6).started(now=0.0).started_at == 1e6  # a known start is kept
+
+
+def test_retry_after_is_honoured_up_to_the_ceiling_and_cut_to_the_deadline():
+    rules = JobPollingRules(poll_interval=5, max_poll_interval=60, started_at=0.0)
+    assert rules.sleep_seconds(now=0.0, retry_after=25) == 25
+    assert rules.sleep_seconds(now=0.0, retry_after=2) == 5  # never sooner than the policy
+    assert rules.sleep_seconds(now=0.0, retry_after=3600) == 60
+    assert JobPollingRules(poll_interval=5, deadline=10.0).sleep_seconds(now=0.0, retry_after=25) == 10
+
+
+@pytest.mark.parametrize(
+    ("arguments", "words"),
+    [
+        ({"poll_interval": 0}, "poll_interval must be a positive number of seconds, not 0"),
+        ({"poll_interval": -1.5}, "poll_interval must be a positive number of seconds, not -1.5"),
+        ({"max_poll_interval": 0}, "max_poll_interval must be a positive number of seconds (or None), not 0"),
+    ],
+)
+def test_intervals_that_would_spin_are_refused(arguments, words):
+    with pytest.raises(AzureMLConfigError) as caught:
+        JobPollingRules(**arguments)
+    assert str(caught.value) == f"{words}."
 
 
 # -- retry policy ------------------------------------------------------------------------------------

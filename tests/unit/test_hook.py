@@ -307,6 +307,29 @@ def test_429_honours_retry_after(transport, sleeps):
     assert len(transport.sent()) == 2
 
 
+def test_a_status_answer_carries_its_retry_after(transport, sleeps):
+    transport.add("GET", job_url(), json_body=status_body("Running"), headers={"Retry-After": "45"})
+    transport.add("GET", job_url(), json_body=status_body("Running"))
+
+    assert transport.run("get_job", JOB_ID).retry_after == 45.0
+    assert transport.run("get_job", JOB_ID).retry_after is None
+    assert sleeps.delays == []  # a 200 is not retried: the waiter decides what to do with the hint
+
+
+def test_the_sync_wait_honours_a_status_answers_retry_after(hook, rsps, sleeps):
+    from airflow_provider_amlretrain.api.polling import JobPollingRules
+
+    rsps.add("GET", job_url(), json=status_body("Running"), headers={"Retry-After": "33"})
+    rsps.add("GET", job_url(), json=status_body("Running"))
+    rsps.add("GET", job_url(), json=status_body("Finished", results={}))
+
+    state = hook.wait_for_job(JOB_ID, JobPollingRules(poll_interval=4))
+
+    assert state.status is BatchJobStatus.FINISHED
+    assert sleeps.delays[0] == 33.0
+    assert sleeps.delays[1] == pytest.approx(4.0, abs=0.5)  # back to the policy (the wait began just now)
+
+
 def test_retry_after_is_capped(transport, sleeps):
     transport.add("GET", job_url(), status=503, headers={"Retry-After": "86400"})
     transport.add("GET", job_url(), json_body=status_body("Running"))

@@ -410,7 +410,8 @@ def test_retry_with_a_running_job_reattaches_without_submitting(make_operator, m
     _assert_summary(summary)
     assert op.job_id == JOB_ID
     assert context["ti"].xcom["job_id"] == JOB_ID
-    assert sleeps.delays == [5]
+    # The job started 60 s ago in an earlier try: the wait grows from then (half the elapsed time), not 5 s.
+    assert sleeps.delays == [pytest.approx(30, abs=3)]
 
 
 def test_reattached_job_that_fails_raises(make_operator, make_context, http):
@@ -589,6 +590,9 @@ def test_deferrable_defers_with_a_deadline(make_operator, make_context, http):
         "poll_interval": 20.0,
         "deadline": trigger.deadline,
         "cancel_on_kill": False,
+        "max_poll_interval": None,
+        # The trigger's waits grow from the job's start, saved by the operator (and kept across retries).
+        "started_at": started,
     }
     assert context["task_state_store"].data[ID_KEY] == JOB_ID
 

@@ -50,7 +50,13 @@ def _get_calls(aio) -> int:
 @pytest.mark.parametrize("deadline", [None, 1_900_000_000.5])
 @pytest.mark.parametrize("cancel_on_kill", [True, False])
 def test_serialize_round_trip(deadline, cancel_on_kill):
-    trigger = _trigger(poll_interval=12, deadline=deadline, cancel_on_kill=cancel_on_kill)
+    trigger = _trigger(
+        poll_interval=12,
+        deadline=deadline,
+        cancel_on_kill=cancel_on_kill,
+        max_poll_interval=90,
+        started_at=1_800_000_000.25,
+    )
 
     classpath, kwargs = trigger.serialize()
 
@@ -65,6 +71,8 @@ def test_serialize_round_trip(deadline, cancel_on_kill):
         "poll_interval": 12.0,
         "deadline": deadline,
         "cancel_on_kill": cancel_on_kill,
+        "max_poll_interval": 90.0,
+        "started_at": 1_800_000_000.25,
     }
 
 
@@ -86,6 +94,20 @@ async def test_polls_until_finished_then_yields_one_event(azureml_conn, aio, rec
     assert payload == {"job_id": JOB_ID, "outcome": "ended", "status": "Finished", "message": None}
     assert recorded_sleeps.delays == [15.0, 15.0]
     assert _get_calls(aio) == 3
+
+
+async def test_waits_grow_from_the_jobs_start_and_honour_retry_after(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("Running"))
+    aio.get(job_url(), payload=status_body("Running"), headers={"Retry-After": "100"})
+    aio.get(job_url(), payload=status_body("Finished", results={}))
+
+    # The job started 40 s before the trigger did (in the operator, or before a triggerer restart).
+    payload = await _only_event(_trigger(poll_interval=5, max_poll_interval=90, started_at=time.time() - 40))
+
+    assert payload["status"] == "Finished"
+    first, second = recorded_sleeps.delays
+    assert first == pytest.approx(20, abs=2)  # half the elapsed time, not the 5 s floor
+    assert second == 90  # the service's Retry-After, up to the ceiling
 
 
 async def test_failed_job_event_carries_details(azureml_conn, aio, recorded_sleeps):

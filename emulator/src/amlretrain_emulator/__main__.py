@@ -1,6 +1,7 @@
 """Command line: ``python -m amlretrain_emulator {serve,seed}``.
 
-``serve --host 127.0.0.1 --port 8765 --state-dir D [--config FILE.json]`` runs the emulator.
+``serve --host 127.0.0.1 --port 8765 --state-dir D [--config FILE.json]`` runs the emulator
+(over HTTPS with ``--ssl-certfile CERT.pem --ssl-keyfile KEY.pem``).
 ``seed --state-dir D --storage-connection-string CS [--days N] [--start-date YYYY-MM-DD]`` creates
 the workspace, services, keys and data, and prints a JSON description on stdout.
 
@@ -38,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--storage-connection-string", help=f"overrides the config file (or set {CONNECTION_STRING_ENV})"
     )
+    serve.add_argument("--ssl-certfile", help="serve HTTPS with this PEM certificate (with --ssl-keyfile)")
+    serve.add_argument("--ssl-keyfile", help="the PEM private key of --ssl-certfile")
     serve.add_argument("--job-concurrency", type=int)
     serve.add_argument("--min-job-seconds", type=float)
     serve.add_argument("--sas-ttl-seconds", type=int)
@@ -57,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    if bool(args.ssl_certfile) != bool(args.ssl_keyfile):
+        print(
+            "--ssl-certfile and --ssl-keyfile go together: give both (HTTPS) or neither (HTTP)",
+            file=sys.stderr,
+        )
+        return 2
     import uvicorn
 
     from amlretrain_emulator.app import create_app
@@ -74,11 +83,19 @@ def _serve(args: argparse.Namespace) -> int:
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
     )
     logging.getLogger("azure").setLevel(logging.WARNING)  # its HTTP log is noisy
+    scheme = "https" if args.ssl_certfile else "http"
     print(
-        f"Azure ML classic emulator on http://{args.host}:{args.port} (state dir {config.state_dir})",
+        f"Azure ML classic emulator on {scheme}://{args.host}:{args.port} (state dir {config.state_dir})",
         file=sys.stderr,
     )
-    uvicorn.run(create_app(config), host=args.host, port=args.port, log_level=args.log_level)
+    uvicorn.run(
+        create_app(config),
+        host=args.host,
+        port=args.port,
+        log_level=args.log_level,
+        ssl_certfile=args.ssl_certfile,
+        ssl_keyfile=args.ssl_keyfile,
+    )
     return 0
 
 

@@ -144,3 +144,11 @@ def test_seed_predictive_and_arm(seeded: dict[str, Any]) -> None:
             service["api_location"]
             == f"/subscriptions/{arm['subscription_id']}/services/{service['service_id']}"
         )
+
+
+def test_serve_refuses_a_certificate_without_its_key(tmp_path: Path, capsys: Any) -> None:
+    from amlretrain_emulator.__main__ import main
+
+    for flag in ("--ssl-certfile", "--ssl-keyfile"):
+        assert main(["serve", "--state-dir", str(tmp_path), flag, str(tmp_path / "x.pem")]) == 2
+        assert "--ssl-certfile and --ssl-keyfile go together" in capsys.readouterr().err
