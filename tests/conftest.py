@@ -1,4 +1,5 @@
-"""Test-wide settings: an isolated Airflow home on SQLite, set before Airflow is imported."""
+"""Test-wide settings: an isolated Airflow home on SQLite, set before Airflow is imported; the order of the
+tests and how pytest-xdist splits them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,9 @@ import json
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -30,3 +34,31 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
         },
     ]
 )
+
+
+#: The pytest-xdist group of the test modules on the session's local Airflow (see below).
+LOCAL_AIRFLOW_GROUP = "local-airflow"
+
+
+def _rank(item: Any) -> int:
+    """Real-Airflow modules first (they take longest), the distributed deployment next, then the rest."""
+    if "local_airflow" in item.fixturenames:
+        return 0
+    return 1 if "distributed" in item.fixturenames else 2
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
+    """
+    With pytest-xdist (``make test``: ``-n 2 --dist loadgroup --no-loadscope-reorder``): keep each test
+    module whole on one worker and in order (tests of a module may build on what the one before did), every
+    module on the session's local Airflow on one worker, so that it starts once, and the slowest first.
+
+    :param config: pytest's configuration.
+    :param items: the collected tests, reordered in place (a stable sort: modules keep their order).
+    """
+    if config.getoption("dist", "no") == "no":
+        return
+    items.sort(key=_rank)
+    for item in items:
+        group = LOCAL_AIRFLOW_GROUP if _rank(item) == 0 else item.nodeid.split("::")[0]
+        item.add_marker(pytest.mark.xdist_group(group))
