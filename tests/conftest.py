@@ -36,8 +36,17 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 
 
-#: The pytest-xdist group of the test modules on the session's local Airflow (see below).
-LOCAL_AIRFLOW_GROUP = "local-airflow"
+#: The pytest-xdist groups of the test modules on the session's local Airflow: each group's worker starts
+#: one and shares it between the group's modules, so the two workers wait on two local Airflows at once.
+#: Within a group, and from the first group to the second when one worker runs both, the backfill module
+#: (test_standalone_deployment) precedes the Params module, which deploys a model of a newer day.
+LOCAL_AIRFLOW_GROUPS = {
+    "test_approval_before_promotion.py": "local-airflow-1",
+    "test_browser_ui.py": "local-airflow-1",
+    "test_standalone_deployment.py": "local-airflow-1",
+    "test_standalone_params.py": "local-airflow-2",
+    "test_standalone_reprocess.py": "local-airflow-2",
+}
 
 
 def _rank(item: Any) -> int:
@@ -47,11 +56,19 @@ def _rank(item: Any) -> int:
     return 1 if "distributed" in item.fixturenames else 2
 
 
+def _group(item: Any) -> str:
+    """The pytest-xdist group of a test: its module's, or that of the modules sharing a local Airflow."""
+    module = item.nodeid.split("::")[0]
+    if _rank(item) == 0:
+        return LOCAL_AIRFLOW_GROUPS.get(Path(module).name, "local-airflow-1")
+    return module
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
     """
     With pytest-xdist (``make test``: ``-n 2 --dist loadgroup --no-loadscope-reorder``): keep each test
-    module whole on one worker and in order (tests of a module may build on what the one before did), every
-    module on the session's local Airflow on one worker, so that it starts once, and the slowest first.
+    module whole on one worker and in order (tests of a module may build on what the one before did), the
+    modules on a local Airflow in the groups above, and the slowest first.
 
     :param config: pytest's configuration.
     :param items: the collected tests, reordered in place (a stable sort: modules keep their order).
@@ -60,5 +77,4 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> No
         return
     items.sort(key=_rank)
     for item in items:
-        group = LOCAL_AIRFLOW_GROUP if _rank(item) == 0 else item.nodeid.split("::")[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+        item.add_marker(pytest.mark.xdist_group(_group(item)))
