@@ -133,6 +133,7 @@ def local_airflow(stack: Any) -> Iterator[AirflowClient]:
         settings_file=REPO_ROOT / "deploy/airflow.env",
         overrides=LOCAL_AIRFLOW_TEST_SETTINGS,
         timeout=480,  # about 40 s on an idle machine; minutes when others share its 2 cores
+        port=None,  # the other xdist worker's local Airflow may be starting too: not both on 28080
     )
     try:
         client = AirflowClient(deployment)
