@@ -50,7 +50,7 @@ demo: setup
 # each test module stays whole on one worker (tests/conftest.py groups them).
 TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup --no-loadscope-reorder
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -36,17 +36,26 @@ os.environ["AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST"] = json.dumps(
 )
 
 
-#: The pytest-xdist groups of the test modules on the session's local Airflow: each group's worker starts
-#: one and shares it between the group's modules, so the two workers wait on two local Airflows at once.
-#: Within a group, and from the first group to the second when one worker runs both, the backfill module
+#: The pytest-xdist work units of the test modules on a local Airflow: each unit's worker starts one and
+#: shares it between the unit's modules, so the two workers wait on two local Airflows at once. Within a
+#: unit, and from the first to the second when one worker runs both, the backfill module
 #: (test_standalone_deployment) precedes the Params module, which deploys a model of a newer day.
-LOCAL_AIRFLOW_GROUPS = {
+LOCAL_AIRFLOW_UNITS = {
     "test_approval_before_promotion.py": "local-airflow-1",
     "test_browser_ui.py": "local-airflow-1",
     "test_standalone_deployment.py": "local-airflow-1",
     "test_standalone_params.py": "local-airflow-2",
     "test_standalone_reprocess.py": "local-airflow-2",
 }
+
+
+def work_unit(nodeid: str) -> str:
+    """The xdist work unit of a test: its module, or the unit of the modules sharing a local Airflow.
+
+    :param nodeid: the test's node id.
+    """
+    module = nodeid.split("::")[0]
+    return LOCAL_AIRFLOW_UNITS.get(Path(module).name, module)
 
 
 def _rank(item: Any) -> int:
@@ -56,25 +65,31 @@ def _rank(item: Any) -> int:
     return 1 if "distributed" in item.fixturenames else 2
 
 
-def _group(item: Any) -> str:
-    """The pytest-xdist group of a test: its module's, or that of the modules sharing a local Airflow."""
-    module = item.nodeid.split("::")[0]
-    if _rank(item) == 0:
-        return LOCAL_AIRFLOW_GROUPS.get(Path(module).name, "local-airflow-1")
-    return module
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """
+    ``make test`` (``-n 2 --dist loadscope --no-loadscope-reorder``): each test module whole on one worker
+    and in order (tests of a module may build on what the one before did), and the modules on a local
+    Airflow in the units above. (xdist's ``loadgroup`` cannot do it on pytest 9: it renames node ids.)
+
+    :param config: pytest's configuration.
+    :param log: xdist's scheduler log.
+    """
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return work_unit(nodeid)
+
+    return ModuleScheduling(config, log)
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[Any]) -> None:
     """
-    With pytest-xdist (``make test``: ``-n 2 --dist loadgroup --no-loadscope-reorder``): keep each test
-    module whole on one worker and in order (tests of a module may build on what the one before did), the
-    modules on a local Airflow in the groups above, and the slowest first.
+    On an xdist worker, the slowest modules first (their units are handed out in collection order).
 
     :param config: pytest's configuration.
     :param items: the collected tests, reordered in place (a stable sort: modules keep their order).
     """
-    if config.getoption("dist", "no") == "no":
-        return
-    items.sort(key=_rank)
-    for item in items:
-        item.add_marker(pytest.mark.xdist_group(_group(item)))
+    if hasattr(config, "workerinput"):
+        items.sort(key=_rank)
