@@ -107,11 +107,13 @@ def emulator(stack: Any) -> Iterator[EmulatorAdmin]:
 
 #: Settings of the session's local Airflow on top of ``deploy/airflow.env``: a scheduler and dag processor
 #: that react within seconds, and task runners patient with an API server that 2 busy cores slow down
-#: (the execution API's default 5 s timeout fails tasks for no reason of their own).
+#: (the execution API's default 5 s timeout, and the settings file's 120 s without a task heartbeat, fail
+#: tasks for no reason of their own; 300 s is Airflow's default, which the per-module deployments had).
 LOCAL_AIRFLOW_TEST_SETTINGS = {
     "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
     "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
     "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "300",
 }
 
 
