@@ -47,8 +47,11 @@ status: setup
 demo: setup
 	$(PY) scripts/demo.py --stack-dir $(STACK_DIR)
 
+# Two workers: one runs the modules on the session's local Airflow (mostly waiting on it), the other the rest;
+# each test module stays whole on one worker (tests/conftest.py groups them).
+TEST_WORKERS ?= 2
 test: setup
-	$(PY) -m pytest -q -p no:cacheprovider
+	$(PY) -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadscope --no-loadscope-reorder
 
 test-unit: setup
 	$(PY) -m pytest -q tests/unit

@@ -1,4 +1,5 @@
-"""Integration fixtures: one Azurite + AML emulator stack and one Airflow metadata DB per session."""
+"""Integration fixtures: one Azurite + AML emulator stack, one Airflow metadata DB for ``dag.test()`` runs and
+one real local Airflow (``make airflow``'s) per session."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ from tests.conftest import REPO_ROOT
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from tests.integration.standalone import Standalone
+    from tests.integration.airflow_support import AirflowClient
 
 
 @pytest.fixture(scope="session")
@@ -104,20 +105,25 @@ def emulator(stack: Any) -> Iterator[EmulatorAdmin]:
     admin.clear_faults()
 
 
-@pytest.fixture(scope="module")
-def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
-    """A real ``airflow standalone`` against the session's stack, started once per test module."""
-    from tests.integration.standalone import running_standalone
-
-    with running_standalone(tmp_path_factory.mktemp("standalone")) as running:
-        yield running
+#: Settings of the session's local Airflow on top of ``deploy/airflow.env``: a scheduler and dag processor
+#: that react within seconds, and task runners patient with an API server that 2 busy cores slow down
+#: (the execution API's default 5 s timeout, and the settings file's 120 s without a task heartbeat, fail
+#: tasks for no reason of their own; 300 s is Airflow's default, which the per-module deployments had).
+LOCAL_AIRFLOW_TEST_SETTINGS = {
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
+    "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+    "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
+    "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "300",
+}
 
 
 @pytest.fixture(scope="session")
-def local_airflow(stack: Any) -> Iterator[Any]:
-    """The local Airflow of ``make airflow`` (``airflow standalone``) on the session's stack, logged in.
+def local_airflow(stack: Any) -> Iterator[AirflowClient]:
+    """The local Airflow of ``make airflow`` (``airflow standalone``: API server with the UI, scheduler,
+    LocalExecutor, triggerer, dag processor) on the session's stack, logged in as admin.
 
-    One per session: every test module that needs a real Airflow with its UI shares it.
+    One per session, started by the first test that needs it: every real-Airflow test module but the
+    distributed one shares it (through ``standalone``, or directly when it does not mind earlier runs).
     """
     from amlretrain_devstack.airflow_deployment import stop_deployment
     from amlretrain_devstack.airflow_local import KIND, start_local_airflow
@@ -127,10 +133,9 @@ def local_airflow(stack: Any) -> Iterator[Any]:
         stack.directory,
         dag_folders=[REPO_ROOT / "dags"],
         settings_file=REPO_ROOT / "deploy/airflow.env",
-        overrides={
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        },
+        overrides=LOCAL_AIRFLOW_TEST_SETTINGS,
+        timeout=480,  # about 40 s on an idle machine; minutes when others share its 2 cores
+        port=None,  # the other xdist worker's local Airflow may be starting too: not both on 28080
     )
     try:
         client = AirflowClient(deployment)
@@ -138,6 +143,14 @@ def local_airflow(stack: Any) -> Iterator[Any]:
         yield client
     finally:
         stop_deployment(stack.directory, KIND)
+
+
+@pytest.fixture(scope="module")
+def standalone(local_airflow: AirflowClient) -> AirflowClient:
+    """The session's local Airflow for one test module, as if its metadata DB were fresh: every DAG paused
+    and no run left from earlier modules (storage, deployment records and the emulator keep theirs)."""
+    local_airflow.forget_runs()
+    return local_airflow
 
 
 @pytest.fixture(scope="session")

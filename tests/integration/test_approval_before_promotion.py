@@ -1,26 +1,26 @@
 """
-Approval before promotion in a real ``airflow standalone``: a clear pass promotes without asking, a borderline
-model waits for a person, who answers through the REST API (``.../hitlDetails``) as the UI does. Approve: the
-endpoint serves the new model. Reject: the endpoint keeps its model and the run is green.
+Approval before promotion in a real ``airflow standalone`` (the session's local Airflow): a clear pass
+promotes without asking, a borderline model waits for a person, who answers through the REST API
+(``.../hitlDetails``) as the UI does. Approve: the endpoint serves the new model. Reject: the endpoint keeps
+its model and the run is green.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
-import requests
 
-from tests.integration import test_standalone_deployment as deployment
 from tests.integration.conftest import dump, seeded_dates
 from tests.integration.test_promotion_flow import endpoint_model
+
+if TYPE_CHECKING:
+    from tests.integration.airflow_support import AirflowClient
 
 # Three runs one after the other, on a deployment that shares 2 cores with everything else.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(1200)]
 WAIT = 420
-
-standalone = deployment.standalone  # the same fixture: one `airflow standalone` for this module
 
 DAG_ID = "amlretrain_approve_borderline"
 TARGET = "binary-classic-approved"
@@ -29,26 +29,17 @@ ENDPOINT = "approved"
 ALWAYS_BORDERLINE = {"tolerance": 1.0, "review_margin": 1.0}
 
 
-def _trigger(standalone: deployment.Standalone, day: str, conf: dict[str, Any]) -> str:
+def _trigger(standalone: AirflowClient, day: str, conf: dict[str, Any]) -> str:
     run = standalone.api(
         "POST", f"/dags/{DAG_ID}/dagRuns", json={"logical_date": f"{day}T00:00:00Z", "conf": conf}
     )
     return str(run["dag_run_id"])
 
 
-def _poll(standalone: deployment.Standalone, path: str) -> Any:
-    """A GET that waits out an API server too busy to answer in time (the next poll asks again)."""
-    try:
-        return standalone.api("GET", path)
-    except requests.Timeout:
-        return None
-
-
-def _wait_for_task_state(standalone: deployment.Standalone, run_id: str, task_id: str, state: str) -> None:
+def _wait_for_task_state(standalone: AirflowClient, run_id: str, task_id: str, state: str) -> None:
     deadline = time.monotonic() + WAIT
     while True:
-        answer = _poll(standalone, f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances")
-        states = {ti["task_id"]: ti["state"] for ti in answer["task_instances"]} if answer else {}
+        states = standalone.task_states(DAG_ID, run_id)  # a GET waits out a busy API server
         if states.get(task_id) == state:
             return
         assert "failed" not in states.values(), dump(states)
@@ -60,18 +51,7 @@ def _wait_for_task_state(standalone: deployment.Standalone, run_id: str, task_id
         time.sleep(3)
 
 
-def _wait_for_run(standalone: deployment.Standalone, run_id: str) -> dict[str, Any]:
-    deadline = time.monotonic() + WAIT
-    while True:
-        run = _poll(standalone, f"/dags/{DAG_ID}/dagRuns/{run_id}")
-        if run and run["state"] in ("success", "failed"):
-            return dict(run)
-        if time.monotonic() > deadline:
-            pytest.fail(standalone.diagnosis(DAG_ID, f"{run_id} did not end in {WAIT} s"))
-        time.sleep(3)
-
-
-def _answer(standalone: deployment.Standalone, run_id: str, option: str) -> dict[str, Any]:
+def _answer(standalone: AirflowClient, run_id: str, option: str) -> dict[str, Any]:
     path = f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/approve/-1/hitlDetails"
     asked = standalone.api("GET", path)
     answer = standalone.api("PATCH", path, json={"chosen_options": [option], "params_input": {}})
@@ -87,14 +67,14 @@ def _served_by_run(run_id: str) -> bool:
 
 
 def test_a_person_approves_or_rejects_borderline_models(
-    standalone: deployment.Standalone, seed: dict[str, Any]
+    standalone: AirflowClient, seed: dict[str, Any]
 ) -> None:
     first_day, approved_day, rejected_day = seeded_dates(seed)[-3:]
     standalone.unpause(DAG_ID)
 
     # A first deployment has no production model to be close to: a clear pass, promoted without asking.
     first = _trigger(standalone, first_day, ALWAYS_BORDERLINE)
-    assert _wait_for_run(standalone, first)["state"] == "success"
+    assert standalone.wait_for_run(DAG_ID, first, WAIT)["state"] == "success"
     states = standalone.task_states(DAG_ID, first)
     assert (states["approve"], states["promote"]) == ("skipped", "success"), dump(states)
     first_model = endpoint_model(seed, ENDPOINT)
@@ -107,7 +87,7 @@ def test_a_person_approves_or_rejects_borderline_models(
     assert asked["options"] == ["Approve", "Reject"]
     assert asked["body"].startswith("**Gate outcome: review**"), asked["body"]
     assert "| AUC |" in asked["body"] and "borderline" in asked["body"], asked["body"]
-    assert _wait_for_run(standalone, approved)["state"] == "success"
+    assert standalone.wait_for_run(DAG_ID, approved, WAIT)["state"] == "success"
     states = standalone.task_states(DAG_ID, approved)
     assert (states["approve"], states["promote"]) == ("success", "success"), dump(states)
     approved_model = endpoint_model(seed, ENDPOINT)
@@ -118,7 +98,7 @@ def test_a_person_approves_or_rejects_borderline_models(
     rejected = _trigger(standalone, rejected_day, ALWAYS_BORDERLINE)
     _wait_for_task_state(standalone, rejected, "approve", "awaiting_input")
     _answer(standalone, rejected, "Reject")
-    assert _wait_for_run(standalone, rejected)["state"] == "success"
+    assert standalone.wait_for_run(DAG_ID, rejected, WAIT)["state"] == "success"
     states = standalone.task_states(DAG_ID, rejected)
     assert (states["evaluate"], states["approve"], states["promote"]) == ("success", "success", "skipped"), (
         dump(states)

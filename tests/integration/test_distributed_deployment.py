@@ -74,6 +74,7 @@ def distributed(own_stack: Any) -> Iterator[AirflowClient]:
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__CELERY__WORKER_CONCURRENCY": "2",
         },
+        timeout=600,  # about 2 minutes alone; more beside the other xdist worker's local Airflow on 2 cores
     )
     print(f"distributed deployment up in {time.monotonic() - started:.0f} s")
     try:

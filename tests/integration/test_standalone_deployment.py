@@ -1,7 +1,7 @@
 """
-A real deployment (``airflow standalone``: scheduler, LocalExecutor, triggerer, API server) against the
-session's stack: a backfill through the REST API (what the UI's backfill button calls), and data-aware
-retraining through an asset watcher in the real triggerer.
+A real deployment (the session's local Airflow, ``airflow standalone``: scheduler, LocalExecutor,
+triggerer, API server) against the session's stack: a backfill through the REST API (what the UI's backfill
+button calls), and data-aware retraining through an asset watcher in the real triggerer.
 
 In the backfill, three days run at once with deferrable operators (waits happen in the real triggerer). Whatever
 order they finish in, the endpoint must end up serving the model of the newest day: older runs
@@ -16,25 +16,21 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from tests.integration.conftest import dump, seeded_dates
-from tests.integration.standalone_support import Standalone, running_standalone
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from tests.integration.airflow_support import AirflowClient
 
-# Starting the deployment counts against the first test; the waits below fail with a diagnosis before this.
+# Starting the session's Airflow may count against the first test; the waits below fail with a
+# diagnosis before this.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DAG_ID = "amlretrain_retrain_and_promote"
 TARGET = "binary-classic-retrained"
 
 
-@pytest.fixture(scope="module")
-def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
-    with running_standalone(tmp_path_factory.mktemp("standalone")) as running:
-        yield running
-
-
-def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, seed: dict[str, Any]) -> None:
+def test_backfill_from_the_api_ends_on_the_newest_model(
+    standalone: AirflowClient, seed: dict[str, Any]
+) -> None:
     from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
 
     dates = seeded_dates(seed)[-3:]
@@ -80,7 +76,9 @@ def test_backfill_from_the_api_ends_on_the_newest_model(standalone: Standalone, 
             )
 
 
-def test_new_blob_triggers_a_retraining_run(standalone: Standalone, stack: Any, seed: dict[str, Any]) -> None:
+def test_new_blob_triggers_a_retraining_run(
+    standalone: AirflowClient, stack: Any, seed: dict[str, Any]
+) -> None:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
     from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore

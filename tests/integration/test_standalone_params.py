@@ -1,6 +1,6 @@
 """
-What a person does in the Airflow UI does what they mean, in a real ``airflow standalone`` (one for the
-module) against the session's stack, driven through the REST API the UI calls:
+What a person does in the Airflow UI does what they mean, in a real ``airflow standalone`` (the session's
+local Airflow, its runs forgotten for this module) against the session's stack, driven through the REST API the UI calls:
 
 - a Trigger with "Unpause on trigger" trains the day once (no second, scheduled run of the same day),
   and the retrain task's "Azure ML BES job" link opens a page that answers without a key;
@@ -23,22 +23,15 @@ import pytest
 import requests
 
 from tests.integration.conftest import dump, seeded_dates
-from tests.integration.standalone_support import Standalone, running_standalone
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from tests.integration.airflow_support import AirflowClient
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DAG_ID = "amlretrain_retrain_and_promote"
 TARGET = "binary-classic-retrained"
 DATA_DAG_ID = "amlretrain_on_new_data"
-
-
-@pytest.fixture(scope="module")
-def standalone(stack: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Standalone]:
-    with running_standalone(tmp_path_factory.mktemp("standalone-params")) as running:
-        yield running
 
 
 def _record(target: str = TARGET) -> Any:
@@ -55,7 +48,7 @@ def _secrets(seed: dict[str, Any]) -> list[str]:
 
 
 def test_trigger_with_unpause_trains_the_day_once_and_links_to_a_page_without_a_key(
-    standalone: Standalone, seed: dict[str, Any]
+    standalone: AirflowClient, seed: dict[str, Any]
 ) -> None:
     # What the Trigger dialog does with "Unpause on trigger" (its default): unpause, then create the run.
     standalone.unpause(DAG_ID)
@@ -84,7 +77,7 @@ def test_trigger_with_unpause_trains_the_day_once_and_links_to_a_page_without_a_
         assert secret not in str(url) and secret not in page.text, secret
 
 
-def test_force_false_in_the_conf_does_not_replace_a_newer_model(standalone: Standalone) -> None:
+def test_force_false_in_the_conf_does_not_replace_a_newer_model(standalone: AirflowClient) -> None:
     deployed = _record().current
     assert deployed is not None and deployed["dag_id"] == DAG_ID, "the first test deploys the newer model"
 
@@ -120,7 +113,7 @@ def test_force_false_in_the_conf_does_not_replace_a_newer_model(standalone: Stan
     assert _record().current["run_id"] == deployed["run_id"]
 
 
-def test_skip_promotion_skips_the_promote_task_and_says_so(standalone: Standalone) -> None:
+def test_skip_promotion_skips_the_promote_task_and_says_so(standalone: AirflowClient) -> None:
     before = _record().current
     run_id = standalone.trigger(DAG_ID, {"skip_promotion": True})
     run = standalone.wait_for_run(DAG_ID, run_id, 300)
@@ -134,7 +127,7 @@ def test_skip_promotion_skips_the_promote_task_and_says_so(standalone: Standalon
 
 
 def test_data_aware_dag_reprocesses_a_day_from_a_manual_trigger(
-    standalone: Standalone, seed: dict[str, Any]
+    standalone: AirflowClient, seed: dict[str, Any]
 ) -> None:
     standalone.unpause(DATA_DAG_ID)
 

@@ -22,7 +22,7 @@ import pytest
 from tests.integration.conftest import EmulatorAdmin, dump, seeded_dates
 
 if TYPE_CHECKING:
-    from tests.integration.standalone import Standalone
+    from tests.integration.airflow_support import AirflowClient as Standalone
 
 # Starting the deployment counts against the first test; the waits below fail with a diagnosis before this.
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]

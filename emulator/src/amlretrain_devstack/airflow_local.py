@@ -48,6 +48,7 @@ def start_local_airflow(
     settings_file: Path = SETTINGS_FILE,
     overrides: Mapping[str, str] | None = None,
     timeout: float = 300.0,
+    port: int | None = PREFERRED_PORT,
 ) -> AirflowDeployment:
     """Start ``airflow standalone`` on the running stack in ``stack_dir``, or reuse the running one.
 
@@ -56,6 +57,8 @@ def start_local_airflow(
     :param settings_file: the shared settings (``deploy/airflow.env``).
     :param overrides: more Airflow settings, applied last (e.g. a faster scheduler heartbeat in tests).
     :param timeout: seconds to wait until every part is healthy.
+    :param port: the UI's port when it is free, else any free port (``None``: any free port, e.g. when
+        several start at once and would all find the preferred one free).
     :return: the running deployment.
     :raises DevStackError: if the stack is down or Airflow does not come up (nothing is left running).
     """
@@ -68,7 +71,7 @@ def start_local_airflow(
     home = work / "home"
     reset_home(home)
     keys = deployment_keys(work)
-    port = free_port(PREFERRED_PORT)
+    port = free_port(port)
     env = airflow_env(
         settings=read_settings(settings_file),
         home=home,
