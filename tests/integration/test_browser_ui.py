@@ -3,9 +3,10 @@ The UI flows a data engineer uses, in a real browser against ``make airflow``'s 
 session's ``local_airflow``): Debian's chromium driven by Playwright (never a browser download).
 
 Log in; the DAG list shows every example DAG and no import error; trigger the scheduled DAG from the
-Trigger form with a parameter; clear ``retrain`` from the Clear dialog and see a new BES job; the Add
-Connection form shows the provider's fields for each of its connection types. Screenshots are kept in
-the test's output folder (printed).
+Trigger form with a parameter; clear ``retrain`` from the Clear dialog and see a new BES job; reprocess
+three days from the Backfill dialog and see the three runs succeed; the Add Connection form shows the
+provider's fields for each of its connection types. Screenshots are kept in the test's output folder
+(printed).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import requests
 
 from tests.conftest import REPO_ROOT
 from tests.integration.airflow_support import AirflowClient, require
+from tests.integration.conftest import dump, seeded_dates
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -215,6 +217,65 @@ def test_clear_retrain_from_the_clear_dialog_submits_a_new_batch_job(browser: Br
     new_jobs = [job for job in emulator_job_ids(stack) if job not in jobs_before]
     if len(new_jobs) != 1:
         raise NoNewBatchJob(f"the cleared retrain submitted {len(new_jobs)} new BES jobs, not 1")
+
+
+def test_backfill_dialog_reprocesses_three_days_and_every_run_succeeds(browser: Browser, stack: Any) -> None:
+    page = browser.page
+    days = seeded_dates(stack.seed)[-4:-1]  # three past days with training data (today's is the last)
+    backfills_before = {
+        b["id"]
+        for b in browser.airflow.api("GET", "/backfills", params={"dag_id": SCHEDULED_DAG})["backfills"]
+    }
+    browser.open(f"/dags/{SCHEDULED_DAG}")
+    page.get_by_role("button", name="Trigger").first.click()
+    dialog = browser.dialog()
+    dialog.get_by_text("Run this Dag for a range of dates").click()  # the Backfill choice of the dialog
+    dates = dialog.locator("input[type=datetime-local]")
+    dates.first.wait_for()
+    assert dates.count() == 2, dialog.inner_html()[:2000]
+    for field, day in zip((dates.nth(0), dates.nth(1)), (days[0], days[-1]), strict=True):
+        field.fill(f"{day}T00:00")
+        field.press("Tab")  # the form reads a date when its field loses focus
+    dialog.get_by_text("All Runs", exact=True).click()  # reprocess behaviour: every run, done or not
+    dialog.locator("input[type=number]").fill("3")  # max active runs
+    dialog.get_by_text("3 runs will be triggered.").wait_for()  # the dialog's dry run
+    browser.shot("10-backfill-dialog")
+    dialog.get_by_role("button", name="Run Backfill").click()
+
+    deadline = time.monotonic() + 60
+    while True:
+        created = [
+            b
+            for b in browser.airflow.api("GET", "/backfills", params={"dag_id": SCHEDULED_DAG})["backfills"]
+            if b["id"] not in backfills_before
+        ]
+        if created:
+            break
+        assert time.monotonic() < deadline, "the Backfill dialog created no backfill"
+        time.sleep(1)
+    (backfill,) = created
+    assert backfill["reprocess_behavior"] == "completed" and backfill["max_active_runs"] == 3, backfill
+    assert (backfill["from_date"][:10], backfill["to_date"][:10]) == (days[0], days[-1]), backfill
+    deadline = time.monotonic() + 600
+    while browser.airflow.api("GET", f"/backfills/{backfill['id']}")["completed_at"] is None:
+        assert time.monotonic() < deadline, browser.airflow.diagnosis(
+            SCHEDULED_DAG, "the backfill did not end"
+        )
+        time.sleep(3)
+    runs = {
+        r["logical_date"][:10]: r
+        for r in browser.airflow.api(
+            "GET", f"/dags/{SCHEDULED_DAG}/dagRuns", params={"run_type": "backfill"}
+        )["dag_runs"]
+        if r["logical_date"] and r["logical_date"][:10] in days
+    }
+    assert sorted(runs) == days, dump(runs)
+    assert {day: run["state"] for day, run in runs.items()} == dict.fromkeys(days, "success"), (
+        browser.airflow.diagnosis(SCHEDULED_DAG, "a backfill run failed")
+    )
+    browser.open(f"/dags/{SCHEDULED_DAG}/runs")
+    page.get_by_text(runs[days[-1]]["dag_run_id"]).first.wait_for()
+    browser.shot("11-backfill-runs")
 
 
 def provider_connection_forms() -> dict[str, dict[str, Any]]:
