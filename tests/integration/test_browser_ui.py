@@ -230,14 +230,18 @@ def test_backfill_dialog_reprocesses_three_days_and_every_run_succeeds(browser: 
     page.get_by_role("button", name="Trigger").first.click()
     dialog = browser.dialog()
     dialog.get_by_text("Run this Dag for a range of dates").click()  # the Backfill choice of the dialog
-    dates = dialog.locator("input[type=datetime-local]")
-    dates.first.wait_for()
-    assert dates.count() == 2, dialog.inner_html()[:2000]
-    for field, day in zip((dates.nth(0), dates.nth(1)), (days[0], days[-1]), strict=True):
-        field.fill(f"{day}T00:00")
-        field.press("Tab")  # the form reads a date when its field loses focus
+    # From and To: each opens a date-time popover with a date field (YYYY/MM/DD) and a time field; an empty
+    # time means the start of the day for From and its end for To.
+    pickers = dialog.get_by_test_id("datetime-input")
+    pickers.first.wait_for()
+    assert pickers.count() == 2, dialog.inner_html()[:2000]
+    for picker, day in zip((pickers.nth(0), pickers.nth(1)), (days[0], days[-1]), strict=True):
+        picker.click()
+        page.get_by_placeholder("YYYY/MM/DD").fill(day.replace("-", "/"))
+        dialog.get_by_text("Reprocess Behavior", exact=True).click()  # a click outside closes the popover
+        page.get_by_placeholder("YYYY/MM/DD").wait_for(state="detached")
     dialog.get_by_text("All Runs", exact=True).click()  # reprocess behaviour: every run, done or not
-    dialog.locator("input[type=number]").fill("3")  # max active runs
+    dialog.locator("input[type=number]").first.fill("3")  # Max Active Runs
     dialog.get_by_text("3 runs will be triggered.").wait_for()  # the dialog's dry run
     browser.shot("10-backfill-dialog")
     dialog.get_by_role("button", name="Run Backfill").click()
