@@ -226,6 +226,9 @@ def test_backfill_dialog_reprocesses_three_days_and_every_run_succeeds(browser: 
         b["id"]
         for b in browser.airflow.api("GET", "/backfills", params={"dag_id": SCHEDULED_DAG})["backfills"]
     }
+    browser.airflow.unpause(
+        SCHEDULED_DAG
+    )  # queued runs of a paused DAG wait (the Trigger test unpauses it too)
     browser.open(f"/dags/{SCHEDULED_DAG}")
     page.get_by_role("button", name="Trigger").first.click()
     dialog = browser.dialog()
