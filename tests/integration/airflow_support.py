@@ -79,21 +79,10 @@ class AirflowClient:
         return sorted(b["logical_date"][:10] for b in planned if b["logical_date"])
 
     def create_backfill(self, body: dict[str, Any]) -> None:
-        """
-        ``POST /backfills``. On SQLite, Airflow answers 503 "Database is locked" when the scheduler
-        holds the DB at that moment; the request is rolled back, so it is retried (a 409 means an
-        earlier try got through).
-        """
-        deadline = time.monotonic() + 90
-        while True:
-            answer = self.session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
-            if answer.ok or answer.status_code == 409:
-                return
-            assert answer.status_code == 503 and "locked" in answer.text, (
-                f"{answer.status_code} {answer.text[:500]}"
-            )
-            assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
-            time.sleep(2)
+        """``POST /backfills``, retried after SQLite's 503 without leaving an empty backfill behind."""
+        from tests.integration.backfill_requests import create_backfill
+
+        create_backfill(self.session, self.url, body)
 
     def wait_until_parsed(self, dag_id: str) -> None:
         """Wait until the dag processor has parsed ``dag_id``."""

@@ -86,19 +86,10 @@ class Standalone:
         return sorted(b["logical_date"][:10] for b in planned if b["logical_date"])
 
     def create_backfill(self, body: dict[str, Any]) -> None:
-        """
-        ``POST /backfills``. On SQLite, Airflow answers 503 "Database is locked" when the scheduler
-        holds the DB at that moment; the request is rolled back, so it is retried (a 409 means an
-        earlier try got through).
-        """
-        deadline = time.monotonic() + 90
-        while True:
-            answer = self.session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
-            if answer.ok or answer.status_code == 409:
-                return
-            assert _db_was_busy(answer), f"{answer.status_code} {answer.text[:500]}"
-            assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
-            time.sleep(2)
+        """``POST /backfills``, retried after SQLite's 503 without leaving an empty backfill behind."""
+        from tests.integration.backfill_requests import create_backfill
+
+        create_backfill(self.session, self.url, body)
 
     def wait_for_backfills_to_complete(self, dag_id: str, timeout: float = 120) -> None:
         """Wait until no backfill of ``dag_id`` is running (one running backfill per DAG: the next gets 409)."""
