@@ -29,8 +29,15 @@ def _was_locked(answer: requests.Response) -> bool:
     )
 
 
-def _cancel_orphans(session: requests.Session, url: str, dag_id: str, since: datetime) -> None:
-    """Cancel the backfills of ``dag_id`` a rolled-back request left running (created at or after ``since``)."""
+def cancel_orphaned_backfills(session: requests.Session, url: str, dag_id: str, since: datetime) -> None:
+    """
+    Cancel the backfills of ``dag_id`` that a rolled-back request left running.
+
+    :param session: A logged-in session of the Airflow REST API.
+    :param url: The Airflow's base URL.
+    :param dag_id: The DAG.
+    :param since: When the request was first sent: only backfills created since then are cancelled.
+    """
     answer = session.get(f"{url}/api/v2/backfills", params={"dag_id": dag_id}, timeout=30)
     if _was_locked(answer):
         return  # the next round looks again
@@ -62,4 +69,4 @@ def create_backfill(session: requests.Session, url: str, body: dict[str, Any]) -
         assert _was_locked(answer), f"POST /backfills: {answer.status_code} {answer.text[:500]}"
         assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
         time.sleep(2)
-        _cancel_orphans(session, url, str(body["dag_id"]), since)
+        cancel_orphaned_backfills(session, url, str(body["dag_id"]), since)
