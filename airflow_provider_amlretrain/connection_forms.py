@@ -110,6 +110,13 @@ WEB_SERVICES_FIELDS: dict[str, Any] = {
         "Empty: the system-assigned identity when managed identity is on.",
         "schema": _STRING,
     },
+    "http_emulator": {
+        "label": "ARM URL is a local emulator over plain http (default off)",
+        "description": "On: Azure AD tokens may go over plain http to the ARM URL, for an emulator in another "
+        "container (docker-compose). Off or empty: https only (plain http to this machine's loopback only). "
+        "Never on for Azure.",
+        "schema": _BOOLEAN,
+    },
     "execution_url": {
         "label": "RRS host of the region (used when a service has no swaggerLocation)",
         "description": "e.g. https://ussouthcentral.services.azureml.net. Empty: the scoring URL comes "

@@ -40,7 +40,8 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
     Reads and updates new-style web services (``Microsoft.MachineLearning/webServices``) through ARM.
 
     Tokens come from ``azure-identity`` through azure-core's ``BearerTokenCredentialPolicy`` (cached and
-    refreshed there; sent over https only, or http to a loopback emulator): a service principal when the
+    refreshed there; sent over https only, or http to a loopback emulator, or to an emulator in another
+    container with extra ``http_emulator: true``, as in docker-compose): a service principal when the
     connection has login (client id), password (secret) and extra ``tenant_id``; ``ManagedIdentityCredential``
     with extra ``managed_identity_client_id`` or ``use_managed_identity: true``; otherwise the Azure
     provider's ``DefaultAzureCredential`` (workload identity with ``managed_identity_client_id`` and
@@ -79,21 +80,30 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         if missing:
             raise AzureMLConfigError(f"Connection {conn_id!r} lacks extra(s) {missing}: add them.")
         timeout, policy = http_tuning(conn_id, extras)
-        host = conn.host or DEFAULT_ARM_URL
-        arm_url = host if "://" in host else f"https://{host}"
-        if not arm_url.lower().startswith("https://") and not is_loopback(arm_url):
-            raise AzureMLConfigError(
-                f"Connection {conn_id!r} has host {strip_query(arm_url)!r}: Azure AD tokens are only sent over "
-                "https. Use https://management.azure.com (plain http is accepted for a local emulator only)."
-            )
 
         from airflow.providers.microsoft.azure.utils import get_field
 
         def field(name: str) -> Any:
             return get_field(conn_id=conn_id, conn_type=self.conn_type, extras=extras, field_name=name)
 
+        host = conn.host or DEFAULT_ARM_URL
+        arm_url = host if "://" in host else f"https://{host}"
+        http_emulator = parse_flag(
+            field("http_emulator"),
+            owner=f"Connection {conn_id!r}",
+            field="extra http_emulator",
+            default=False,
+        )
+        if not arm_url.lower().startswith("https://") and not is_loopback(arm_url) and not http_emulator:
+            raise AzureMLConfigError(
+                f"Connection {conn_id!r} has host {strip_query(arm_url)!r}: Azure AD tokens are only sent over "
+                "https. Use https://management.azure.com (plain http is accepted for a local emulator only: on "
+                "this machine, or in another container with extra http_emulator: true)."
+            )
+
         return {
             "arm_url": arm_url,
+            "http_emulator": http_emulator,
             "subscription_id": str(extras["subscription_id"]),
             "resource_group": str(extras["resource_group"]),
             "execution_url": extras.get("execution_url"),
@@ -136,7 +146,9 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
         """azure-core's bearer-token policy on :attr:`credential`, for ARM calls."""
         from airflow_provider_amlretrain.hooks.arm_auth import ArmTokenPolicy
 
-        return ArmTokenPolicy(self.credential, ARM_SCOPE, self._arm_tokens)
+        return ArmTokenPolicy(
+            self.credential, ARM_SCOPE, self._arm_tokens, allow_http=self._config["http_emulator"]
+        )
 
     def http_settings(self) -> HttpSettings:
         """JSON headers (the credential policy adds the token), timeout, retries, and every secret to scrub."""

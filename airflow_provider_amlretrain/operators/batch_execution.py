@@ -51,8 +51,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     worker that died) reattaches to the same job instead of training twice. A clear (the UI's Clear,
     ``clearTaskInstances``, a backfill that reprocesses runs, ``airflow tasks clear``) starts over with a
     new job: the DAG run's ``clear_number`` is stored beside the job id, and a job submitted before the
-    latest clear is never reattached to. With ``deferrable`` the wait happens in the triggerer. A
-    ``job_timeout`` or a killed task cancels the remote job.
+    latest clear is never reattached to (it is cancelled if it still runs, e.g. when the task was cleared
+    while deferred). With ``deferrable`` the wait happens in the triggerer. A ``job_timeout`` or a killed
+    task cancels the remote job.
 
     Each job writes its outputs in its own ``try-<n>`` folder, inserted before the file name
     (``runs/2026-11-05/model.ilearner`` is written as ``runs/2026-11-05/try-1/model.ilearner``), so a job
@@ -77,7 +78,8 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     :param max_poll_interval: The longest wait between two status checks (default 120 s).
     :param job_timeout: Cancel the job and fail when it has not ended this long after it started.
     :param deferrable: Wait in the triggerer (default: ``[operators] default_deferrable``).
-    :param cancel_on_kill: Cancel the remote job when the task is killed.
+    :param cancel_on_kill: Cancel the remote job when the task is killed, and a job of before a clear that
+        still runs when the cleared task starts over.
     :param outputs_per_attempt: Write outputs in the ``try-<n>`` folder of the task's attempt; ``False``
         writes exactly the rendered names (then a clear or a failed job's retry overwrites earlier outputs).
     """
@@ -270,9 +272,33 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
                 then,
                 now,
             )
+        if self.cancel_on_kill:
+            self._cancel_abandoned_job(job_id)
         store = context.get("task_state_store")
         if store is not None:
             store.delete(self.external_id_key)
+
+    def _cancel_abandoned_job(self, job_id: str) -> None:
+        """
+        Cancel a job this task leaves behind for a new one, if it has not ended (a clear does not stop it).
+
+        A task cleared while it was deferred, or cleared after its worker died, leaves its BES job running:
+        nothing would read its outputs, and it would spend compute beside the new job.
+
+        :param job_id: The job of before the clear.
+        """
+        try:
+            state = self.hook.get_job(job_id)
+        except AzureMLNotFoundError:
+            return
+        if state.status.is_terminal:
+            return
+        self.log.warning(
+            "Cancelling BES job %s (still %s): the task was cleared, so its new try submits a new job.",
+            job_id,
+            state.status.value,
+        )
+        self.hook.cancel_job(job_id)
 
     def _attempt_outputs(self, context: Context, ttl_seconds: float) -> dict[str, BlobReference]:
         """

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import time
 from typing import Any
 
 import pytest
@@ -255,3 +256,86 @@ def test_connection_test_tells_good_key_bad_key_and_wrong_service(
     assert not ok and "401" in message and "API key" in message and "not-the-key" not in message
     ok, message = AzureMLStudioHook("bes_wrong_service").test_connection()
     assert not ok and "404" in message and "service" in message.lower()
+
+
+class _ClearedRun:
+    """What a task of a DAG run cleared once sees: its task state store (kept across the clear), try, run."""
+
+    stats_tags: dict[str, str] = {}
+
+    def __init__(self, stored: dict[str, Any], try_number: int) -> None:
+        self.store = dict(stored)
+        self.try_number = try_number
+        self.clear_number = 1
+        self.xcom: dict[str, Any] = {}
+
+    def get(self, key: str) -> Any:
+        return self.store.get(key)
+
+    def set(self, key: str, value: Any) -> None:
+        self.store[key] = value
+
+    def delete(self, key: str) -> None:
+        self.store.pop(key, None)
+
+    def xcom_push(self, key: str, value: Any) -> None:
+        self.xcom[key] = value
+
+    def context(self) -> dict[str, Any]:
+        return {"ti": self, "task_state_store": self, "dag_run": self}
+
+
+def test_a_clear_cancels_the_job_of_before_the_clear_that_still_runs(
+    stack: Any, emulator: EmulatorAdmin, date: str
+) -> None:
+    """A task cleared while deferred leaves its job running: the new try cancels it and trains afresh."""
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+    from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
+
+    # Long enough that the earlier job still runs when the operator looks (it does so at once).
+    emulator.set_faults({"rules": [], "job_seconds": 10})
+    hook = AzureMLStudioHook(TRAINING)
+    earlier = _submit_and_start(stack, "clear-earlier")
+    deadline = time.monotonic() + 60
+    while hook.get_job(earlier).status.value != "Running":
+        assert time.monotonic() < deadline, "the emulator did not run the earlier job in 60 s"
+        time.sleep(0.2)
+    operator = AzureMLBatchExecutionOperator(
+        task_id="retrain",
+        azureml_conn_id=TRAINING,
+        inputs={
+            "input1": {
+                "wasb_conn_id": WASB,
+                "container": "training-data",
+                "blob": f"binary/dt={date}/train.csv",
+            }
+        },
+        outputs={
+            "output1": {
+                "wasb_conn_id": WASB,
+                "container": "models",
+                "blob": "tests/clear-later/model.ilearner",
+            },
+            "output2": {
+                "wasb_conn_id": WASB,
+                "container": "models",
+                "blob": "tests/clear-later/evaluation.csv",
+            },
+        },
+        poll_interval=0.5,
+    )
+    run = _ClearedRun(
+        {
+            operator.external_id_key: earlier,
+            operator.clear_number_key: {"job_id": earlier, "clear_number": 0},
+        },
+        try_number=2,
+    )
+    jobs_before = emulator_job_count(emulator)
+
+    result = operator.execute(run.context())  # type: ignore[arg-type]
+
+    assert hook.get_job(earlier).status.value == "Cancelled"
+    assert result["job_id"] != earlier and hook.get_job(result["job_id"]).status.value == "Finished"
+    assert emulator_job_count(emulator) == jobs_before + 1
+    assert run.store[operator.clear_number_key] == {"job_id": result["job_id"], "clear_number": 1}

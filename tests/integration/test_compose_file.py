@@ -156,3 +156,36 @@ def test_airflow_init_writes_a_connection_for_every_id_the_dags_use(seed: dict[s
     for connection in documents["connections"].values():
         host = connection.get("host", "")
         assert not host or host.startswith("http://emulator:8080"), connection["conn_type"]
+
+
+def test_airflow_containers_get_arm_tokens_from_the_emulators_managed_identity() -> None:
+    """azure-identity's App Service variables name the emulator's token endpoint and the secret it expects."""
+    from amlretrain_devstack.emulator_service import MSI_PATH
+
+    emulator = SERVICES["emulator"]
+    secret = emulator["environment"]["AMLRETRAIN_EMULATOR_IDENTITY_HEADER"]
+    assert secret, "the emulator's managed-identity endpoint is off without a secret"
+    script = "\n".join(emulator["command"])
+    assert 'config["identity_header"] = os.environ["AMLRETRAIN_EMULATOR_IDENTITY_HEADER"]' in script
+    for name in AIRFLOW_SERVICES:
+        environment = SERVICES[name]["environment"]
+        assert environment["IDENTITY_ENDPOINT"] == f"http://emulator:8080{MSI_PATH}", name
+        assert environment["IDENTITY_HEADER"] == secret, f"{name} would send the wrong X-IDENTITY-HEADER"
+
+
+def test_the_arm_connection_uses_managed_identity_and_the_provider_accepts_its_http_host(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
+    from amlretrain_devstack.compose_metadata import compose_stack, import_documents
+
+    seed = {"arm": {"subscription_id": "sub", "resource_group": "rg"}}
+    documents = import_documents(compose_stack(seed, "http://emulator:8080", "UseDevelopmentStorage=true"))
+    arm = documents["connections"]["azureml_arm"]
+    extra = json.loads(arm["extra"])
+    assert arm["host"] == "http://emulator:8080"
+    assert extra["use_managed_identity"] is True and extra["http_emulator"] is True
+    monkeypatch.setenv("AIRFLOW_CONN_AZUREML_ARM", json.dumps({**arm, "extra": extra}))
+    hook = AzureMLWebServicesHook("azureml_arm")
+    assert hook.api.base.startswith("http://emulator:8080/subscriptions/sub/")  # not refused as plain http
+    assert type(hook.credential).__name__ == "ManagedIdentityCredential"

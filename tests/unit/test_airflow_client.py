@@ -114,26 +114,3 @@ def test_forget_runs_fails_when_runs_are_left() -> None:
         airflow.route(mock)
         with pytest.raises(AssertionError, match="runs of daily are left after deleting them all"):
             client().forget_runs(timeout=0)
-
-
-@pytest.mark.parametrize(
-    ("answers", "outcome"),
-    [
-        ([(200, "{}")], None),
-        ([(503, '{"detail": "database is locked"}'), (409, '{"detail": "already running"}')], None),
-        ([(409, '{"detail": "a backfill of this DAG is already running"}')], "409"),
-    ],
-    ids=["created", "a 409 after a rolled-back try", "a 409 at once"],
-)
-def test_create_backfill_takes_a_409_only_after_an_earlier_try(
-    monkeypatch: pytest.MonkeyPatch, answers: list[tuple[int, str]], outcome: str | None
-) -> None:
-    monkeypatch.setattr("tests.integration.airflow_support.time.sleep", lambda _: None)
-    with responses.RequestsMock() as mock:
-        for status, body in answers:
-            mock.add(responses.POST, f"{URL}/api/v2/backfills", status=status, body=body)
-        if outcome is None:
-            client().create_backfill({"dag_id": "daily"})
-        else:
-            with pytest.raises(AssertionError, match=outcome):
-                client().create_backfill({"dag_id": "daily"})

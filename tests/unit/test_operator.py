@@ -492,9 +492,15 @@ def test_retry_with_a_not_started_job_starts_it(make_operator, make_context, htt
 # -- clears of the DAG run -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("old", [_finished(), status_body("Running"), status_body("NotStarted")])
-def test_a_clear_submits_a_new_job_whatever_the_old_one_does(make_operator, make_context, http, journal, old):
-    http.statuses(JOB_ID, old, _finished())  # never asked: a job of an earlier clear is not reattached to
+@pytest.mark.parametrize(
+    ("old", "cancelled"),
+    [(_finished(), False), (status_body("Running"), True), (status_body("NotStarted"), True)],
+)
+def test_a_clear_submits_a_new_job_and_cancels_the_old_one_if_it_still_runs(
+    make_operator, make_context, http, journal, caplog, old, cancelled
+):
+    http.statuses(JOB_ID, old)  # asked once, to cancel it: a job of an earlier clear is not reattached to
+    http.cancel(JOB_ID)
     http.submit(JOB_2)
     http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
     http.start(JOB_2)
@@ -508,7 +514,9 @@ def test_a_clear_submits_a_new_job_whatever_the_old_one_does(make_operator, make
     summary = make_operator().execute(context)
 
     _assert_summary(summary, JOB_2)
-    assert len(http.calls("POST", JOBS_URL)) == 1 and http.calls(job_id=JOB_ID) == []
+    assert len(http.calls("POST", JOBS_URL)) == 1
+    assert http.calls("POST", JOB_ID) == [] and len(http.calls("GET", JOB_ID)) == 1
+    assert len(http.calls("DELETE", JOB_ID)) == (1 if cancelled else 0)
     data = context["task_state_store"].data
     assert data[ID_KEY] == JOB_2
     assert data[CLEAR_KEY] == {"job_id": JOB_2, "clear_number": 1}
@@ -518,6 +526,36 @@ def test_a_clear_submits_a_new_job_whatever_the_old_one_does(make_operator, make
         < events.index(("store.set", ID_KEY))
         < events.index(("http", "start"))
     )
+    if cancelled:
+        assert events.index(("http", "cancel")) < events.index(("http", "submit"))
+        assert f"Cancelling BES job {JOB_ID} (still {old['StatusCode']})" in caplog.text
+    else:
+        assert "Cancelling" not in caplog.text
+
+
+def test_a_clear_leaves_the_old_job_running_without_cancel_on_kill(make_operator, make_context, http):
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
+    stored = {ID_KEY: JOB_ID, CLEAR_KEY: {"job_id": JOB_ID, "clear_number": 0}}
+
+    summary = make_operator(cancel_on_kill=False).execute(make_context(stored, clear_number=1))
+
+    _assert_summary(summary, JOB_2)
+    assert http.calls(job_id=JOB_ID) == []
+
+
+def test_a_clear_whose_old_job_is_gone_submits_a_new_job(make_operator, make_context, http):
+    http.statuses(JOB_ID, 404)
+    http.submit(JOB_2)
+    http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
+    http.start(JOB_2)
+    stored = {ID_KEY: JOB_ID, CLEAR_KEY: {"job_id": JOB_ID, "clear_number": 0}}
+
+    summary = make_operator().execute(make_context(stored, clear_number=1))
+
+    _assert_summary(summary, JOB_2)
+    assert http.calls("DELETE", JOB_ID) == []
 
 
 @pytest.mark.parametrize("clear_number", [0, 2])
@@ -550,7 +588,8 @@ def test_a_job_stored_without_its_clear_number_is_this_clears_only_if_the_run_wa
 
 def test_a_stored_id_older_than_the_last_submission_is_not_reattached(make_operator, make_context, http):
     # The last try created JOB_2 and recorded it, then died before its id was saved: JOB_ID is older.
-    http.statuses(JOB_ID, status_body("Running"), _finished())
+    http.statuses(JOB_ID, status_body("Running"))
+    http.cancel(JOB_ID)
     http.submit(JOB_2)
     http.statuses(JOB_2, status_body("NotStarted"), _finished(JOB_2))
     http.start(JOB_2)
@@ -559,7 +598,8 @@ def test_a_stored_id_older_than_the_last_submission_is_not_reattached(make_opera
     summary = make_operator().execute(make_context(stored))
 
     _assert_summary(summary, JOB_2)
-    assert http.calls(job_id=JOB_ID) == []
+    assert http.calls("POST", JOB_ID) == []  # neither started nor reattached to; cancelled as it still ran
+    assert len(http.calls("DELETE", JOB_ID)) == 1
 
 
 # -- deferrable ------------------------------------------------------------------------------------

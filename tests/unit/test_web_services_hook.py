@@ -373,6 +373,47 @@ def test_tokens_go_over_https_only_except_to_a_loopback_emulator(monkeypatch):
     assert AzureMLWebServicesHook("arm_local").api.base.startswith("http://127.0.0.1:8080/")
 
 
+@pytest.mark.parametrize("flag", [True, "true"])
+def test_tokens_go_over_plain_http_to_an_emulator_in_another_container_only_when_the_extra_says_so(
+    monkeypatch, rsps, credential, flag
+):
+    compose = "http://emulator:8080"  # docker-compose: the emulator is another container, not loopback
+    extra = {"subscription_id": "sub1", "resource_group": "rg1", "use_managed_identity": True}
+    set_connection(monkeypatch, "arm_compose", conn_type="azureml_web_services", host=compose, extra=extra)
+    with pytest.raises(AzureMLConfigError, match="with extra http_emulator: true"):
+        AzureMLWebServicesHook("arm_compose").api  # noqa: B018
+    set_connection(
+        monkeypatch,
+        "arm_compose",
+        conn_type="azureml_web_services",
+        host=compose,
+        extra={**extra, "http_emulator": flag},
+    )
+    hook = AzureMLWebServicesHook("arm_compose")
+    hook.credential = credential
+    url = SVC_URL.replace(ARM_URL, compose)
+    rsps.add("GET", url, json=web_service())
+
+    assert hook.get_web_service("svc1")["name"] == "svc1"
+    assert rsps.calls[0].request.url == url
+    assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {ARM_TOKEN}"
+
+
+def test_unclear_http_emulator_is_refused(monkeypatch):
+    set_connection(
+        monkeypatch,
+        "arm_compose",
+        conn_type="azureml_web_services",
+        host="http://emulator:8080",
+        extra={"subscription_id": "s", "resource_group": "r", "http_emulator": "maybe"},
+    )
+    with pytest.raises(
+        AzureMLConfigError,
+        match="Connection 'arm_compose': extra http_emulator must be true or false, not 'maybe'",
+    ):
+        AzureMLWebServicesHook("arm_compose").api  # noqa: B018
+
+
 def test_workload_identity_uses_the_azure_providers_default_credential(monkeypatch):
     from azure.identity import DefaultAzureCredential
 

@@ -11,6 +11,7 @@ import json
 import re
 import shlex
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -25,6 +26,8 @@ MANAGEMENT_CONN_TYPE = "azureml_classic_management"
 #: Connection id and type of the ARM web services of the seeded resource group.
 ARM_CONN_ID = "azureml_arm"
 ARM_CONN_TYPE = "azureml_web_services"
+#: Hosts the provider sends ARM tokens to over plain http without extra ``http_emulator``.
+LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 #: Values of a service's ``kind``/``type``/``role`` that mark a predictive (scoring) web service.
 PREDICTIVE_KINDS = frozenset({"predictive", "predict", "scoring", "score"})
 
@@ -157,7 +160,9 @@ def management_connection(emulator_url: str, seed: Mapping[str, Any]) -> dict[st
 def arm_connection(emulator_url: str, seed: Mapping[str, Any]) -> dict[str, Any] | None:
     """The ``azureml_web_services`` connection of the seeded resource group, if ARM services were seeded.
 
-    Tokens come from the emulator's managed-identity endpoint (see :func:`identity_env`).
+    Tokens come from the emulator's managed-identity endpoint (see :func:`identity_env`). The provider
+    sends them over plain http to a loopback host only, unless extra ``http_emulator`` says the ARM URL is
+    an emulator elsewhere (another container, as in docker-compose): that extra is set for such URLs.
 
     :param emulator_url: the emulator base URL (it serves ARM too).
     :param seed: the seed document.
@@ -165,15 +170,15 @@ def arm_connection(emulator_url: str, seed: Mapping[str, Any]) -> dict[str, Any]
     arm = seed.get("arm")
     if not isinstance(arm, dict) or not arm.get("subscription_id"):
         return None
-    return {
-        "conn_type": ARM_CONN_TYPE,
-        "host": emulator_url,
-        "extra": {
-            "subscription_id": arm["subscription_id"],
-            "resource_group": arm["resource_group"],
-            "use_managed_identity": True,
-        },
+    extra: dict[str, Any] = {
+        "subscription_id": arm["subscription_id"],
+        "resource_group": arm["resource_group"],
+        "use_managed_identity": True,
     }
+    url = urlsplit(emulator_url)
+    if url.scheme == "http" and (url.hostname or "").lower() not in LOOPBACK_HOSTS:
+        extra["http_emulator"] = True
+    return {"conn_type": ARM_CONN_TYPE, "host": emulator_url, "extra": extra}
 
 
 def identity_env(stack: Mapping[str, Any]) -> dict[str, str]:
