@@ -124,7 +124,10 @@ with DAG(
             chosen = str(payload["blob"])
             first = min(moment for moment, _ in arrivals)
             earlier = (
-                inlet_events[new_training_data].before(first.isoformat()).ascending(False).limit(RECENT_ARRIVALS)
+                inlet_events[new_training_data]
+                .before(first.isoformat())
+                .ascending(False)
+                .limit(RECENT_ARRIVALS)
             )
             for event in earlier:
                 reported = (event.extra or {}).get("payload") or {}

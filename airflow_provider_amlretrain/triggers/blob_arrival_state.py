@@ -64,7 +64,9 @@ class ArrivalState:
 
         :param interval: Seconds between two full scans.
         """
-        return self.full_scan_at is None or datetime.now(UTC) - self.full_scan_at >= timedelta(seconds=interval)
+        return self.full_scan_at is None or datetime.now(UTC) - self.full_scan_at >= timedelta(
+            seconds=interval
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The plain-data form the asset state store keeps."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import importlib
 from typing import Any
 
 import pytest
@@ -103,7 +102,9 @@ def test_each_new_blob_is_reported_once_across_restarts(stack: Any, store: Any) 
     upload("in/a-already-there.csv")
     upload("in/b-ignored.txt")
 
-    assert first_event(make_trigger(store), timeout=1.5) is None, "blobs present at the first scan are not reported"
+    assert first_event(make_trigger(store), timeout=1.5) is None, (
+        "blobs present at the first scan are not reported"
+    )
 
     upload("in/c-landed.csv")
     event = first_event(make_trigger(store), timeout=10)  # a new instance: as after a triggerer restart
@@ -112,7 +113,9 @@ def test_each_new_blob_is_reported_once_across_restarts(stack: Any, store: Any) 
 
     # first_event stopped right after the event, before the state was stored: at least once, so it comes again
     assert events_within(make_trigger(store), 3) == ["in/c-landed.csv"]
-    assert first_event(make_trigger(store), timeout=1.5) is None, "once stored, a reported blob is not reported again"
+    assert first_event(make_trigger(store), timeout=1.5) is None, (
+        "once stored, a reported blob is not reported again"
+    )
     upload("in/d-later.csv")
     assert first_event(make_trigger(store), timeout=10)["blob"] == "in/d-later.csv"
 

@@ -103,7 +103,9 @@ def test_new_blob_triggers_a_retraining_run(standalone: Standalone, stack: Any, 
         ]
         if watch.state_key in stored:
             break
-        assert time.monotonic() < deadline, f"the asset watcher did not store its first scan in 180 s: {stored}"
+        assert time.monotonic() < deadline, (
+            f"the asset watcher did not store its first scan in 180 s: {stored}"
+        )
         time.sleep(2)
     assert sorted(wasb.get_blobs_list("training-data")) == blobs_before, "the watcher writes nothing"
     assert standalone.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"] == [], (

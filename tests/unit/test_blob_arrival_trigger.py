@@ -46,7 +46,9 @@ class FakeContainer:
         return self._listing(name_starts_with, start_from)
 
 
-def make_trigger(container: FakeContainer, store: InMemoryStateStore, **kwargs: Any) -> WasbBlobArrivalTrigger:
+def make_trigger(
+    container: FakeContainer, store: InMemoryStateStore, **kwargs: Any
+) -> WasbBlobArrivalTrigger:
     trigger = WasbBlobArrivalTrigger(
         **{
             "wasb_conn_id": "wasb_unused",
@@ -106,7 +108,10 @@ async def test_report_existing_reports_the_backlog() -> None:
     container, store = FakeContainer(), InMemoryStateStore()
     container.put("in/a.csv")
     container.put("in/b.csv")
-    assert await events_of(make_trigger(container, store, report_existing=True), 2) == ["in/a.csv", "in/b.csv"]
+    assert await events_of(make_trigger(container, store, report_existing=True), 2) == [
+        "in/a.csv",
+        "in/b.csv",
+    ]
 
 
 async def test_a_poll_costs_one_listing_of_the_new_blobs_not_the_history() -> None:
@@ -134,7 +139,9 @@ async def test_a_crash_after_the_event_repeats_it_and_loses_nothing() -> None:
     assert await events_of(crashed, 1) == ["in/landed.csv"]  # stopped right after the event was handed over
 
     again = make_trigger(container, store)  # runs on for a few polls: stores its state after the event
-    assert await events_of(again, 2, timeout=0.3) == ["in/landed.csv"], "an event not yet stored is reported again"
+    assert await events_of(again, 2, timeout=0.3) == ["in/landed.csv"], (
+        "an event not yet stored is reported again"
+    )
     assert await events_of(make_trigger(container, store), 1, timeout=0.3) == []
 
 
