@@ -176,7 +176,9 @@ def free_port() -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--old", type=int, default=1000, help="blobs already there")
     parser.add_argument("--new", type=int, default=10, help="blobs that land")
     parser.add_argument("--polls", type=int, default=5, help="quiet polls to average")
