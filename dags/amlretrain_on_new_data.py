@@ -5,7 +5,9 @@ An ``AssetWatcher`` runs :class:`WasbBlobArrivalTrigger` in the triggerer: each 
 ``binary/dt=*/train.csv`` blob becomes an asset event, and each asset event a run of this DAG,
 which retrains on exactly the blob that landed (read from the triggering asset event), gates
 the model, and promotes it to the ``on-new-data`` endpoint. Runs for data that lands out of
-order are safe: the deployment record never lets older data replace newer data.
+order are safe: the deployment record never lets older data replace newer data. The trigger reports a
+blob at least once (a triggerer that dies right after an event reports it again): a run whose blob and ETag
+an earlier asset event already reported skips, so a landed blob trains once; an overwritten blob trains again.
 
 **Reprocess a day** (retrain on a blob that is already there): *Trigger* this DAG and fill in
 **Training blob**, e.g. ``binary/dt=2026-11-05/train.csv`` (in the ``training-data`` container).
