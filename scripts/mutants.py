@@ -227,6 +227,14 @@ MUTANTS = (
         ("tests/unit/test_blob_arrival_trigger.py",),
     ),
     Mutant(
+        "blob arrival: cursor moved by blobs it does not watch",
+        f"{PROVIDER}/triggers/blob_arrival.py",
+        "            if not self._watched(blob.name):\n                continue\n",
+        "            state.cursor = max(state.cursor, blob.name)\n"
+        "            if not self._watched(blob.name):\n                continue\n",
+        ("tests/unit/test_blob_arrival_trigger.py",),
+    ),
+    Mutant(
         "blob arrival: an overwritten blob (new ETag) ignored",
         f"{PROVIDER}/triggers/blob_arrival_state.py",
         "if self.seen.get(name) == etag:",

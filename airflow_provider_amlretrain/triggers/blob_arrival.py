@@ -152,8 +152,11 @@ class WasbBlobArrivalTrigger(BaseEventTrigger):
             listed[blob.name] = (str(blob.etag), modified)
             if modified is not None and (newest is None or modified > newest):
                 newest = modified
+            if not self._watched(blob.name):
+                continue
+            # The greatest watched name: other blobs sorting after it (a sample.csv) must not hide new ones.
             state.cursor = max(state.cursor, blob.name)
-            if not self._watched(blob.name) or not state.is_new(blob.name, str(blob.etag), modified):
+            if not state.is_new(blob.name, str(blob.etag), modified):
                 continue
             state.seen[blob.name] = str(blob.etag)
             if report:

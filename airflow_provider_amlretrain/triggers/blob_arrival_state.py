@@ -14,7 +14,7 @@ class ArrivalState:
     """
     The seen-state of one watch, small whatever the container's history (kept in the asset state store).
 
-    :param cursor: The greatest blob name listed so far: a poll lists from it on.
+    :param cursor: The greatest watched blob name listed so far: a poll lists from it on.
     :param modified_since: Blobs last modified before this are old (set by each full scan, a margin early).
     :param seen: Name to ETag of the blobs reported or taken as seen that were modified at or after
         ``modified_since``; a listed blob is new when its ETag is not the one here.

@@ -95,7 +95,7 @@ async def settle(trigger: WasbBlobArrivalTrigger, polls: int = 3) -> None:
 async def test_existing_blobs_are_baseline_and_state_survives_a_new_instance() -> None:
     container, store = FakeContainer(), InMemoryStateStore()
     container.put("in/1-old.csv")
-    container.put("in/0-old.txt")
+    container.put("in/z-not-watched.txt")  # sorts after the new blob: a poll must still list the new one
     await settle(make_trigger(container, store))
 
     container.put("in/2-new.csv")
