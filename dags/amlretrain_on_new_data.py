@@ -5,7 +5,9 @@ An ``AssetWatcher`` runs :class:`WasbBlobArrivalTrigger` in the triggerer: each 
 ``binary/dt=*/train.csv`` blob becomes an asset event, and each asset event a run of this DAG,
 which retrains on exactly the blob that landed (read from the triggering asset event), gates
 the model, and promotes it to the ``on-new-data`` endpoint. Runs for data that lands out of
-order are safe: the deployment record never lets older data replace newer data.
+order are safe: the deployment record never lets older data replace newer data. The trigger reports a
+blob at least once (a triggerer that dies right after an event reports it again): a run whose blob and ETag
+an earlier asset event already reported skips, so a landed blob trains once; an overwritten blob trains again.
 
 **Reprocess a day** (retrain on a blob that is already there): *Trigger* this DAG and fill in
 **Training blob**, e.g. ``binary/dt=2026-11-05/train.csv`` (in the ``training-data`` container).
@@ -38,6 +40,8 @@ WASB_CONN_ID = "azurite_default"
 DATA_CONTAINER = "training-data"
 ENDPOINT = "on-new-data"
 TARGET = f"binary-classic-{ENDPOINT}"
+RECENT_ARRIVALS = 200
+"""How many earlier arrivals a run compares its blob with (repeats come right after the original)."""
 
 new_training_data = Asset(
     "amlretrain_binary_training_data",
@@ -79,28 +83,55 @@ with DAG(
     },
 ) as dag:
 
-    @task
-    def landed_blob(params: dict[str, Any] | None = None, triggering_asset_events: Any = None) -> str:
-        """The blob to train on: the Training blob param, else the one whose arrival triggered this run."""
+    @task(inlets=[new_training_data])
+    def landed_blob(
+        params: dict[str, Any] | None = None, triggering_asset_events: Any = None, inlet_events: Any = None
+    ) -> str:
+        """
+        The blob to train on: the Training blob param, else the one whose arrival triggered this run.
+
+        The trigger reports a blob at least once: a run whose blob and ETag an earlier asset event already
+        reported (a repeat after a triggerer crash) is skipped, so one landed blob trains once.
+        """
+        from airflow.providers.common.compat.sdk import AirflowSkipException
         from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
         from airflow_provider_amlretrain.exceptions import AzureMLConfigError
 
         chosen = str((params or {}).get("blob") or "").strip()
         if not chosen:
-            payloads = [
-                event.extra["payload"]
+            arrivals = [
+                (event.timestamp, event.extra["payload"])
                 for events in (triggering_asset_events or {}).values()
                 for event in events
                 if isinstance(event.extra, dict) and event.extra.get("payload")
             ]
-            if not payloads:
+            if not arrivals:
                 raise AzureMLConfigError(
                     "This run has no training blob: it was not started by a blob arrival. To reprocess a "
                     'day, trigger it with the Training blob, conf {"blob": "binary/dt=YYYY-MM-DD/train.csv"}.'
                 )
             # The newest, when several arrivals were batched into one run.
-            chosen = str(max(payloads, key=lambda p: p.get("last_modified") or "")["blob"])
+            payload = max((p for _, p in arrivals), key=lambda p: p.get("last_modified") or "")
+            chosen = str(payload["blob"])
+            first = min(moment for moment, _ in arrivals)
+            earlier = (
+                inlet_events[new_training_data]
+                .before(first.isoformat())
+                .ascending(False)
+                .limit(RECENT_ARRIVALS)
+            )
+            for event in earlier:
+                reported = (event.extra or {}).get("payload") or {}
+                if (
+                    event.timestamp < first
+                    and reported.get("blob") == chosen
+                    and reported.get("etag") == payload.get("etag")
+                ):
+                    raise AirflowSkipException(
+                        f"Blob {chosen} (ETag {payload.get('etag')}) was already reported by asset event "
+                        f"{event.id} at {event.timestamp.isoformat()}: this repeated arrival does not train again."
+                    )
         if not WasbHook(wasb_conn_id=WASB_CONN_ID).check_for_blob(DATA_CONTAINER, chosen):
             raise AzureMLConfigError(
                 f"Training blob {chosen!r} does not exist in container {DATA_CONTAINER!r}: pass a blob "

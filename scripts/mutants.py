@@ -163,16 +163,39 @@ MUTANTS = (
     ),
     Mutant(
         "start: CannotStartJob fails the try",
-        f"{PROVIDER}/operators/batch_execution.py",
-        "if err.status_code != 400 or err.error_code != CANNOT_START_JOB:",
+        f"{PROVIDER}/hooks/studio.py",
+        "if not own_job or err.status_code != 400 or err.error_code != CANNOT_START_JOB:",
         "if True:",
-        ("tests/unit/test_operator.py",),
+        ("tests/unit/test_operator.py", "tests/unit/test_hook.py"),
     ),
     Mutant(
         "start: any CannotStartJob status accepted",
-        f"{PROVIDER}/operators/batch_execution.py",
+        f"{PROVIDER}/hooks/studio.py",
+        "if not own_job or err.status_code != 400 or err.error_code != CANNOT_START_JOB:",
+        "if not own_job or err.error_code != CANNOT_START_JOB:",
+        ("tests/unit/test_hook.py",),
+    ),
+    Mutant(
+        "start: CannotStartJob accepted for a job not the caller's",
+        f"{PROVIDER}/hooks/studio.py",
+        "if not own_job or err.status_code != 400 or err.error_code != CANNOT_START_JOB:",
         "if err.status_code != 400 or err.error_code != CANNOT_START_JOB:",
-        "if err.error_code != CANNOT_START_JOB:",
+        ("tests/unit/test_hook.py",),
+    ),
+    Mutant(
+        "start: the operator does not say the job is its own",
+        f"{PROVIDER}/operators/batch_execution.py",
+        "self.hook.start_job(job_id, own_job=True)",
+        "self.hook.start_job(job_id)",
+        ("tests/unit/test_operator.py",),
+    ),
+    Mutant(
+        "outputs: SAS minted before the attempt folder",
+        f"{PROVIDER}/operators/batch_execution.py",
+        "                placed[name] = resolve_blob_spec(\n"
+        "                    name, spec_in_folder(name, spec, folder), BlobAccess.WRITE, ttl_seconds\n"
+        "                )\n",
+        "                placed[name] = in_folder(resolve_blob_spec(name, spec, BlobAccess.WRITE, ttl_seconds), folder)\n",
         ("tests/unit/test_operator.py",),
     ),
     Mutant(
@@ -190,11 +213,62 @@ MUTANTS = (
         ("tests/unit/test_events_states.py",),
     ),
     Mutant(
-        "blob arrival: own markers reported",
+        "blob arrival: state stored before the events are handed over",
         f"{PROVIDER}/triggers/blob_arrival.py",
-        '            and not name.startswith(self.marker_prefix + "/")\n',
-        "",
-        ("tests/integration/test_blob_arrival_trigger.py",),
+        "                for payload in found:\n",
+        "                saved = await self._save(store, state)\n                for payload in found:\n",
+        ("tests/unit/test_blob_arrival_trigger.py",),
+    ),
+    Mutant(
+        "blob arrival: a poll lists the whole history",
+        f"{PROVIDER}/triggers/blob_arrival.py",
+        "start_from = None if full or not state.cursor else state.cursor",
+        "start_from = None",
+        ("tests/unit/test_blob_arrival_trigger.py",),
+    ),
+    Mutant(
+        "blob arrival: cursor moved by blobs it does not watch",
+        f"{PROVIDER}/triggers/blob_arrival.py",
+        "            if not self._watched(blob.name):\n                continue\n",
+        "            state.cursor = max(state.cursor, blob.name)\n"
+        "            if not self._watched(blob.name):\n                continue\n",
+        ("tests/unit/test_blob_arrival_trigger.py",),
+    ),
+    Mutant(
+        "blob arrival: an overwritten blob (new ETag) ignored",
+        f"{PROVIDER}/triggers/blob_arrival_state.py",
+        "if self.seen.get(name) == etag:",
+        "if name in self.seen:",
+        ("tests/unit/test_blob_arrival_trigger.py",),
+    ),
+    Mutant(
+        "blob arrival: no full scan for blobs below the cursor",
+        f"{PROVIDER}/triggers/blob_arrival_state.py",
+        "return self.full_scan_at is None or datetime.now(UTC)",
+        "return self.full_scan_at is None or False and datetime.now(UTC)",
+        ("tests/unit/test_blob_arrival_trigger.py",),
+    ),
+    Mutant(
+        "blob arrival: writes to the data container",
+        f"{PROVIDER}/triggers/blob_arrival.py",
+        "            state.seen[blob.name] = str(blob.etag)\n",
+        "            state.seen[blob.name] = str(blob.etag)\n"
+        '            await container.upload_blob(f"_seen/{blob.name}", b"", overwrite=True)\n',
+        ("tests/integration/test_blob_arrival_trigger.py::test_the_trigger_only_lists_the_container",),
+    ),
+    Mutant(
+        "blob arrival: SDK HTTP logging left at INFO",
+        f"{PROVIDER}/triggers/blob_arrival.py",
+        "            logger.setLevel(logging.WARNING)\n",
+        "            pass\n",
+        ("tests/unit/test_blob_arrival_trigger.py",),
+    ),
+    Mutant(
+        "on_new_data: a repeated arrival trains again",
+        "dags/amlretrain_on_new_data.py",
+        "                    raise AirflowSkipException(",
+        "                    print(",
+        ("tests/unit/test_example_dags.py",),
     ),
 )
 

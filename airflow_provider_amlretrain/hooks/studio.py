@@ -6,7 +6,12 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amlretrain.api.bes import BatchJobState, BesApi, normalize_api_location
+from airflow_provider_amlretrain.api.bes import (
+    CANNOT_START_JOB,
+    BatchJobState,
+    BesApi,
+    normalize_api_location,
+)
 from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision
 from airflow_provider_amlretrain.api.retry import RetryPolicy
 from airflow_provider_amlretrain.connection_forms import STUDIO_FORM
@@ -151,13 +156,29 @@ class AzureMLStudioHook(AzureMLHttpHook):
         """
         return self.bes.parse_job_id(self.call(self.bes.submit(body)), self.settings.api_key)
 
-    def start_job(self, job_id: str) -> None:
+    def start_job(self, job_id: str, *, own_job: bool = False) -> bool:
         """
-        Start a created job.
+        Start a created job; ``False`` when the service says it was already started (for the caller's own job).
+
+        A start whose answer was lost (a dropped connection, a timeout, a crash before the caller noted
+        it) may have reached the service: sent again, it is answered 400 ``CannotStartJob`` ("The job
+        cannot be started because it is in Running state"). For a job the caller submitted itself, whose
+        id nobody else has, that means the earlier start worked; for any other job it is an error.
 
         :param job_id: The job id.
+        :param own_job: Whether the caller submitted this job itself (and so started it, if anyone did).
+        :raises AzureMLApiError: when the start is refused (also "already started", unless ``own_job``).
         """
-        self.call(self.bes.start(job_id))
+        try:
+            self.call(self.bes.start(job_id))
+        except AzureMLApiError as err:
+            if not own_job or err.status_code != 400 or err.error_code != CANNOT_START_JOB:
+                raise
+            self.log.info(
+                "BES job %s was already started (%s): an earlier start reached the service.", job_id, err
+            )
+            return False
+        return True
 
     def get_job(self, job_id: str) -> BatchJobState:
         """

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow.sdk import ResumableJobMixin
 
-from airflow_provider_amlretrain.api.bes import CANNOT_START_JOB, BatchJobState, build_batch_request
+from airflow_provider_amlretrain.api.bes import BatchJobState, build_batch_request
 from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
 from airflow_provider_amlretrain.api.polling import JobPollingRules
 from airflow_provider_amlretrain.api.states import BatchJobStatus
@@ -24,7 +24,6 @@ from airflow_provider_amlretrain.blob_references import (
 )
 from airflow_provider_amlretrain.blob_sas import BlobAccess, sas_lifetime
 from airflow_provider_amlretrain.exceptions import (
-    AzureMLApiError,
     AzureMLError,
     AzureMLNotFoundError,
     BatchJobFailedError,
@@ -181,7 +180,8 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         state = self.hook.get_job(job_id)
         if state.status is BatchJobStatus.NOT_STARTED and self._started_at(context, job_id) is None:
             # A started job stays NotStarted while it waits in the service's queue: start it only once.
-            self._start_once(job_id)
+            # The job is this operator's own (its id came from this task's submit): "already started" means started.
+            self.hook.start_job(job_id, own_job=True)
             self._store(context, self.started_at_key, {"job_id": job_id, "started_at": time.time()})
             self.log.info("Started BES job %s.", job_id)
             state = self.hook.get_job(job_id)
@@ -364,24 +364,6 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         if self.job_timeout is None:
             return None
         return (self._started_at(context, job_id) or time.time()) + float(self.job_timeout)
-
-    def _start_once(self, job_id: str) -> None:
-        """
-        Start a job this operator submitted; "cannot start: already started" means it is started.
-
-        A start whose answer was lost (a dropped connection, a timeout, a crash before the start
-        time was saved) may have reached the service: sending it again is answered 400
-        ``CannotStartJob`` ("...because it is in Running state"). The job is this operator's own
-        (its id came from this task's submit), so that answer means the earlier start worked.
-        """
-        try:
-            self.hook.start_job(job_id)
-        except AzureMLApiError as err:
-            if err.status_code != 400 or err.error_code != CANNOT_START_JOB:
-                raise
-            self.log.info(
-                "BES job %s was already started (%s): an earlier start reached the service.", job_id, err
-            )
 
     def _cancel_for_timeout(self, job_id: str, state: BatchJobState) -> None:
         self.log.error(

@@ -149,6 +149,37 @@ def test_a_start_whose_answer_is_lost_after_it_was_processed_runs_one_job(
     assert jobs[0]["id"] == outcome.xcom("retrain")["job_id"] and jobs[0]["status"] == "Finished"
 
 
+def test_a_submit_whose_answer_is_lost_after_the_job_was_created_starts_one_job(
+    run, date: str, emulator: EmulatorAdmin
+) -> None:
+    import requests
+
+    emulator.set_faults(
+        {
+            "rules": [
+                {"method": "POST", "path": "/jobs$", "drop_connection": True, "when": "after", "times": 1}
+            ]
+        }
+    )
+    before = {job["id"] for job in requests.get(f"{emulator.url}/_emulator/jobs", timeout=10).json()["jobs"]}
+
+    outcome = run(flow_dag("bes_lost_submit"), utc(date))
+
+    assert outcome.state == "success", dump(outcome.task_states)
+    assert [r for r in emulator.faults().get("rules", []) if r.get("times", 0) > 0] == [], "the fault hit"
+    assert outcome.try_numbers["retrain"] == 2, "the lost answer failed the first try, not the task"
+    jobs = [
+        job
+        for job in requests.get(f"{emulator.url}/_emulator/jobs", timeout=10).json()["jobs"]
+        if job["id"] not in before
+    ]
+    assert len(jobs) == 2, f"the lost submit created a job, the retry another: {dump(jobs)}"
+    started = [job for job in jobs if job["start_requested_at"]]
+    assert [job["id"] for job in started] == [outcome.xcom("retrain")["job_id"]], dump(jobs)
+    (orphan,) = [job for job in jobs if not job["start_requested_at"]]
+    assert orphan["status"] == "NotStarted" and orphan["started_at"] is None, "the orphan is never started"
+
+
 @pytest.mark.parametrize("dag_id", ["bes_timeout", "bes_timeout_deferrable"])
 def test_job_timeout_cancels_the_remote_job(run, date: str, emulator: EmulatorAdmin, dag_id: str) -> None:
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook

@@ -82,18 +82,30 @@ def test_new_blob_triggers_a_retraining_run(
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
     from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
-    from airflow_provider_amlretrain.triggers.blob_arrival import BASELINE, WasbBlobArrivalTrigger
+    from airflow_provider_amlretrain.triggers.blob_arrival import WasbBlobArrivalTrigger
 
     dag_id = "amlretrain_on_new_data"
     watch = WasbBlobArrivalTrigger(
         wasb_conn_id="azurite_default", container="training-data", prefix="binary/", suffix="/train.csv"
     )
     wasb = WasbHook(wasb_conn_id="azurite_default")
+    blobs_before = sorted(wasb.get_blobs_list("training-data"))
     standalone.unpause(dag_id)
     deadline = time.monotonic() + 180
-    while not wasb.check_for_blob("training-data", f"{watch.marker_root}/{BASELINE}"):
-        assert time.monotonic() < deadline, "the asset watcher did not make its first scan in 180 s"
+    while True:  # the watcher's first scan is stored in the asset's state store
+        assets = standalone.api("GET", "/assets", params={"name_pattern": "amlretrain_binary_training_data"})
+        stored = [
+            entry["key"]
+            for asset in assets["assets"]
+            for entry in standalone.api("GET", f"/assets/{asset['id']}/state-store")["asset_state_store"]
+        ]
+        if watch.state_key in stored:
+            break
+        assert time.monotonic() < deadline, (
+            f"the asset watcher did not store its first scan in 180 s: {stored}"
+        )
         time.sleep(2)
+    assert sorted(wasb.get_blobs_list("training-data")) == blobs_before, "the watcher writes nothing"
     assert standalone.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"] == [], (
         "existing blobs must not start runs"
     )

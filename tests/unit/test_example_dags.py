@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from types import SimpleNamespace
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException
@@ -70,3 +71,47 @@ def test_manual_run_of_the_data_aware_dag_without_a_blob_fails_without_retries()
     ) as caught:
         landed_blob.python_callable(params={"blob": None}, triggering_asset_events={})
     assert isinstance(caught.value, AirflowFailException)
+
+
+class RecentEvents(list):
+    """Stands in for ``inlet_events[asset]``: the chained filters the DAG calls, over a fixed list."""
+
+    def before(self, moment: str) -> RecentEvents:
+        return RecentEvents(e for e in self if e.timestamp <= datetime.fromisoformat(moment))
+
+    def ascending(self, ascending: bool = True) -> RecentEvents:
+        return RecentEvents(sorted(self, key=lambda e: e.timestamp, reverse=not ascending))
+
+    def limit(self, count: int) -> RecentEvents:
+        return RecentEvents(self[:count])
+
+
+def _arrival(event_id: int, minute: int, etag: str) -> SimpleNamespace:
+    payload = {"container": "training-data", "blob": "binary/dt=2026-11-05/train.csv", "etag": etag}
+    return SimpleNamespace(
+        id=event_id, timestamp=datetime(2026, 12, 1, 10, minute, tzinfo=UTC), extra={"payload": payload}
+    )
+
+
+@pytest.mark.parametrize(("earlier_etag", "trains"), [("0x1", False), ("0x0", True)])
+def test_a_repeated_arrival_of_the_same_blob_and_etag_does_not_train_again(monkeypatch, earlier_etag, trains):
+    from airflow.providers.common.compat.sdk import AirflowSkipException
+    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    monkeypatch.setattr(WasbHook, "check_for_blob", lambda self, container, blob: True)
+    dag = _dag("amlretrain_on_new_data")
+    landed_blob = dag.get_task("landed_blob")
+    (asset,) = landed_blob.inlets
+    this = _arrival(2, 5, "0x1")
+    history = RecentEvents([_arrival(1, 1, earlier_etag), this])
+
+    def call() -> str:
+        return landed_blob.python_callable(
+            params={"blob": None}, triggering_asset_events={asset: [this]}, inlet_events={asset: history}
+        )
+
+    if trains:
+        assert call() == "binary/dt=2026-11-05/train.csv", "an overwritten blob (new ETag) trains"
+    else:
+        with pytest.raises(AirflowSkipException, match="already reported by asset event 1"):
+            call()

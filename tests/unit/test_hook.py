@@ -112,7 +112,42 @@ def test_start_posts_an_empty_body_to_the_start_url(hook, rsps):
 @pytest.mark.parametrize("status", [200, 202, 204])
 def test_start_accepts_the_documented_success_codes(hook, rsps, status):
     rsps.add("POST", job_url(suffix="/start"), status=status)
-    hook.start_job(JOB_ID)
+    assert hook.start_job(JOB_ID) is True
+
+
+CANNOT_START = {
+    "error": {
+        "code": "CannotStartJob",
+        "message": "The job cannot be started because it is in Running state.",
+    }
+}
+
+
+def test_already_started_is_started_for_the_callers_own_job_and_an_error_otherwise(hook, rsps):
+    from airflow_provider_amlretrain.exceptions import AzureMLApiError
+
+    rsps.add("POST", job_url(suffix="/start"), status=400, json=CANNOT_START)
+    assert hook.start_job(JOB_ID, own_job=True) is False, (
+        "an earlier start of its own job reached the service"
+    )
+    with pytest.raises(AzureMLApiError, match="CannotStartJob"):
+        hook.start_job(JOB_ID)  # someone else's job: who started it is not known
+
+
+@pytest.mark.parametrize(
+    ("status", "body"),
+    [
+        (400, {"error": {"code": "BadArgument", "message": "The job cannot be started: bad input."}}),
+        (409, CANNOT_START),
+    ],
+    ids=["other-400", "cannot-start-not-400"],
+)
+def test_other_start_refusals_fail_even_for_the_callers_own_job(hook, rsps, status, body):
+    from airflow_provider_amlretrain.exceptions import AzureMLApiError
+
+    rsps.add("POST", job_url(suffix="/start"), status=status, json=body)
+    with pytest.raises(AzureMLApiError):
+        hook.start_job(JOB_ID, own_job=True)
 
 
 def test_job_ids_that_could_change_the_url_are_refused_before_sending(hook, rsps):

@@ -862,3 +862,25 @@ def test_other_start_refusals_still_fail(make_operator, make_context, http, stat
     with pytest.raises(AzureMLApiError):
         make_operator().execute(context)
     assert STARTED_KEY not in context["task_state_store"].data
+
+
+def test_the_sas_of_a_wasb_output_is_minted_for_its_blob_in_the_attempt_folder(
+    make_operator, make_context, http
+):
+    from types import SimpleNamespace
+
+    from tests.unit.test_batch_request import _assert_verifies
+
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), _finished())
+    http.start()
+
+    make_operator().execute(make_context(try_number=2))
+
+    body = json.loads(next(c.request.body for c in http.mock.calls if c.request.url == JOBS_URL))
+    output2 = body["Outputs"]["output2"]
+    assert output2["RelativeLocation"] == "models/runs/x/try-2/evaluation.csv"
+    minted = SimpleNamespace(connection_string=None, sas_token=output2["SasBlobToken"])
+    _assert_verifies(
+        minted, "acct", ACCOUNT_KEY, "models/runs/x/try-2/evaluation.csv"
+    )  # the blob the job writes

@@ -61,6 +61,8 @@ bes_sync = retrain_dag("bes_sync", deferrable=False)
 bes_deferrable = retrain_dag("bes_deferrable", deferrable=True)
 bes_missing_input = retrain_dag("bes_missing_input", training_blob="binary/dt=1999-01-01/missing.csv")
 bes_faults = retrain_dag("bes_faults")
+# A submit whose answer is lost fails the try (a POST that creates a job is not sent twice); the retry submits.
+bes_lost_submit = retrain_dag("bes_lost_submit", retries=1)
 bes_timeout = retrain_dag("bes_timeout", job_timeout=2)
 bes_timeout_deferrable = retrain_dag("bes_timeout_deferrable", job_timeout=2, deferrable=True)
 # The first try hits execution_timeout while the job runs; the retry must reattach to that job.
