@@ -55,6 +55,9 @@ new_training_data = Asset(
                 prefix="binary/",
                 suffix="/train.csv",
                 poll_interval=5,
+                # A day that lands late sorts below the newest name, so only a full scan sees it: once a
+                # minute here (a listing of a few thousand names is one request).
+                full_scan_interval=60,
             ),
         )
     ],

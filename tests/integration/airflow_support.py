@@ -275,12 +275,14 @@ class AirflowClient:
     def create_backfill(self, body: dict[str, Any]) -> None:
         """
         ``POST /backfills``, sent again after SQLite's 503 without leaving an empty backfill behind (see
-        :mod:`tests.integration.backfill_requests`); a 409 is a failure.
+        :mod:`tests.integration.backfill_requests`); a 409 is a failure. Airflow runs one backfill per DAG at
+        a time, so an earlier backfill of the DAG (say, a fixture's) is waited for first.
 
         :param body: the backfill, as the UI's form sends it.
         """
         from tests.integration.backfill_requests import create_backfill
 
+        self.wait_for_backfills_to_complete(str(body["dag_id"]), timeout=300)
         create_backfill(self.session, self.url, body)
 
     def wait_for_backfills_to_complete(self, dag_id: str, timeout: float = 120) -> None:
@@ -292,6 +294,28 @@ class AirflowClient:
         deadline = time.monotonic() + timeout
         while self._running_backfills(dag_id):
             assert time.monotonic() < deadline, f"a backfill of {dag_id} did not complete in {timeout:.0f} s"
+            time.sleep(2)
+
+    def wait_for_asset_state(self, asset_name: str, key: str, timeout: float = 180) -> None:
+        """Wait until the asset's state store holds ``key`` (e.g. an asset watcher's first scan).
+
+        :param asset_name: the asset's name.
+        :param key: the state-store key.
+        :param timeout: seconds.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            assets = self.api("GET", "/assets", params={"name_pattern": asset_name})["assets"]
+            stored = [
+                entry["key"]
+                for asset in assets
+                for entry in self.api("GET", f"/assets/{asset['id']}/state-store")["asset_state_store"]
+            ]
+            if key in stored:
+                return
+            assert time.monotonic() < deadline, (
+                f"{asset_name}'s state store has no {key!r} after {timeout:.0f} s: {stored}"
+            )
             time.sleep(2)
 
     # -- tasks --------------------------------------------------------------------------------------

@@ -187,15 +187,16 @@ def test_retry_after_a_killed_worker_reattaches_to_the_same_job(
 
 
 def _start_and_wait_until_waiting(
-    distributed: AirflowClient, own_stack: Any, dag_id: str, state: str, jobs_before: int
+    distributed: AirflowClient, own_stack: Any, dag_id: str, state: str, jobs_before: int, day: str
 ) -> tuple[str, dict[str, Any]]:
-    """Trigger ``dag_id`` for the newest day; return its run id once ``retrain`` is ``state`` with its job started."""
-    day = seeded_dates(own_stack.seed)[-1]
+    """Trigger ``dag_id`` for ``day``; return its run id once ``retrain`` is ``state`` with its job started.
+
+    ``day`` must be one the DAG has no run for yet (a DAG has one run per logical date).
+    """
     distributed.unpause(dag_id)
     run = distributed.api(
         "POST",
         f"/dags/{dag_id}/dagRuns",
-        # An id of its own: the worker-loss DAG already has a run for this day.
         json={"dag_run_id": f"crash-{time.time_ns()}", "logical_date": f"{day}T00:00:00Z", "conf": {}},
     )
     path = f"/dags/{dag_id}/dagRuns/{run['dag_run_id']}/taskInstances/retrain"
@@ -222,7 +223,12 @@ def test_a_killed_triggerer_is_replaced_and_the_deferred_wait_ends_on_the_same_j
     set_faults(own_stack, {"job_seconds": 30})  # the job still runs when the triggerer dies
     try:
         run_id, _ = _start_and_wait_until_waiting(
-            distributed, own_stack, TRIGGERER_LOSS_DAG, "deferred", jobs_before
+            distributed,
+            own_stack,
+            TRIGGERER_LOSS_DAG,
+            "deferred",
+            jobs_before,
+            seeded_dates(own_stack.seed)[-1],
         )
         deployment = distributed.deployment
         session = deployment.parts["triggerer"]
@@ -256,7 +262,13 @@ def test_an_emulator_restarted_mid_job_keeps_the_job_and_the_wait_ends_on_it(
     set_faults(own_stack, {"job_seconds": 30})  # the restart forgets this: the job then starts over at 1 s
     try:
         run_id, _ = _start_and_wait_until_waiting(
-            distributed, own_stack, WORKER_LOSS_DAG, "running", jobs_before
+            # The day before the newest: the worker-loss test has the newest day's run of this DAG.
+            distributed,
+            own_stack,
+            WORKER_LOSS_DAG,
+            "running",
+            jobs_before,
+            seeded_dates(own_stack.seed)[-2],
         )
         job_id = next(job["id"] for job in emulator_jobs(own_stack)[jobs_before:] if job["started_at"])
         restart_emulator(own_stack)  # SIGKILL: the job is Running on disk, the polls meet a closed port

@@ -10,7 +10,6 @@ either lose the race for the deployment record and retry, or see newer data depl
 
 from __future__ import annotations
 
-import time
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -91,20 +90,8 @@ def test_new_blob_triggers_a_retraining_run(
     wasb = WasbHook(wasb_conn_id="azurite_default")
     blobs_before = sorted(wasb.get_blobs_list("training-data"))
     standalone.unpause(dag_id)
-    deadline = time.monotonic() + 180
-    while True:  # the watcher's first scan is stored in the asset's state store
-        assets = standalone.api("GET", "/assets", params={"name_pattern": "amlretrain_binary_training_data"})
-        stored = [
-            entry["key"]
-            for asset in assets["assets"]
-            for entry in standalone.api("GET", f"/assets/{asset['id']}/state-store")["asset_state_store"]
-        ]
-        if watch.state_key in stored:
-            break
-        assert time.monotonic() < deadline, (
-            f"the asset watcher did not store its first scan in 180 s: {stored}"
-        )
-        time.sleep(2)
+    # The watcher's first scan is stored in the asset's state store.
+    standalone.wait_for_asset_state("amlretrain_binary_training_data", watch.state_key)
     assert sorted(wasb.get_blobs_list("training-data")) == blobs_before, "the watcher writes nothing"
     assert standalone.api("GET", f"/dags/{dag_id}/dagRuns")["dag_runs"] == [], (
         "existing blobs must not start runs"
