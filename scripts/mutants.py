@@ -150,8 +150,8 @@ MUTANTS = (
     Mutant(
         "SAS: whole container instead of one blob",
         f"{PROVIDER}/blob_sas.py",
-        "            blob_name=blob,\n            account_key=account_key,",
-        "            blob_name='',\n            account_key=account_key,",
+        "        blob_name=blob,\n        permission=_permission(access),",
+        "        blob_name='',\n        permission=_permission(access),",
         ("tests/unit/test_batch_request.py",),
     ),
     Mutant(
