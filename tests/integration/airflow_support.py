@@ -222,17 +222,24 @@ class AirflowClient:
         body = {"logical_date": datetime.now(UTC).isoformat(), "conf": conf or {}}
         return str(self.api("POST", f"/dags/{dag_id}/dagRuns", json=body)["dag_run_id"])
 
-    def wait_for_run(self, dag_id: str, run_id: str, timeout: float) -> dict[str, Any]:
+    def wait_for_run(
+        self, dag_id: str, run_id: str, timeout: float, *, expect: str | None = None
+    ) -> dict[str, Any]:
         """Wait until the run ``run_id`` has ended; return it (or fail with a diagnosis).
 
         :param dag_id: the DAG.
         :param run_id: the run.
         :param timeout: seconds.
+        :param expect: the state the run must end in; otherwise fail, showing the failed tasks' logs.
         """
         deadline = time.monotonic() + timeout
         while True:
             run = self.api("GET", f"/dags/{dag_id}/dagRuns/{run_id}")
             if run["state"] in ENDED:
+                if expect is not None and run["state"] != expect:
+                    pytest.fail(
+                        self.failed_run_diagnosis(dag_id, run_id, f"run {run_id} ended {run['state']}")
+                    )
                 return dict(run)
             if time.monotonic() > deadline:
                 pytest.fail(
@@ -416,6 +423,25 @@ class AirflowClient:
         return dict(answer.get("extra_links", answer))
 
     # -- when something goes wrong ------------------------------------------------------------------
+
+    def failed_run_diagnosis(self, dag_id: str, run_id: str, headline: str) -> str:
+        """:meth:`diagnosis`, then the last try's log of each failed task of ``run_id``.
+
+        :param dag_id: the DAG.
+        :param run_id: the run.
+        :param headline: what went wrong.
+        """
+        lines = [self.diagnosis(dag_id, headline)]
+        for ti in self.task_instances(dag_id, run_id):
+            if ti["state"] in ("failed", "upstream_failed"):
+                lines.append(f"log of {ti['task_id']}, try {ti['try_number']} ({ti['state']}):")
+                try:
+                    lines.append(
+                        self.task_log(dag_id, run_id, ti["task_id"], max(1, ti["try_number"]))[-6000:]
+                    )
+                except Exception as error:  # the diagnosis must not hide the failure it explains
+                    lines.append(f"(no log: {error})")
+        return "\n".join(lines)
 
     def diagnosis(self, dag_id: str, headline: str) -> str:
         """Every run of ``dag_id`` with its task states, and the deployment logs' last warnings and errors.

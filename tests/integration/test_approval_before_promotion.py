@@ -74,7 +74,7 @@ def test_a_person_approves_or_rejects_borderline_models(
 
     # A first deployment has no production model to be close to: a clear pass, promoted without asking.
     first = _trigger(standalone, first_day, ALWAYS_BORDERLINE)
-    assert standalone.wait_for_run(DAG_ID, first, WAIT)["state"] == "success"
+    standalone.wait_for_run(DAG_ID, first, WAIT, expect="success")
     states = standalone.task_states(DAG_ID, first)
     assert (states["approve"], states["promote"]) == ("skipped", "success"), dump(states)
     first_model = endpoint_model(seed, ENDPOINT)
@@ -87,7 +87,7 @@ def test_a_person_approves_or_rejects_borderline_models(
     assert asked["options"] == ["Approve", "Reject"]
     assert asked["body"].startswith("**Gate outcome: review**"), asked["body"]
     assert "| AUC |" in asked["body"] and "borderline" in asked["body"], asked["body"]
-    assert standalone.wait_for_run(DAG_ID, approved, WAIT)["state"] == "success"
+    standalone.wait_for_run(DAG_ID, approved, WAIT, expect="success")
     states = standalone.task_states(DAG_ID, approved)
     assert (states["approve"], states["promote"]) == ("success", "success"), dump(states)
     approved_model = endpoint_model(seed, ENDPOINT)
@@ -98,7 +98,7 @@ def test_a_person_approves_or_rejects_borderline_models(
     rejected = _trigger(standalone, rejected_day, ALWAYS_BORDERLINE)
     _wait_for_task_state(standalone, rejected, "approve", "awaiting_input")
     _answer(standalone, rejected, "Reject")
-    assert standalone.wait_for_run(DAG_ID, rejected, WAIT)["state"] == "success"
+    standalone.wait_for_run(DAG_ID, rejected, WAIT, expect="success")
     states = standalone.task_states(DAG_ID, rejected)
     assert (states["evaluate"], states["approve"], states["promote"]) == ("success", "success", "skipped"), (
         dump(states)
