@@ -4,7 +4,8 @@ Write the "Performance" part of ``benchmarks/RESULTS.md`` and its plots from the
 ``python benchmarks/report.py`` reads ``many_waits.json``, ``poll_policy.json``, ``parse_cost.json`` and
 ``tls_polls.json`` (each written by its benchmark), draws PNGs into ``benchmarks/plots/`` and replaces the text
 between ``<!-- performance -->`` and ``<!-- /performance -->`` in ``RESULTS.md`` (the rest of the file, e.g.
-the "Reliability" part, is left as it is). A missing results file is reported as not run.
+the "Reliability" part, is left as it is, but for its soak table: ``soak_report.py``). A missing results file
+is reported as not run.
 """
 
 from __future__ import annotations
@@ -302,5 +303,8 @@ def write_results_md() -> None:
 
 
 if __name__ == "__main__":
+    from soak_report import write_soak_summary  # benchmarks/, beside this script
+
     write_results_md()
+    write_soak_summary()
     print(f"wrote {RESULTS_MD}")
