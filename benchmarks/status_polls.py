@@ -125,6 +125,21 @@ print(json.dumps({
 """
 
 
+def client_result(command: list[str], *, cwd: Path, env: dict[str, str], what: str) -> dict[str, Any]:
+    """
+    Run a benchmark client in a fresh interpreter and return the JSON object its last output line prints.
+
+    :param command: Its command line.
+    :param cwd: Where it runs.
+    :param env: Its environment.
+    :param what: Who it is, for the error (with the tail of its standard error) when it fails.
+    """
+    out = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def run_client(code_root: Path, env: dict[str, str], args: argparse.Namespace, job_id: str) -> dict[str, Any]:
     """
     Run the polling client in a fresh interpreter with ``code_root`` first on the path.
@@ -136,17 +151,12 @@ def run_client(code_root: Path, env: dict[str, str], args: argparse.Namespace, j
     """
     child_env = dict(env)
     child_env["PYTHONPATH"] = os.pathsep.join([str(code_root), env.get("PYTHONPATH", "")])
-    out = subprocess.run(
+    result = client_result(
         [sys.executable, "-c", CLIENT, str(args.callers), str(args.rounds), job_id, STUDIO_CONN],
         cwd=code_root,
         env=child_env,
-        capture_output=True,
-        text=True,
-        check=False,
+        what=f"the client for {code_root}",
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"the client failed for {code_root}:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
     result["retry_loops_in_hooks"] = retry_loops(code_root)
     return result
 

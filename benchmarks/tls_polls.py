@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
-import json
 import shutil
 import subprocess
 import sys
@@ -30,7 +29,7 @@ from typing import Any
 from bench_stack import benchmark_stack
 from parse_cost import bytecode_env
 from results_file import ResultsFile, benchmark_parser, load_average
-from status_polls import STUDIO_CONN, finished_job, run_client
+from status_polls import STUDIO_CONN, client_result, finished_job, run_client
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -134,17 +133,12 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
 def _plain_client(
     env: dict[str, str], args: argparse.Namespace, url: str, key: str, mode: str
 ) -> dict[str, Any]:
-    out = subprocess.run(
+    return client_result(
         [sys.executable, "-c", PLAIN_CLIENT, str(args.callers), str(args.rounds), url, key, mode],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+        what="the aiohttp client",
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"the aiohttp client failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def bench_tls_polls(args: argparse.Namespace) -> dict[str, Any]:
