@@ -10,18 +10,18 @@ checkout's. Results go to ``--output`` (JSON). Nothing here asserts a timing; no
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import importlib.util
 import json
 import os
-import socket
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from types import ModuleType, SimpleNamespace
 from typing import Any
+
+from results_file import ResultsFile, benchmark_parser  # benchmarks/, beside this script
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 CONN_ID = "azurite_bench"
@@ -169,24 +169,17 @@ def per_poll(recorder: Recorder, polls: int) -> dict[str, Any]:
     }
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, "blob_arrival")
     parser.add_argument("--old", type=int, default=1000, help="blobs already there")
     parser.add_argument("--new", type=int, default=10, help="blobs that land")
     parser.add_argument("--polls", type=int, default=5, help="quiet polls to average")
     parser.add_argument("--before", default=BEFORE, help="git revision of the trigger to compare with")
-    parser.add_argument("--output", default=str(REPO_ROOT / "benchmarks/results/blob_arrival.json"))
     args = parser.parse_args(argv)
+    results_file = ResultsFile(args.output)
 
     from amlretrain_devstack.azurite import AzuriteEndpoint, azurite_binary, start_azurite
+    from amlretrain_devstack.procs import free_port, stop_group
 
     endpoint = AzuriteEndpoint("127.0.0.1", free_port())
     workdir = Path(tempfile.mkdtemp(prefix="blob-arrival-bench-"))
@@ -211,9 +204,8 @@ def main(argv: list[str] | None = None) -> int:
             | measure("after", None, service, args.old, args.new, args.polls, recorder),
         }
     finally:
-        os.killpg(process.pid, 15)
-    Path(args.output).write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+        stop_group(process.pid)
+    results_file.write(results)
     return 0
 
 

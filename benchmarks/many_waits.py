@@ -11,21 +11,25 @@ asserts a timing.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+# benchmarks/, beside this script
+from bench_stack import benchmark_stack
 from parse_cost import bytecode_env
-from status_polls import STUDIO_CONN, finished_job, submit_training_job  # benchmarks/, beside this script
+from results_file import ResultsFile, benchmark_parser, load_average, percentile
+from status_polls import STUDIO_CONN, finished_job, submit_training_job
+
+if TYPE_CHECKING:
+    import argparse
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -51,11 +55,6 @@ def http_connection(stack_env: dict[str, str]) -> str:
     )
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def run_approach(
     approach: str, stack: Any, env: dict[str, str], args: argparse.Namespace, tmp: Path
 ) -> dict[str, Any]:
@@ -79,7 +78,7 @@ def run_approach(
         jobs.append({"job_id": job_id, "url": hook.job_url(job_id)})
     jobs_file, ready = tmp / f"{approach}-jobs.json", tmp / f"{approach}-ready"
     jobs_file.write_text(json.dumps(jobs))
-    load_before = os.getloadavg()
+    load_before = load_average()
     command = [
         sys.executable,
         str(BENCH_DIR / "waits_client.py"),
@@ -120,10 +119,10 @@ def run_approach(
             "jobs_detected": len(detected),
             "jobs_ended_over_seconds": round(max(ends) - min(ends), 3),
             "detection_lag_median_seconds": round(statistics.median(lags), 3),
-            "detection_lag_p95_seconds": round(_percentile(lags, 0.95), 3),
+            "detection_lag_p95_seconds": round(percentile(lags, 0.95), 3),
             "detection_lag_max_seconds": round(max(lags), 3),
-            "load_average_before": [round(v, 2) for v in load_before],
-            "load_average_after": [round(v, 2) for v in os.getloadavg()],
+            "load_average_before": load_before,
+            "load_average_after": load_average(),
         }
     )
     return result
@@ -135,16 +134,11 @@ def bench_many_waits(args: argparse.Namespace) -> dict[str, Any]:
 
     :param args: The command line (``waits``, ``interval``, ``job_concurrency``, ``job_seconds``).
     """
-    from amlretrain_devstack import running_stack
-
     config = {"min_job_seconds": args.job_seconds, "job_concurrency": args.job_concurrency}
-    with tempfile.TemporaryDirectory() as tmp, running_stack(Path(tmp) / "stack", config) as stack:
-        env = bytecode_env()  # the Http trigger reloads its response check module on every poll
-        env.update(stack.connection_env())
+    # Bytecode cached: the Http trigger reloads its response check module on every poll.
+    with benchmark_stack(config, bytecode_env()) as (stack, env, tmp):
         env.update(
             {
-                "AIRFLOW_HOME": tmp,
-                "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
                 "AIRFLOW_CONN_BES_HTTP": http_connection(stack.connection_env()),
                 "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), str(BENCH_DIR), env.get("PYTHONPATH", "")]),
             }
@@ -161,7 +155,7 @@ def bench_many_waits(args: argparse.Namespace) -> dict[str, Any]:
         }
         finished_job(stack)  # warms the emulator up (its first training imports its libraries)
         for approach in args.approaches:
-            results[approach] = run_approach(approach, stack, env, args, Path(tmp))
+            results[approach] = run_approach(approach, stack, env, args, tmp)
         return results
 
 
@@ -180,16 +174,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main() -> None:
     """Run the benchmark and write its results file."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, "many_waits")
     add_arguments(parser)
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results/many_waits.json")
     args = parser.parse_args()
-    results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **bench_many_waits(args)}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    results_file = ResultsFile(args.output)
+    results_file.write(bench_many_waits(args))
 
 
 if __name__ == "__main__":

@@ -19,6 +19,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from results_file import ResultsFile, benchmark_parser, load_average  # benchmarks/, beside this script
+
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 BASELINE = BENCH_DIR / "baseline_dag.py"
@@ -81,7 +83,7 @@ def bench_parse_cost(repeats: int) -> dict[str, Any]:
     for _ in range(repeats):
         for path in files:
             samples[path].append(_parse_once(path, env))
-    results: dict[str, Any] = {"repeats": repeats, "load_average": [round(v, 2) for v in os.getloadavg()]}
+    results: dict[str, Any] = {"repeats": repeats, "load_average": load_average()}
     base_cpu = statistics.median(s[0] for s in samples[BASELINE])
     base_rss = statistics.median(s[1] for s in samples[BASELINE])
     for path in files:
@@ -99,20 +101,11 @@ def bench_parse_cost(repeats: int) -> dict[str, Any]:
 
 def main() -> None:
     """Run the benchmark and write its results file."""
-    import argparse
-    import json
-    import time
-
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, "parse_cost")
     parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results/parse_cost.json")
     args = parser.parse_args()
-    results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **bench_parse_cost(args.repeats)}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    results_file = ResultsFile(args.output)
+    results_file.write(bench_parse_cost(args.repeats))
 
 
 if __name__ == "__main__":

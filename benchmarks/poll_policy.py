@@ -16,12 +16,8 @@ Nothing here asserts a timing.
 
 from __future__ import annotations
 
-import argparse
-import json
-import os
 import statistics
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime
@@ -63,15 +59,12 @@ def play(policy: str, duration: float) -> tuple[float, int]:
         now += rules.sleep_seconds(now=now)
 
 
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
-
-
 def _summary(lags: list[float], reads: list[int]) -> dict[str, float]:
+    from results_file import percentile
+
     return {
         "lag_median_seconds": round(statistics.median(lags), 2),
-        "lag_p95_seconds": round(_percentile(lags, 0.95), 2),
+        "lag_p95_seconds": round(percentile(lags, 0.95), 2),
         "requests_per_job_mean": round(statistics.mean(reads), 2),
         "requests_per_job_median": statistics.median(reads),
     }
@@ -123,16 +116,10 @@ def bench_emulator(durations: list[float], repeats: int) -> dict[str, Any]:
     :param repeats: Jobs per duration and policy.
     """
     import requests
+    from bench_stack import benchmark_stack
     from status_polls import STUDIO_CONN
 
-    from amlretrain_devstack import running_stack
-
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        running_stack(Path(tmp) / "stack", {"job_concurrency": 50}) as stack,
-    ):
-        os.environ.update(stack.connection_env())
-        os.environ.setdefault("AIRFLOW_HOME", tmp)
+    with benchmark_stack({"job_concurrency": 50}) as (stack, _, _):
         admin = f"{stack.emulator_url}/_emulator"
         runs: list[dict[str, Any]] = []
         for duration in durations:
@@ -198,23 +185,19 @@ def _wait_one(stack: Any, conn_id: str, run: dict[str, Any], index: int) -> None
 
 def main() -> None:
     """Run the benchmark and write its results file."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results/poll_policy.json")
+    from results_file import ResultsFile, benchmark_parser
+
+    parser = benchmark_parser(__doc__, "poll_policy")
     parser.add_argument("--spot-durations", type=float, nargs="*", default=[1.0, 3.0, 6.0, 12.0])
     parser.add_argument("--spot-repeats", type=int, default=3)
     args = parser.parse_args()
-    results = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "model": bench_model(),
-        "emulator": bench_emulator(args.spot_durations, args.spot_repeats) if args.spot_durations else None,
-    }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps({k: v for k, v in results["model"].items() if k != "curve"}, indent=2))
-    if results["emulator"]:
-        print(json.dumps({k: v for k, v in results["emulator"].items() if k != "runs"}, indent=2))
+    results_file = ResultsFile(args.output)
+    model = bench_model()
+    emulator = bench_emulator(args.spot_durations, args.spot_repeats) if args.spot_durations else None
+    shown = {"model": {k: v for k, v in model.items() if k != "curve"}}
+    if emulator:
+        shown["emulator"] = {k: v for k, v in emulator.items() if k != "runs"}
+    results_file.write({"model": model, "emulator": emulator}, shown=shown)
 
 
 if __name__ == "__main__":

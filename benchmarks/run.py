@@ -6,8 +6,6 @@ Results go to a JSON file (``--output``); nothing here asserts timings. Run with
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import platform
 import statistics
@@ -18,8 +16,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-import status_polls  # benchmarks/status_polls.py, beside this script
+# benchmarks/, beside this script
+import status_polls
+from bench_stack import benchmark_stack
 from parse_cost import bytecode_env
+from results_file import ResultsFile, benchmark_parser
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -95,40 +96,15 @@ def bench_imports(repeats: int) -> dict[str, Any]:
 
 def bench_jobs(jobs: int) -> dict[str, Any]:
     """Submit-to-Finished latency of BES jobs on the emulator, through the provider's hook."""
-    from amlretrain_devstack import running_stack
-
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        running_stack(Path(tmp) / "stack", {"min_job_seconds": 0.0}) as stack,
-    ):
-        os.environ.update(stack.connection_env())
-        os.environ.setdefault("AIRFLOW_HOME", tmp)
-        from airflow_provider_amlretrain.api.bes import build_batch_request
+    with benchmark_stack({"min_job_seconds": 0.0}) as (stack, _, _):
         from airflow_provider_amlretrain.api.polling import JobPollingRules
-        from airflow_provider_amlretrain.api.references import BlobReference
         from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
-        service = next(
-            s for s in stack.seed["services"] if s.get("kind") == "training" and s.get("task") == "binary"
-        )
-        hook = AzureMLStudioHook("azureml_train_binary")
-        training_blob = service["blobs"][0]["relative_location"]
+        hook = AzureMLStudioHook(status_polls.STUDIO_CONN)
         latencies = []
         for index in range(jobs):
-            body = build_batch_request(
-                inputs={service["input_ports"][0]: BlobReference(training_blob, stack.connection_string)},
-                outputs={
-                    service["model_output"]: BlobReference(
-                        f"models/bench/{index}/model.ilearner", stack.connection_string
-                    ),
-                    service["evaluation_output"]: BlobReference(
-                        f"models/bench/{index}/evaluation.csv", stack.connection_string
-                    ),
-                },
-            )
             started = time.perf_counter()
-            job_id = hook.submit_job(body)
-            hook.start_job(job_id)
+            job_id = status_polls.submit_training_job(stack, hook, str(index))
             state = hook.wait_for_job(job_id, JobPollingRules(poll_interval=0.05))
             latencies.append(time.perf_counter() - started)
             assert state.status.is_success, state
@@ -141,14 +117,13 @@ def bench_jobs(jobs: int) -> dict[str, Any]:
 
 def main() -> None:
     """Run the benchmarks and write the results file."""
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/latest.json")
+    parser = benchmark_parser(__doc__, "latest")
     parser.add_argument("--repeats", type=int, default=9)
     parser.add_argument("--jobs", type=int, default=10)
     status_polls.add_arguments(parser)
     args = parser.parse_args()
+    results_file = ResultsFile(args.output)
     results = {
-        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "machine": {
             "python": platform.python_version(),
             "cpus": os.cpu_count(),
@@ -158,9 +133,7 @@ def main() -> None:
         "bes_jobs": bench_jobs(args.jobs),
         "status_polls": status_polls.bench_status_polls(args),
     }
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    results_file.write(results)
 
 
 if __name__ == "__main__":

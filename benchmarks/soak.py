@@ -13,8 +13,6 @@ Writes ``benchmarks/results/soak.json``; exits 1 when an invariant broke or a se
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 import tempfile
@@ -26,6 +24,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 sys.path.insert(0, str(REPO_ROOT / "scripts"))
 from demo import configure_airflow, output_to, seeded_dates  # noqa: E402 (scripts/demo.py: the demo's own helpers)
+from results_file import ResultsFile, benchmark_parser  # noqa: E402 (benchmarks/, beside this script)
 
 DAG_FILE = REPO_ROOT / "dags/amlretrain_retrain_and_promote.py"
 
@@ -75,13 +74,10 @@ def run_demo(work: Path) -> dict[str, Any]:
 
 def main() -> int:
     """Run the soak and the scan; exit 0 when every invariant held and no secret was found."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, "soak")
     parser.add_argument("--runs", type=int, default=100)
     parser.add_argument("--failure-rate", type=float, default=0.2)
     parser.add_argument("--seed", type=int, default=20261201, help="seed of the emulator's fault draws")
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/soak.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary stack and Airflow home")
     parser.add_argument("--no-demo", action="store_true", help="skip the demo and its secret scan")
     parser.add_argument(
@@ -90,6 +86,7 @@ def main() -> int:
         help="seconds after which no new run starts (the report says how many ran)",
     )
     args = parser.parse_args()
+    results_file = ResultsFile(args.output)
     work = Path(tempfile.mkdtemp(prefix="amlretrain-soak-"))
     demo = None
     if not args.no_demo:
@@ -153,11 +150,9 @@ def main() -> int:
         }
     report["demo"] = demo
     report["total_seconds"] = round(time.monotonic() - began, 1)
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
     summary = {k: v for k, v in report.items() if k not in ("details", "fault_rules", "demo")}
     summary["demo"] = {k: v for k, v in (demo or {}).items() if k != "secrets_searched"}
-    print(json.dumps(summary, indent=2, default=str))
+    results_file.write(report, shown=summary)
     if not args.keep:
         import shutil
 

@@ -12,16 +12,19 @@ loops that send a request again. Nothing here asserts a timing.
 
 from __future__ import annotations
 
-import argparse
 import ast
 import json
 import os
 import subprocess
 import sys
-import tempfile
-import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from bench_stack import benchmark_stack  # benchmarks/, beside this script
+from results_file import ResultsFile, benchmark_parser
+
+if TYPE_CHECKING:
+    import argparse
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 STUDIO_CONN = "azureml_train_binary"
@@ -122,6 +125,21 @@ print(json.dumps({
 """
 
 
+def client_result(command: list[str], *, cwd: Path, env: dict[str, str], what: str) -> dict[str, Any]:
+    """
+    Run a benchmark client in a fresh interpreter and return the JSON object its last output line prints.
+
+    :param command: Its command line.
+    :param cwd: Where it runs.
+    :param env: Its environment.
+    :param what: Who it is, for the error (with the tail of its standard error) when it fails.
+    """
+    out = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, check=False)
+    if out.returncode != 0:
+        raise RuntimeError(f"{what} failed:\n{out.stderr[-3000:]}")
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
 def run_client(code_root: Path, env: dict[str, str], args: argparse.Namespace, job_id: str) -> dict[str, Any]:
     """
     Run the polling client in a fresh interpreter with ``code_root`` first on the path.
@@ -133,17 +151,12 @@ def run_client(code_root: Path, env: dict[str, str], args: argparse.Namespace, j
     """
     child_env = dict(env)
     child_env["PYTHONPATH"] = os.pathsep.join([str(code_root), env.get("PYTHONPATH", "")])
-    out = subprocess.run(
+    result = client_result(
         [sys.executable, "-c", CLIENT, str(args.callers), str(args.rounds), job_id, STUDIO_CONN],
         cwd=code_root,
         env=child_env,
-        capture_output=True,
-        text=True,
-        check=False,
+        what=f"the client for {code_root}",
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"the client failed for {code_root}:\n{out.stderr[-3000:]}")
-    result = json.loads(out.stdout.strip().splitlines()[-1])
     result["retry_loops_in_hooks"] = retry_loops(code_root)
     return result
 
@@ -154,16 +167,7 @@ def bench_status_polls(args: argparse.Namespace) -> dict[str, Any]:
 
     :param args: The command line (``callers``, ``rounds``, ``compare_with``).
     """
-    from amlretrain_devstack import running_stack
-
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        running_stack(Path(tmp) / "stack", {"min_job_seconds": 0.0}) as stack,
-    ):
-        env = dict(os.environ)
-        env.update(stack.connection_env())
-        env.update({"AIRFLOW_HOME": tmp, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
-        os.environ.update(env)
+    with benchmark_stack({"min_job_seconds": 0.0}) as (stack, env, _):
         job_id = finished_job(stack)
         results: dict[str, Any] = {"callers": args.callers, "rounds": args.rounds}
         for label, root in [("this checkout", REPO_ROOT), *((str(p), p) for p in args.compare_with)]:
@@ -237,16 +241,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main() -> None:
     """Run the benchmark and write its results file."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, "status_polls")
     add_arguments(parser)
-    parser.add_argument("--output", type=Path, default=REPO_ROOT / "benchmarks/results/status_polls.json")
     args = parser.parse_args()
-    results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **bench_status_polls(args)}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    results_file = ResultsFile(args.output)
+    results_file.write(bench_status_polls(args))
 
 
 if __name__ == "__main__":

@@ -18,19 +18,18 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import ipaddress
-import json
-import os
 import shutil
-import socket
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+# benchmarks/, beside this script
+from bench_stack import benchmark_stack
 from parse_cost import bytecode_env
-from status_polls import STUDIO_CONN, finished_job, run_client  # benchmarks/, beside this script
+from results_file import ResultsFile, benchmark_parser, load_average
+from status_polls import STUDIO_CONN, client_result, finished_job, run_client
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -131,26 +130,15 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
     return cert_file, key_file
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _plain_client(
     env: dict[str, str], args: argparse.Namespace, url: str, key: str, mode: str
 ) -> dict[str, Any]:
-    out = subprocess.run(
+    return client_result(
         [sys.executable, "-c", PLAIN_CLIENT, str(args.callers), str(args.rounds), url, key, mode],
         cwd=REPO_ROOT,
         env=env,
-        capture_output=True,
-        text=True,
-        check=False,
+        what="the aiohttp client",
     )
-    if out.returncode != 0:
-        raise RuntimeError(f"the aiohttp client failed:\n{out.stderr[-3000:]}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
 def bench_tls_polls(args: argparse.Namespace) -> dict[str, Any]:
@@ -162,23 +150,16 @@ def bench_tls_polls(args: argparse.Namespace) -> dict[str, Any]:
     import requests
 
     from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
-    from amlretrain_devstack import running_stack
+    from amlretrain_devstack.procs import free_port
 
-    with (
-        tempfile.TemporaryDirectory() as tmp,
-        running_stack(Path(tmp) / "stack", {"min_job_seconds": 0.0}) as stack,
-    ):
-        env = bytecode_env()
-        env.update(stack.connection_env())
-        env.update({"AIRFLOW_HOME": tmp, "AIRFLOW__CORE__LOAD_EXAMPLES": "False"})
-        os.environ.update(env)
+    with benchmark_stack({"min_job_seconds": 0.0}, bytecode_env()) as (stack, env, tmp):
         job_id = finished_job(stack)
         hook = AzureMLStudioHook(STUDIO_CONN)
         plain_url, key = hook.job_url(job_id), hook.settings.api_key
-        cert, cert_key = self_signed_certificate(Path(tmp))
-        state = Path(tmp) / "tls-state"
+        cert, cert_key = self_signed_certificate(tmp)
+        state = tmp / "tls-state"
         shutil.copytree(stack.info["emulator"]["state_dir"], state)
-        port = _free_port()
+        port = free_port()
         command = [sys.executable, "-m", "amlretrain_emulator", "serve", "--port", str(port)]
         command += ["--state-dir", str(state), "--config", stack.info["emulator"]["config_file"]]
         command += ["--log-level", "warning", "--ssl-certfile", str(cert), "--ssl-keyfile", str(cert_key)]
@@ -189,6 +170,7 @@ def bench_tls_polls(args: argparse.Namespace) -> dict[str, Any]:
             stderr=subprocess.DEVNULL,
         )
         try:
+            assert stack.emulator_url, "the stack has no emulator"
             origin = stack.emulator_url.rstrip("/")
             tls_origin = f"https://127.0.0.1:{port}"
             for _ in range(150):
@@ -212,7 +194,7 @@ def bench_tls_polls(args: argparse.Namespace) -> dict[str, Any]:
                     "aiohttp_shared": _plain_client(client_env, args, url, key, "shared"),
                     "aiohttp_new_session": _plain_client(client_env, args, url, key, "new"),
                 }
-            results["load_average"] = [round(v, 2) for v in os.getloadavg()]
+            results["load_average"] = load_average()
             return results
         finally:
             server.terminate()
@@ -221,18 +203,13 @@ def bench_tls_polls(args: argparse.Namespace) -> dict[str, Any]:
 
 def main() -> None:
     """Run the benchmark and write its results file."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, "tls_polls")
     parser.add_argument("--callers", type=int, default=300, help="concurrent callers")
     parser.add_argument("--rounds", type=int, default=3, help="polls per caller")
     parser.add_argument("--compare-with", type=Path, action="append", default=[], help=argparse.SUPPRESS)
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results/tls_polls.json")
     args = parser.parse_args()
-    results = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), **bench_tls_polls(args)}
-    args.output.parent.mkdir(parents=True, exist_ok=True)
-    args.output.write_text(json.dumps(results, indent=2) + "\n")
-    print(json.dumps(results, indent=2))
+    results_file = ResultsFile(args.output)
+    results_file.write(bench_tls_polls(args))
 
 
 if __name__ == "__main__":

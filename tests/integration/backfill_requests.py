@@ -18,15 +18,10 @@ import time
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from tests.integration.airflow_support import db_was_busy
+
 if TYPE_CHECKING:
     import requests
-
-
-def _was_locked(answer: requests.Response) -> bool:
-    """SQLite was held by another process, so the API rolled the call back (500 "Database error" on a timeout)."""
-    return (answer.status_code == 503 and "locked" in answer.text.lower()) or (
-        answer.status_code == 500 and "Database error" in answer.text
-    )
 
 
 def cancel_orphaned_backfills(session: requests.Session, url: str, dag_id: str, since: datetime) -> None:
@@ -39,14 +34,14 @@ def cancel_orphaned_backfills(session: requests.Session, url: str, dag_id: str, 
     :param since: When the request was first sent: only backfills created since then are cancelled.
     """
     answer = session.get(f"{url}/api/v2/backfills", params={"dag_id": dag_id}, timeout=30)
-    if _was_locked(answer):
+    if db_was_busy(answer):
         return  # the next round looks again
     answer.raise_for_status()
     for backfill in answer.json()["backfills"]:
         created = datetime.fromisoformat(backfill["created_at"].replace("Z", "+00:00"))
         if backfill["completed_at"] is None and created >= since:
             cancelled = session.put(f"{url}/api/v2/backfills/{backfill['id']}/cancel", timeout=30)
-            assert cancelled.ok or _was_locked(cancelled) or cancelled.status_code == 409, cancelled.text[
+            assert cancelled.ok or db_was_busy(cancelled) or cancelled.status_code == 409, cancelled.text[
                 :300
             ]
 
@@ -66,7 +61,7 @@ def create_backfill(session: requests.Session, url: str, body: dict[str, Any]) -
         answer = session.post(f"{url}/api/v2/backfills", json=body, timeout=30)
         if answer.ok:
             return dict(answer.json())
-        assert _was_locked(answer), f"POST /backfills: {answer.status_code} {answer.text[:500]}"
+        assert db_was_busy(answer), f"POST /backfills: {answer.status_code} {answer.text[:500]}"
         assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
         time.sleep(2)
         cancel_orphaned_backfills(session, url, str(body["dag_id"]), since)

@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -17,7 +18,8 @@ import requests
 from tests.conftest import REPO_ROOT
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Iterator, Mapping
+    from pathlib import Path
 
     from tests.integration.airflow_support import AirflowClient
 
@@ -37,13 +39,17 @@ def airflow_db() -> None:
         pytest.fail(f"airflow db migrate failed:\n{result.stdout[-2000:]}\n{result.stderr[-2000:]}")
 
 
-@pytest.fixture(scope="session")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    """Azurite and the emulator, started once, with Airflow connections in the environment."""
+@contextmanager
+def stack_with_connections(directory: Path, config: Mapping[str, Any]) -> Iterator[Any]:
+    """
+    Azurite and the emulator in ``directory``, their Airflow connections in this process's environment meanwhile.
+
+    :param directory: The stack directory.
+    :param config: The emulator's settings (``job_concurrency``, ``min_job_seconds``...).
+    """
     from amlretrain_devstack import running_stack
 
-    directory = tmp_path_factory.mktemp("stack") / ".amlretrain"
-    with running_stack(directory, {"job_concurrency": 2, "min_job_seconds": 1.0}) as running:
+    with running_stack(directory, config) as running:
         saved = dict(os.environ)
         os.environ.update(running.connection_env())
         try:
@@ -51,6 +57,14 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
         finally:
             os.environ.clear()
             os.environ.update(saved)
+
+
+@pytest.fixture(scope="session")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """Azurite and the emulator, started once, with Airflow connections in the environment."""
+    directory = tmp_path_factory.mktemp("stack") / ".amlretrain"
+    with stack_with_connections(directory, {"job_concurrency": 2, "min_job_seconds": 1.0}) as running:
+        yield running
 
 
 class EmulatorAdmin:

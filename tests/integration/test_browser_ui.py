@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 import requests
 
+from scripts.docs_screenshots import CHROMIUM_ARGS  # the same browser as the docs' screenshots
 from tests.conftest import REPO_ROOT
 from tests.integration.airflow_support import AirflowClient, require
 from tests.integration.backfill_requests import cancel_orphaned_backfills
@@ -32,15 +33,6 @@ if TYPE_CHECKING:
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(900)]
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCHEDULED_DAG = "amlretrain_bes_retrain"
 
 

@@ -15,7 +15,6 @@ deployment record stay out of the other tests' way).
 
 from __future__ import annotations
 
-import os
 import signal
 import time
 from typing import TYPE_CHECKING, Any
@@ -25,7 +24,7 @@ import requests
 
 from tests.conftest import REPO_ROOT
 from tests.integration.airflow_support import AirflowClient, require
-from tests.integration.conftest import dump, seeded_dates
+from tests.integration.conftest import dump, seeded_dates, stack_with_connections
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -42,19 +41,12 @@ HEARTBEAT_TIMEOUT = 20
 @pytest.fixture(scope="module")
 def own_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
     """A stack for this module only, its connections in this process's environment meanwhile."""
-    from amlretrain_devstack import running_stack
     from amlretrain_devstack.distributed import missing_prerequisites
 
     require(missing_prerequisites(), "the distributed deployment test")
     directory = tmp_path_factory.mktemp("distributed") / ".amlretrain"
-    with running_stack(directory, {"job_concurrency": 4, "min_job_seconds": 1.0}) as running:
-        saved = dict(os.environ)
-        os.environ.update(running.connection_env())
-        try:
-            yield running
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
+    with stack_with_connections(directory, {"job_concurrency": 4, "min_job_seconds": 1.0}) as running:
+        yield running
 
 
 @pytest.fixture(scope="module")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -91,3 +92,25 @@ def test_stop_session_kills_a_child_that_left_the_process_group() -> None:
     finally:
         if leader.poll() is None:
             leader.send_signal(signal.SIGKILL)
+
+
+def test_a_start_that_fails_stops_the_parts_it_started_and_drops_the_record(tmp_path: Path) -> None:
+    from amlretrain_devstack.airflow_deployment import AirflowDeployment, record_file, stopped_on_failure
+    from amlretrain_devstack.sessions import session_members
+
+    home = tmp_path / "airflow-local" / "home"
+    home.mkdir(parents=True)
+    deployment = AirflowDeployment(kind="local", url="http://127.0.0.1:9", home=home, env={})
+    pid = 0
+    try:
+        with (
+            pytest.raises(RuntimeError, match="the API never answered"),
+            stopped_on_failure(tmp_path, deployment),
+        ):
+            pid = deployment.start_part("scheduler", [sys.executable, "-c", "import time; time.sleep(60)"])
+            raise RuntimeError("the API never answered")
+        assert session_members(pid) == []
+        assert not record_file(tmp_path, "local").exists()
+    finally:
+        if pid and session_members(pid):
+            os.kill(pid, signal.SIGKILL)

@@ -15,6 +15,7 @@ import shutil
 import subprocess
 import sys
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -23,10 +24,12 @@ from amlretrain_devstack.airflow_settings import (
     ADMIN_USER,
     PASSWORDS_FILE,
     admin_password,
+    airflow_env,
     new_keys,
+    read_settings,
 )
 from amlretrain_devstack.compose_metadata import import_documents, run_imports
-from amlretrain_devstack.connections import airflow_connections
+from amlretrain_devstack.connections import airflow_connections, identity_env
 from amlretrain_devstack.errors import DevStackError
 from amlretrain_devstack.procs import log_tail, pid_alive, spawn_detached
 from amlretrain_devstack.sessions import stop_session
@@ -37,7 +40,7 @@ from amlretrain_devstack.state import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 KINDS = ("local", "distributed")
 #: The parts whose health ``GET /api/v2/monitor/health`` reports.
@@ -197,6 +200,84 @@ def running_stack_info(stack_dir: Path) -> dict[str, Any]:
             "start it with `python -m amlretrain_devstack up`."
         )
     return info
+
+
+def reusable_deployment(stack_dir: Path, kind: str) -> AirflowDeployment | None:
+    """The recorded deployment of ``kind`` if every one of its parts still runs (a start reuses it).
+
+    :param stack_dir: the stack directory.
+    :param kind: ``local`` or ``distributed``.
+    """
+    previous = load_deployment(stack_dir, kind)
+    if previous is not None and previous.parts and len(previous.alive_parts()) == len(previous.parts):
+        return previous
+    return None
+
+
+def prepare_home(stack_dir: Path, kind: str, *, keep_metadata: bool, grace_seconds: float) -> Path:
+    """Stop what is left of the deployment of ``kind`` and make its ``AIRFLOW_HOME`` ready for a start.
+
+    :param stack_dir: the stack directory.
+    :param kind: ``local`` or ``distributed``.
+    :param keep_metadata: keep the home of the last start (the local deployment's SQLite metadata DB is in
+        it); ``False`` empties it (a fresh metadata DB each time wants a fresh home).
+    :param grace_seconds: how long each part left running gets after SIGTERM.
+    :return: the home, ``<stack dir>/airflow-<kind>/home``.
+    """
+    stop_deployment(stack_dir, kind, grace_seconds=grace_seconds)
+    home = deployment_dir(stack_dir, kind) / "home"
+    if not keep_metadata:
+        shutil.rmtree(home, ignore_errors=True)
+    reset_home(home)
+    return home
+
+
+def deployment_env(
+    stack_info: Mapping[str, Any],
+    home: Path,
+    *,
+    settings_file: Path,
+    api_port: int,
+    dag_folders: Sequence[Path],
+    kind_settings: Mapping[str, str],
+    overrides: Mapping[str, str] | None,
+) -> dict[str, str]:
+    """The environment of every Airflow process of a deployment (it holds the keys: never log it).
+
+    :func:`~.airflow_settings.airflow_env` with the shared settings, the deployment's kept keys, then
+    ``kind_settings``, the emulator's managed identity, and ``overrides`` last.
+
+    :param stack_info: the stack's ``stack.json``.
+    :param home: the deployment's ``AIRFLOW_HOME`` (from :func:`prepare_home`).
+    :param settings_file: the shared settings (``deploy/airflow.env``).
+    :param api_port: the API server's loopback port.
+    :param dag_folders: the DAG folders (the first is ``[core] dags_folder``).
+    :param kind_settings: what the kind sets (executor, metadata DB, broker...).
+    :param overrides: the caller's settings (e.g. a faster scheduler heartbeat in tests).
+    """
+    return airflow_env(
+        settings=read_settings(settings_file),
+        home=home,
+        api_port=api_port,
+        dag_folders=dag_folders,
+        keys=deployment_keys(home.parent),
+        overrides={**kind_settings, **identity_env(stack_info), **(overrides or {})},
+    )
+
+
+@contextmanager
+def stopped_on_failure(stack_dir: Path, deployment: AirflowDeployment) -> Iterator[AirflowDeployment]:
+    """Around a start: if it fails (or is interrupted), stop every part that did start, then re-raise.
+
+    :param stack_dir: the stack directory.
+    :param deployment: the deployment being started.
+    """
+    try:
+        yield deployment
+    except BaseException:
+        save_deployment(stack_dir, deployment)  # so that what did start is stopped
+        stop_deployment(stack_dir, deployment.kind, grace_seconds=5.0)
+        raise
 
 
 def write_metadata(deployment: AirflowDeployment, stack_info: Mapping[str, Any]) -> list[str]:

@@ -13,22 +13,16 @@ from typing import TYPE_CHECKING
 
 from amlretrain_devstack.airflow_deployment import (
     AirflowDeployment,
-    deployment_dir,
-    deployment_keys,
-    load_deployment,
-    reset_home,
+    deployment_env,
+    prepare_home,
+    reusable_deployment,
     running_stack_info,
     save_deployment,
-    stop_deployment,
+    stopped_on_failure,
     wait_for_api,
     write_metadata,
 )
-from amlretrain_devstack.airflow_settings import (
-    SETTINGS_FILE,
-    airflow_env,
-    read_settings,
-)
-from amlretrain_devstack.connections import identity_env
+from amlretrain_devstack.airflow_settings import SETTINGS_FILE
 from amlretrain_devstack.errors import DevStackError
 from amlretrain_devstack.procs import LOOPBACK, free_port
 
@@ -63,30 +57,25 @@ def start_local_airflow(
     :raises DevStackError: if the stack is down or Airflow does not come up (nothing is left running).
     """
     stack_info = running_stack_info(stack_dir)
-    previous = load_deployment(stack_dir, KIND)
-    if previous is not None and previous.parts and len(previous.alive_parts()) == len(previous.parts):
+    previous = reusable_deployment(stack_dir, KIND)
+    if previous is not None:
         return previous
-    stop_deployment(stack_dir, KIND, grace_seconds=5.0)
-    work = deployment_dir(stack_dir, KIND)
-    home = work / "home"
-    reset_home(home)
-    keys = deployment_keys(work)
+    home = prepare_home(stack_dir, KIND, keep_metadata=True, grace_seconds=5.0)
     port = free_port(port)
-    env = airflow_env(
-        settings=read_settings(settings_file),
-        home=home,
+    env = deployment_env(
+        stack_info,
+        home,
+        settings_file=settings_file,
         api_port=port,
         dag_folders=dag_folders,
-        keys=keys,
-        overrides={
+        kind_settings={
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db",
-            **identity_env(stack_info),
-            **(overrides or {}),
         },
+        overrides=overrides,
     )
     deployment = AirflowDeployment(kind=KIND, url=f"http://{LOOPBACK}:{port}", home=home, env=env)
-    try:
+    with stopped_on_failure(stack_dir, deployment):
         deployment.airflow("db", "migrate")
         write_metadata(deployment, stack_info)
         airflow = shutil.which("airflow", path=env["PATH"])
@@ -97,7 +86,4 @@ def start_local_airflow(
         deployment.start_part("standalone", [airflow, "standalone"])
         save_deployment(stack_dir, deployment)
         wait_for_api(deployment, timeout, log_name="standalone")
-    except BaseException:
-        stop_deployment(stack_dir, KIND, grace_seconds=5.0)
-        raise
     return deployment

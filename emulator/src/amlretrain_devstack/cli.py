@@ -149,10 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description="Local Azure world for airflow-provider-amlretrain: Azurite + AML emulator."
     )
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--dir", type=Path, default=DEFAULT_DIR, help="stack directory (default: %(default)s)"
-    )
+    common = stack_dir_options()
     commands = parser.add_subparsers(dest="command", required=True)
 
     up = commands.add_parser("up", parents=[common], help="start the stack in the background (idempotent)")
@@ -175,13 +172,23 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line.
+def stack_dir_options() -> argparse.ArgumentParser:
+    """The options every dev-stack command has (``--dir``), as a parent parser for its subcommands."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--dir", type=Path, default=DEFAULT_DIR, help="stack directory (default: %(default)s)"
+    )
+    return common
 
+
+def run_command(parser: argparse.ArgumentParser, argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run the chosen subcommand's ``handler``; a :class:`DevStackError` is one line.
+
+    :param parser: a parser whose subcommands set ``handler`` (a function of the parsed arguments).
     :param argv: arguments (default: ``sys.argv[1:]``).
-    :return: the exit code.
+    :return: the exit code: the handler's, 1 after a :class:`DevStackError`, 130 when interrupted.
     """
-    args = build_parser().parse_args(argv)
+    args = parser.parse_args(argv)
     try:
         return int(args.handler(args))
     except DevStackError as exc:
@@ -190,3 +197,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the command line.
+
+    :param argv: arguments (default: ``sys.argv[1:]``).
+    :return: the exit code.
+    """
+    return run_command(build_parser(), argv)

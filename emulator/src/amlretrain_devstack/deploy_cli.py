@@ -23,8 +23,7 @@ from amlretrain_devstack.airflow_deployment import (
     summary,
 )
 from amlretrain_devstack.airflow_settings import SETTINGS_FILE
-from amlretrain_devstack.errors import DevStackError
-from amlretrain_devstack.state import DEFAULT_DIR
+from amlretrain_devstack.cli import run_command, stack_dir_options
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -73,10 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     :return: the parser.
     """
     parser = argparse.ArgumentParser(prog=PROG, description="Airflow on the local AML retrain stack.")
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument(
-        "--dir", type=Path, default=DEFAULT_DIR, help="stack directory (default: %(default)s)"
-    )
+    common = stack_dir_options()
     common.add_argument(
         "--settings", type=Path, default=SETTINGS_FILE, help="shared Airflow settings (default: %(default)s)"
     )
@@ -100,12 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     :param argv: arguments (default: ``sys.argv[1:]``).
     :return: the exit code.
     """
-    args = build_parser().parse_args(argv)
-    try:
-        return int(args.handler(args))
-    except DevStackError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+    return run_command(build_parser(), argv)
 
 
 if __name__ == "__main__":

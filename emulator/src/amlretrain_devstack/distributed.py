@@ -26,19 +26,17 @@ from typing import TYPE_CHECKING
 
 from amlretrain_devstack.airflow_deployment import (
     AirflowDeployment,
-    deployment_dir,
-    deployment_keys,
-    load_deployment,
-    reset_home,
+    deployment_env,
+    prepare_home,
+    reusable_deployment,
     running_stack_info,
     save_deployment,
-    stop_deployment,
+    stopped_on_failure,
     wait_for_api,
     wait_until,
     write_metadata,
 )
-from amlretrain_devstack.airflow_settings import SETTINGS_FILE, airflow_env, read_settings
-from amlretrain_devstack.connections import identity_env
+from amlretrain_devstack.airflow_settings import SETTINGS_FILE
 from amlretrain_devstack.errors import DevStackError
 from amlretrain_devstack.procs import LOOPBACK, free_port
 
@@ -229,36 +227,30 @@ def start_distributed_airflow(
     if missing:
         raise DevStackError("The distributed deployment needs: " + "; ".join(missing))
     stack_info = running_stack_info(stack_dir)
-    previous = load_deployment(stack_dir, KIND)
-    if previous is not None and previous.parts and len(previous.alive_parts()) == len(previous.parts):
+    previous = reusable_deployment(stack_dir, KIND)
+    if previous is not None:
         return previous
-    stop_deployment(stack_dir, KIND)
-    work = deployment_dir(stack_dir, KIND)
-    home = work / "home"
-    shutil.rmtree(home, ignore_errors=True)  # a fresh metadata DB each time: so must be the home
-    reset_home(home)
+    # A fresh metadata DB each time: so must be the home.
+    home = prepare_home(stack_dir, KIND, keep_metadata=False, grace_seconds=20.0)
     api_port = free_port()
     deployment = AirflowDeployment(kind=KIND, url=f"http://{LOOPBACK}:{api_port}", home=home, env={})
-    try:
+    with stopped_on_failure(stack_dir, deployment):
         deployment.env = dict(os.environ)
         postgres = _start_postgres(deployment, timeout)
         redis = _start_redis(deployment, timeout)
-        deployment.env = airflow_env(
-            settings=read_settings(settings_file),
-            home=home,
+        deployment.env = deployment_env(
+            stack_info,
+            home,
+            settings_file=settings_file,
             api_port=api_port,
             dag_folders=dag_folders,
-            keys=deployment_keys(work),
-            overrides={
+            kind_settings={
                 "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg2://postgres@{postgres}/airflow",
                 "AIRFLOW__CELERY__RESULT_BACKEND": f"db+postgresql://postgres@{postgres}/airflow",
                 "AIRFLOW__CELERY__BROKER_URL": f"redis://{redis}/0",
                 "AIRFLOW__CORE__HOSTNAME_CALLABLE": WORKER_IDENTITY,
-                "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-                "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-                **identity_env(stack_info),
-                **(overrides or {}),
             },
+            overrides=overrides,
         )
         save_deployment(stack_dir, deployment)
         deployment.airflow("db", "migrate", timeout=max(timeout, 600.0))
@@ -285,8 +277,4 @@ def start_distributed_airflow(
                 timeout=timeout,
                 log_name=worker,
             )
-    except BaseException:
-        save_deployment(stack_dir, deployment)  # so that what did start is stopped
-        stop_deployment(stack_dir, KIND, grace_seconds=5.0)
-        raise
     return deployment

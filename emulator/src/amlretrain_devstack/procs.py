@@ -85,14 +85,29 @@ def spawn_detached(
         )
 
 
+#: The fields of ``/proc/<pid>/stat`` after the command name, counted from 0: the state, then these.
+STAT_PGRP, STAT_SESSION = 2, 3
+#: The states of a process that has exited (zombie, dead).
+_EXITED = {"Z", "X"}
+
+
+def _stat_fields(proc_dir: Path) -> list[str]:
+    """The fields of ``/proc/<pid>/stat`` after the command name (state first); ``[]`` if unreadable.
+
+    :param proc_dir: ``/proc/<pid>``.
+    """
+    try:
+        stat = proc_dir.joinpath("stat").read_text()
+    except OSError:
+        return []
+    # The fields follow the parenthesised command name, which may contain spaces.
+    return stat.rsplit(")", 1)[-1].split()
+
+
 def _is_zombie(pid: int) -> bool:
     """Tell whether ``pid`` is a zombie (Linux ``/proc`` only; ``False`` elsewhere)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    # The state follows the parenthesised command name, which may contain spaces.
-    return stat.rsplit(")", 1)[-1].split()[0] in {"Z", "X"}
+    fields = _stat_fields(Path(f"/proc/{pid}"))
+    return bool(fields) and fields[0] in _EXITED
 
 
 def _reap(pid: int) -> None:
@@ -157,6 +172,26 @@ def process_matches(pid: int | None, *needles: str) -> bool:
     return cmdline is not None and all(needle in cmdline for needle in needles)
 
 
+def live_processes_with(stat_field: int, value: int) -> list[int]:
+    """The live (non-zombie) processes whose ``/proc/<pid>/stat`` field ``stat_field`` is ``value``.
+
+    :param stat_field: :data:`STAT_PGRP` (process group) or :data:`STAT_SESSION` (session).
+    :param value: the group or session id.
+    :return: their pids; ``[]`` where ``/proc`` is missing.
+    """
+    members: list[int] = []
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return members
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = _stat_fields(entry)
+        if len(fields) > stat_field and fields[stat_field] == str(value) and fields[0] not in _EXITED:
+            members.append(int(entry.name))
+    return members
+
+
 def group_members(pgid: int) -> list[int]:
     """List the live (non-zombie) processes of process group ``pgid``.
 
@@ -166,25 +201,13 @@ def group_members(pgid: int) -> list[int]:
     :param pgid: the process group id (the pid of its leader).
     :return: the pids of its live members.
     """
-    proc = Path("/proc")
-    if not proc.is_dir():
+    if not Path("/proc").is_dir():
         try:
             os.killpg(pgid, 0)
         except (ProcessLookupError, PermissionError):
             return []
         return [pgid]
-    members: list[int] = []
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        # fields: state ppid pgrp ...
-        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in {"Z", "X"}:
-            members.append(int(entry.name))
-    return members
+    return live_processes_with(STAT_PGRP, pgid)
 
 
 def stop_group(pid: int | None, grace_seconds: float = 10.0) -> bool:

@@ -11,9 +11,8 @@ import contextlib
 import os
 import signal
 import time
-from pathlib import Path
 
-from amlretrain_devstack.procs import _reap
+from amlretrain_devstack.procs import STAT_SESSION, _reap, live_processes_with
 
 
 def session_members(sid: int) -> list[int]:
@@ -22,21 +21,7 @@ def session_members(sid: int) -> list[int]:
     :param sid: the session id (the pid of its leader).
     :return: their pids; ``[]`` where ``/proc`` is missing.
     """
-    members: list[int] = []
-    proc = Path("/proc")
-    if not proc.is_dir():
-        return members
-    for entry in proc.iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
-        except OSError:
-            continue
-        # fields: state ppid pgrp session ...
-        if len(fields) > 3 and fields[3] == str(sid) and fields[0] not in {"Z", "X"}:
-            members.append(int(entry.name))
-    return members
+    return live_processes_with(STAT_SESSION, sid)
 
 
 def signal_session(sid: int, sig: signal.Signals) -> list[int]:
