@@ -13,6 +13,7 @@ from airflow_provider_amlretrain.exceptions import (
     AzureMLNotFoundError,
     AzureMLResponseError,
 )
+from airflow_provider_amlretrain.hooks.default_connections import CLASSIC_MANAGEMENT_CONN_ID
 from airflow_provider_amlretrain.hooks.http_settings import HttpSettings, bearer_headers, http_tuning
 from airflow_provider_amlretrain.hooks.sync_client import AzureMLHttpHook
 
@@ -37,7 +38,7 @@ class AzureMLClassicManagementHook(AzureMLHttpHook):
     """
 
     conn_name_attr = "azureml_management_conn_id"
-    default_conn_name = "azureml_management_default"
+    default_conn_name = CLASSIC_MANAGEMENT_CONN_ID
     conn_type = "azureml_classic_management"
     hook_name = "Azure ML Studio (classic) management"
 

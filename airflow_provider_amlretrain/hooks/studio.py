@@ -17,6 +17,7 @@ from airflow_provider_amlretrain.api.retry import RetryPolicy
 from airflow_provider_amlretrain.connection_forms import STUDIO_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLNotFoundError
 from airflow_provider_amlretrain.hooks.async_clients import AzureMLAsyncHttpMixin
+from airflow_provider_amlretrain.hooks.default_connections import STUDIO_CONN_ID
 from airflow_provider_amlretrain.hooks.http_settings import (
     DEFAULT_REQUEST_TIMEOUT,
     HttpSettings,
@@ -105,7 +106,7 @@ class AzureMLStudioHook(AzureMLHttpHook):
     """
 
     conn_name_attr = "azureml_conn_id"
-    default_conn_name = "azureml_default"
+    default_conn_name = STUDIO_CONN_ID
     conn_type = "azureml_studio"
     hook_name = "Azure ML Studio (classic) web service"
 

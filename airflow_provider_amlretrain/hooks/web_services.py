@@ -18,6 +18,7 @@ from airflow_provider_amlretrain.api.rrs import ScoringTable, execute_request, p
 from airflow_provider_amlretrain.connection_forms import WEB_SERVICES_FORM
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError, AzureMLResponseError
 from airflow_provider_amlretrain.flags import parse_flag
+from airflow_provider_amlretrain.hooks.default_connections import ARM_CONN_ID
 from airflow_provider_amlretrain.hooks.http_settings import (
     HttpSettings,
     bearer_headers,
@@ -54,7 +55,7 @@ class AzureMLWebServicesHook(AzureMLHttpHook):
     """
 
     conn_name_attr = "azureml_arm_conn_id"
-    default_conn_name = "azureml_arm_default"
+    default_conn_name = ARM_CONN_ID
     conn_type = "azureml_web_services"
     hook_name = "Azure ML web services (Resource Manager)"
 

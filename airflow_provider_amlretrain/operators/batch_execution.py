@@ -11,32 +11,23 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 from airflow.sdk import ResumableJobMixin
 
-from airflow_provider_amlretrain.api.bes import BatchJobState, build_batch_request
-from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
-from airflow_provider_amlretrain.api.polling import JobPollingRules
 from airflow_provider_amlretrain.api.states import BatchJobStatus
-from airflow_provider_amlretrain.blob_references import (
-    in_folder,
-    is_blob_scoped,
-    resolve_blob_spec,
-    resolve_blob_specs,
-    spec_in_folder,
-)
-from airflow_provider_amlretrain.blob_sas import BlobAccess, sas_lifetime
 from airflow_provider_amlretrain.exceptions import (
     AzureMLError,
     AzureMLNotFoundError,
     BatchJobFailedError,
     BatchJobTimeoutError,
 )
-from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+from airflow_provider_amlretrain.hooks.default_connections import STUDIO_CONN_ID
 from airflow_provider_amlretrain.links.batch_job import AzureMLBatchJobLink
-from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
 
+# The hook, the trigger and the request builders load when a task runs, not when a DAG file is parsed.
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_amlretrain.api.bes import BatchJobState
     from airflow_provider_amlretrain.api.references import BlobReference
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
 _GONE = "Gone"
 """Status given to a stored job id the service no longer knows: the job is submitted afresh."""
@@ -97,7 +88,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         outputs: Mapping[str, Any],
         inputs: Mapping[str, Any] | None = None,
         global_parameters: Mapping[str, Any] | None = None,
-        azureml_conn_id: str = AzureMLStudioHook.default_conn_name,
+        azureml_conn_id: str = STUDIO_CONN_ID,
         azure_batch_pool_id: str | None = None,
         poll_interval: float = 15.0,
         max_poll_interval: float | None = None,
@@ -124,6 +115,8 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     @cached_property
     def hook(self) -> AzureMLStudioHook:
         """The hook of the training web service."""
+        from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
         return AzureMLStudioHook(azureml_conn_id=self.azureml_conn_id)
 
     def execute(self, context: Context) -> dict[str, Any]:
@@ -140,6 +133,10 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
 
     def submit_job(self, context: Context) -> str:
         """Create the job (not started: no compute is spent until its id is persisted)."""
+        from airflow_provider_amlretrain.api.bes import build_batch_request
+        from airflow_provider_amlretrain.blob_references import resolve_blob_specs
+        from airflow_provider_amlretrain.blob_sas import BlobAccess, sas_lifetime
+
         ttl = sas_lifetime(self.job_timeout)
         body = build_batch_request(
             inputs=resolve_blob_specs(self.inputs, BlobAccess.READ, ttl),
@@ -176,6 +173,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
 
     def poll_until_complete(self, external_id: Any, context: Context) -> None:
         """Start the job if it has not started, then wait (here, or deferred to the triggerer)."""
+        from airflow_provider_amlretrain.api.polling import JobPollingRules
+        from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
+
         job_id = str(external_id)
         state = self.hook.get_job(job_id)
         if state.status is BatchJobStatus.NOT_STARTED and self._started_at(context, job_id) is None:
@@ -223,6 +223,8 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         :param context: The task context.
         :param event: The trigger's payload.
         """
+        from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
+
         job_event = BatchJobEvent.from_payload(event)
         self.job_id = job_event.job_id
         if job_event.outcome is BatchJobOutcome.ERROR:
@@ -310,6 +312,15 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         :param context: The task's context (its try number names the folder).
         :param ttl_seconds: How long the minted SAS tokens are valid.
         """
+        from airflow_provider_amlretrain.blob_references import (
+            in_folder,
+            is_blob_scoped,
+            resolve_blob_spec,
+            resolve_blob_specs,
+            spec_in_folder,
+        )
+        from airflow_provider_amlretrain.blob_sas import BlobAccess
+
         if not self.outputs_per_attempt or not isinstance(self.outputs, Mapping):
             return resolve_blob_specs(self.outputs, BlobAccess.WRITE, ttl_seconds)
         folder = f"try-{context['ti'].try_number}"

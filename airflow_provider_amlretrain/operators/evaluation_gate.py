@@ -7,12 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSkipException, BaseOperator
 
-from airflow_provider_amlretrain.blob_text import read_text_blob
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError, EvaluationGateRejectedError
-from airflow_provider_amlretrain.promotion.evaluation import parse_evaluation_csv
-from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore, metrics_of
-from airflow_provider_amlretrain.promotion.rules import GateOutcome, decide
-from airflow_provider_amlretrain.promotion.training_result import output_location
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -83,6 +78,12 @@ class AzureMLEvaluationGateOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Judge the model; return the decision, or skip/fail when it is rejected."""
+        from airflow_provider_amlretrain.blob_text import read_text_blob
+        from airflow_provider_amlretrain.promotion.evaluation import parse_evaluation_csv
+        from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore, metrics_of
+        from airflow_provider_amlretrain.promotion.rules import GateOutcome, decide
+        from airflow_provider_amlretrain.promotion.training_result import output_location
+
         location = output_location(self.training_result, self.evaluation_port, "evaluation")
         text = read_text_blob(
             self.wasb_conn_id,

@@ -19,25 +19,7 @@ from airflow_provider_amlretrain.exceptions import (
     is_retryable,
 )
 from airflow_provider_amlretrain.flags import parse_flag
-from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
-from airflow_provider_amlretrain.promotion.data_version import (
-    DEFAULT_DATA_VERSION_PATTERN,
-    DataVersion,
-    compile_pattern,
-    from_asset_events,
-    from_blob,
-    from_data_interval,
-)
-from airflow_provider_amlretrain.promotion.guard import CandidateModel, ClaimOutcome, DeploymentGuard
-from airflow_provider_amlretrain.promotion.model_blob import read_blob_version
-from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
-from airflow_provider_amlretrain.promotion.smoke_test import (
-    SmokeSample,
-    SmokeTestResult,
-    check_scoring,
-    load_sample,
-)
-from airflow_provider_amlretrain.promotion.training_result import output_location
+from airflow_provider_amlretrain.promotion.data_version import DEFAULT_DATA_VERSION_PATTERN
 from airflow_provider_amlretrain.redaction import redact
 
 if TYPE_CHECKING:
@@ -45,6 +27,11 @@ if TYPE_CHECKING:
 
     from airflow_provider_amlretrain.api.references import BlobLocation
     from airflow_provider_amlretrain.api.rrs import ScoringTable
+    from airflow_provider_amlretrain.promotion.data_version import DataVersion
+    from airflow_provider_amlretrain.promotion.guard import CandidateModel, ClaimOutcome, DeploymentGuard
+    from airflow_provider_amlretrain.promotion.smoke_test import SmokeSample, SmokeTestResult
+
+# The hooks, the record store and the smoke test load when a task runs, not when a DAG file is parsed.
 
 
 @dataclass
@@ -247,6 +234,9 @@ class BaseModelPromotionOperator(BaseOperator):
 
     def fresh_model_location(self) -> tuple[str, BlobLocation]:
         """Re-read the training job for the model's location with a fresh read-only SAS."""
+        from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+        from airflow_provider_amlretrain.promotion.training_result import output_location
+
         relative = output_location(self.training_result, self.model_port, "trained model")
         job_id = str(self.training_result.get("job_id") or "")
         state = AzureMLStudioHook(azureml_conn_id=self.training_conn_id).get_job(job_id)
@@ -268,6 +258,13 @@ class BaseModelPromotionOperator(BaseOperator):
 
         :return: The version, or ``None`` and why the run has none.
         """
+        from airflow_provider_amlretrain.promotion.data_version import (
+            compile_pattern,
+            from_asset_events,
+            from_blob,
+            from_data_interval,
+        )
+
         pattern = compile_pattern(self.data_version_pattern)
         blob = str(self.data_version_blob or "").strip().lstrip("/")
         if blob:
@@ -306,6 +303,9 @@ class BaseModelPromotionOperator(BaseOperator):
     def _candidate(
         self, context: Context, job_id: str, model: BlobLocation, version: DataVersion | None
     ) -> CandidateModel:
+        from airflow_provider_amlretrain.promotion.guard import CandidateModel
+        from airflow_provider_amlretrain.promotion.model_blob import read_blob_version
+
         gate = self.gate_result if isinstance(self.gate_result, Mapping) else {}
         metrics = gate.get("metrics")
         blob = read_blob_version(model)
@@ -324,6 +324,9 @@ class BaseModelPromotionOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Claim, deploy, smoke-test, commit (or roll back)."""
+        from airflow_provider_amlretrain.promotion.guard import ClaimOutcome, DeploymentGuard
+        from airflow_provider_amlretrain.promotion.record import DeploymentRecordStore
+
         self.check_arguments()
         if self.flag("skip_promotion"):
             message = (
@@ -520,6 +523,8 @@ class BaseModelPromotionOperator(BaseOperator):
         return f"{reason[0].upper()}{reason[1:]}; {self.deployment_target} was rolled back to {deployment.previous_model_uri}."
 
     def _smoke_sample(self) -> SmokeSample | None:
+        from airflow_provider_amlretrain.promotion.smoke_test import load_sample
+
         if not self.smoke_test_sample:
             self.log.info("No smoke_test_sample given: the promoted model will not be smoke-tested.")
             return None
@@ -531,6 +536,8 @@ class BaseModelPromotionOperator(BaseOperator):
         )
 
     def _smoke_test(self, sample: SmokeSample | None) -> SmokeTestResult | None:
+        from airflow_provider_amlretrain.promotion.smoke_test import check_scoring
+
         if sample is None:
             return None
         result = check_scoring(sample, self.score(sample))

@@ -7,14 +7,15 @@ import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_amlretrain.api.classic import ClassicEndpoint, check_endpoint_name
 from airflow_provider_amlretrain.exceptions import AzureMLApiError, AzureMLConfigError
-from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
+from airflow_provider_amlretrain.hooks.default_connections import CLASSIC_MANAGEMENT_CONN_ID
 from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
 
 if TYPE_CHECKING:
+    from airflow_provider_amlretrain.api.classic import ClassicEndpoint
     from airflow_provider_amlretrain.api.references import BlobLocation
     from airflow_provider_amlretrain.api.rrs import ScoringTable
+    from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
     from airflow_provider_amlretrain.promotion.smoke_test import SmokeSample
 
 
@@ -53,7 +54,7 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
         *,
         web_service_id: str,
         endpoint_name: str,
-        azureml_management_conn_id: str = AzureMLClassicManagementHook.default_conn_name,
+        azureml_management_conn_id: str = CLASSIC_MANAGEMENT_CONN_ID,
         resource_name: str | None = None,
         create_endpoint: bool = True,
         endpoint_description: str = "Retrained by Airflow (airflow-provider-amlretrain)",
@@ -76,9 +77,13 @@ class AzureMLUpdateEndpointModelOperator(BaseModelPromotionOperator):
     @cached_property
     def hook(self) -> AzureMLClassicManagementHook:
         """The workspace's management hook."""
+        from airflow_provider_amlretrain.hooks.classic_management import AzureMLClassicManagementHook
+
         return AzureMLClassicManagementHook(self.azureml_management_conn_id)
 
     def _target_endpoint(self) -> ClassicEndpoint:
+        from airflow_provider_amlretrain.api.classic import check_endpoint_name
+
         check_endpoint_name(self.endpoint_name)
         service = self.hook.get_web_service(self.web_service_id)
         default_name = service.get("DefaultEndpointName")

@@ -7,7 +7,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.exceptions import AzureMLApiError
-from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
+from airflow_provider_amlretrain.hooks.default_connections import ARM_CONN_ID
 from airflow_provider_amlretrain.operators.promotion_base import BaseModelPromotionOperator, Deployment
 from airflow_provider_amlretrain.promotion.web_service_patch import (
     apply_patch,
@@ -20,6 +20,7 @@ from airflow_provider_amlretrain.redaction import redact, strip_query
 if TYPE_CHECKING:
     from airflow_provider_amlretrain.api.references import BlobLocation
     from airflow_provider_amlretrain.api.rrs import ScoringTable
+    from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
     from airflow_provider_amlretrain.promotion.smoke_test import SmokeSample
 
 
@@ -52,7 +53,7 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
         self,
         *,
         web_service_name: str,
-        azureml_arm_conn_id: str = AzureMLWebServicesHook.default_conn_name,
+        azureml_arm_conn_id: str = ARM_CONN_ID,
         asset_key: str | None = None,
         asset_name: str | None = None,
         provisioning_timeout: float = 600.0,
@@ -74,6 +75,8 @@ class AzureMLUpdateWebServiceModelOperator(BaseModelPromotionOperator):
     @cached_property
     def hook(self) -> AzureMLWebServicesHook:
         """The ARM web services hook."""
+        from airflow_provider_amlretrain.hooks.web_services import AzureMLWebServicesHook
+
         return AzureMLWebServicesHook(self.azureml_arm_conn_id)
 
     def _apply(

@@ -9,14 +9,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowSensorTimeout, BaseSensorOperator, conf
 
-from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
 from airflow_provider_amlretrain.exceptions import AzureMLError, BatchJobFailedError
-from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+from airflow_provider_amlretrain.hooks.default_connections import STUDIO_CONN_ID
 from airflow_provider_amlretrain.links.batch_job import AzureMLBatchJobLink
-from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
 
 if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
+
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
 
 
 class AzureMLBatchJobSensor(BaseSensorOperator):
@@ -38,7 +38,7 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
         self,
         *,
         job_id: str,
-        azureml_conn_id: str = AzureMLStudioHook.default_conn_name,
+        azureml_conn_id: str = STUDIO_CONN_ID,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         **kwargs: Any,
     ) -> None:
@@ -50,10 +50,14 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
     @cached_property
     def hook(self) -> AzureMLStudioHook:
         """The web service's hook."""
+        from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+
         return AzureMLStudioHook(azureml_conn_id=self.azureml_conn_id)
 
     def execute(self, context: Context) -> Any:
         """Poke, or defer to the trigger when ``deferrable``."""
+        from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
+
         context["ti"].xcom_push(key=AzureMLBatchJobLink().xcom_key, value=self.hook.job_page_url(self.job_id))
         if not self.deferrable:
             return super().execute(context)
@@ -100,6 +104,8 @@ class AzureMLBatchJobSensor(BaseSensorOperator):
         :param context: The task context.
         :param event: The trigger's payload.
         """
+        from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
+
         job_event = BatchJobEvent.from_payload(event)
         if job_event.outcome is BatchJobOutcome.TIMED_OUT:
             raise AirflowSensorTimeout(

@@ -25,11 +25,11 @@ from airflow_provider_amlretrain.exceptions import (
     SmokeTestUnavailableError,
     UnconfirmedDeploymentError,
 )
-from airflow_provider_amlretrain.operators import promotion_base
 from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
 from airflow_provider_amlretrain.operators.update_web_service_model import (
     AzureMLUpdateWebServiceModelOperator,
 )
+from airflow_provider_amlretrain.promotion import record
 from airflow_provider_amlretrain.promotion.record import DeploymentRecord
 from tests.unit.promotion_support import (
     ARM_CONN,
@@ -93,7 +93,9 @@ def scored(rows: int = 2, label: str = "1") -> dict[str, Any]:
 @pytest.fixture
 def store(monkeypatch) -> FakeRecordStore:
     fake = FakeRecordStore()
-    monkeypatch.setattr(promotion_base, "DeploymentRecordStore", lambda *args, **kwargs: fake)
+    monkeypatch.setattr(
+        record, "DeploymentRecordStore", lambda *args, **kwargs: fake
+    )  # read when a task runs
     return fake
 
 
