@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import shutil
 import statistics
@@ -273,7 +274,7 @@ def all_task_instances(client: AirflowClient, run_id: str) -> list[dict[str, Any
         page = client.api(
             "GET",
             f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances",
-            params={"limit": 100, "offset": len(found), "order_by": "map_index"},
+            params={"limit": 100, "offset": len(found), "order_by": "id"},
         )
         found.extend(page["task_instances"])
         if not page["task_instances"] or len(found) >= page["total_entries"]:
@@ -301,7 +302,8 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
 def phases(task_instances: list[dict[str, Any]], deferred: Counter[str]) -> dict[str, Any]:
     """
     Per task (``plan``, ``retrain``, ``evaluate``, ``promote``): instances, states, tries, deferrals, the wait
-    from queued to start and the run time of the last try.
+    from queued to start (not for a resumption), the run time of the last try (first start to end, a deferred
+    wait included) and its last queueing to end.
 
     :param task_instances: The run's task instances (REST).
     :param deferred: Deferrals per task.
@@ -311,7 +313,16 @@ def phases(task_instances: list[dict[str, Any]], deferred: Counter[str]) -> dict
         by_task.setdefault(ti["task_id"].rsplit(".", 1)[-1], []).append(ti)
     result = {}
     for task, tis in by_task.items():
-        waits = [w for ti in tis if (w := _seconds_between(ti.get("queued_when"), ti.get("start_date")))]
+        # A task that deferred is queued again when its trigger fires: its queued_when is then after its first
+        # start, and queued to end measures the resumption (the wait for a slot and the run after the wait).
+        waits = [
+            w
+            for ti in tis
+            if (w := _seconds_between(ti.get("queued_when"), ti.get("start_date"))) is not None and w >= 0
+        ]
+        last_queued = [
+            w for ti in tis if (w := _seconds_between(ti.get("queued_when"), ti.get("end_date"))) is not None
+        ]
         runs = [d for ti in tis if (d := ti.get("duration")) is not None]
         result[task] = {
             "task_instances": len(tis),
@@ -323,8 +334,55 @@ def phases(task_instances: list[dict[str, Any]], deferred: Counter[str]) -> dict
             "queued_to_start_max_seconds": round(max(waits), 2) if waits else None,
             "last_try_median_seconds": round(statistics.median(runs), 2) if runs else None,
             "last_try_max_seconds": round(max(runs), 2) if runs else None,
+            "last_queued_to_end_median_seconds": round(statistics.median(last_queued), 2)
+            if last_queued
+            else None,
         }
     return result
+
+
+def run_jobs(emulator_url: str, since: float) -> list[dict[str, Any]]:
+    """
+    The emulator's records of the BES jobs created since ``since`` (the trigger; the stack is the benchmark's own).
+
+    :param emulator_url: The emulator.
+    :param since: ``time.time()`` of the trigger.
+    """
+    import requests
+
+    return [
+        job
+        for job in requests.get(f"{emulator_url}/_emulator/jobs", timeout=60).json()["jobs"]
+        if job.get("created_at") and measures.epoch(job["created_at"]) >= since - 1
+    ]
+
+
+def detection_lags(
+    client: AirflowClient, run_id: str, task_instances: list[dict[str, Any]], jobs: list[dict[str, Any]]
+) -> dict[str, Any]:
+    """
+    From each job's end to its ``retrain`` being queued again (its trigger fired): the deferred wait's detection
+    lag, matched by the job id each ``retrain`` returned.
+
+    :param client: The logged-in client.
+    :param run_id: The DAG run.
+    :param task_instances: The run's task instances.
+    :param jobs: The emulator's records of the run's jobs.
+    """
+    ended = {job["id"]: measures.epoch(job["ended_at"]) for job in jobs if job.get("ended_at")}
+    lags = []
+    for ti in task_instances:
+        if not ti["task_id"].endswith(".retrain") or ti["state"] != "success" or not ti.get("queued_when"):
+            continue
+        value = client.api(
+            "GET",
+            f"/dags/{DAG_ID}/dagRuns/{run_id}/taskInstances/{ti['task_id']}/xcomEntries/return_value",
+            params={"map_index": ti["map_index"]},
+        )["value"]
+        job_id = (json.loads(value) if isinstance(value, str) else value).get("job_id")
+        if job_id in ended:
+            lags.append(measures.epoch(ti["queued_when"]) - ended[job_id])
+    return measures.spread(lags)
 
 
 def promotion_check(
@@ -403,6 +461,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     from amlretrain_devstack.connections import airflow_variables
     from tests.integration.airflow_support import AirflowClient
 
+    logging.getLogger("azure").setLevel(logging.WARNING)  # not every storage request at INFO
     dag_folder = work / "dags"
     dag_folder.mkdir()
     shutil.copy(DAG_FILE, dag_folder / DAG_FILE.name)
@@ -456,15 +515,10 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             load_after = os.getloadavg()
             task_instances = all_task_instances(client, run_id)
             deferred = deferrals(deployment.home / "logs", run_id)
+            jobs = run_jobs(str(stack.emulator_url), triggered_at)
+            lags = detection_lags(client, run_id, task_instances, jobs)
         finally:
             stop_deployment(stack.directory, KIND)
-        import requests
-
-        jobs = [
-            job
-            for job in requests.get(f"{stack.emulator_url}/_emulator/jobs", timeout=60).json()["jobs"]
-            if job.get("created_at") and measures.epoch(job["created_at"]) >= triggered_at - 1
-        ]
         job_ids = {job["id"] for job in jobs}
         promotion = promotion_check(str(stack.emulator_url), web_service_id, endpoints, job_ids)
     dag_seconds = measures.epoch(run["end_date"]) - measures.epoch(run["queued_at"])
@@ -510,6 +564,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
         "overhead_against_least": round(measures.overhead(dag_seconds, least), 3),
         "head_seconds": round(span["first_started"] - measures.epoch(run["queued_at"]), 1),
         "tail_seconds": round(measures.epoch(run["end_date"]) - span["last_ended"], 1),
+        "detection_lag_seconds": lags,
         "phases": run_phases,
         "task_executions": executions,
         "cpu_seconds": {

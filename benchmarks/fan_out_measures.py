@@ -93,6 +93,24 @@ def job_span(jobs: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     }
 
 
+def spread(values: Sequence[float]) -> dict[str, Any]:
+    """
+    How many values, their median, 95th percentile (nearest rank) and maximum, rounded to 0.01.
+
+    :param values: E.g. detection lags in seconds.
+    """
+    if not values:
+        return {"count": 0, "median": None, "p95": None, "max": None}
+    ordered = sorted(values)
+    p95 = ordered[max(0, math.ceil(0.95 * len(ordered)) - 1)]
+    return {
+        "count": len(ordered),
+        "median": round(statistics.median(ordered), 2),
+        "p95": round(p95, 2),
+        "max": round(ordered[-1], 2),
+    }
+
+
 def least_job_seconds(jobs: int, concurrency: int, job_seconds: float) -> float:
     """
     The shortest span the emulator alone can run ``jobs`` jobs of ``job_seconds`` in, ``concurrency`` at once.

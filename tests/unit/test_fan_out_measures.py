@@ -9,7 +9,9 @@ import pytest
 
 from tests.conftest import REPO_ROOT
 
-_spec = importlib.util.spec_from_file_location("fan_out_measures", REPO_ROOT / "benchmarks/fan_out_measures.py")
+_spec = importlib.util.spec_from_file_location(
+    "fan_out_measures", REPO_ROOT / "benchmarks/fan_out_measures.py"
+)
 assert _spec and _spec.loader
 measures: Any = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(measures)
@@ -72,3 +74,10 @@ def test_the_timeline_counts_what_runs_at_each_moment() -> None:
         "scheduler": 2.5,
         "triggerer": 3.0,
     }
+
+
+def test_a_spread_gives_the_median_the_nearest_rank_p95_and_the_maximum() -> None:
+    lags = [float(second) for second in range(1, 21)]  # 1 .. 20
+
+    assert measures.spread(lags) == {"count": 20, "median": 10.5, "p95": 19.0, "max": 20.0}
+    assert measures.spread([]) == {"count": 0, "median": None, "p95": None, "max": None}
