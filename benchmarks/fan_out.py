@@ -58,6 +58,10 @@ PARTS = ("api-server", "api_server", "dag-processor", "dag_processor", "triggere
 #: of their own).
 #: What the task runner logs when a task defers (checked in Airflow 3.3.2's task logs).
 DEFERRED_MARK = "Pausing task as DEFERRED"
+#: Seconds a SQLite connection waits for a lock (the driver's default is 5).
+SQLITE_BUSY_SECONDS = 60
+#: Seconds the scheduler may be reported unhealthy before the benchmark gives up on the run.
+UNHEALTHY_PATIENCE = 120
 PATIENT_TASKS = {
     "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "60",
     "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "300",
@@ -259,6 +263,36 @@ class TimelineSampler(threading.Thread):
             busy_before, at_before = busy, now
 
 
+def wait_for_run(client: AirflowClient, run_id: str, timeout: float) -> dict[str, Any]:
+    """
+    Wait until the run has ended; give up early when a part of Airflow stays unhealthy (a dead scheduler never
+    ends the run).
+
+    :param client: The logged-in client.
+    :param run_id: The DAG run.
+    :param timeout: Seconds.
+    :raises RuntimeError: with what every task was doing, on a timeout or a part that stays unhealthy.
+    """
+    from amlretrain_devstack.airflow_deployment import unhealthy_parts
+
+    deadline, healthy_at = time.monotonic() + timeout, time.monotonic()
+    while True:
+        run = client.api("GET", f"/dags/{DAG_ID}/dagRuns/{run_id}")
+        if run["state"] in ("success", "failed"):
+            return dict(run)
+        unhealthy = unhealthy_parts(client.url)
+        if not unhealthy:
+            healthy_at = time.monotonic()
+        problem = None
+        if time.monotonic() > deadline:
+            problem = f"the run did not end in {timeout:.0f} s"
+        elif time.monotonic() - healthy_at > UNHEALTHY_PATIENCE:
+            problem = f"{unhealthy or 'the API'} unhealthy for {UNHEALTHY_PATIENCE} s"
+        if problem:
+            raise RuntimeError(client.diagnosis(DAG_ID, problem))
+        time.sleep(5)
+
+
 # -- after the run -------------------------------------------------------------------------------------
 
 
@@ -418,13 +452,19 @@ def promotion_check(
 # -- the benchmark -------------------------------------------------------------------------------------
 
 
-def airflow_settings(args: argparse.Namespace) -> dict[str, str]:
+def airflow_settings(args: argparse.Namespace, home: Path) -> dict[str, str]:
     """
     The settings of the benchmark's Airflow on top of ``deploy/airflow.env``, and the DAG's own variables.
 
+    SQLite waits up to ``SQLITE_BUSY_SECONDS`` for a lock instead of its 5 s: with every task process, the
+    scheduler and the API server writing on 2 busy cores, 5 s ran out and the scheduler died ("database is
+    locked", seen in a 20-endpoint run).
+
     :param args: The command line.
+    :param home: The deployment's ``AIRFLOW_HOME`` (its metadata DB).
     """
     return {
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home}/airflow.db?timeout={SQLITE_BUSY_SECONDS}",
         "AIRFLOW__CORE__PARALLELISM": str(args.parallelism),
         "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(args.max_active_tasks),
         **PATIENT_TASKS,
@@ -456,7 +496,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     (work / "client-home").mkdir()
     os.environ["AIRFLOW_HOME"] = str(work / "client-home")  # this process's Airflow (hooks): nothing kept
     from amlretrain_devstack import running_stack
-    from amlretrain_devstack.airflow_deployment import stop_deployment
+    from amlretrain_devstack.airflow_deployment import deployment_dir, stop_deployment
     from amlretrain_devstack.airflow_local import KIND, start_local_airflow
     from amlretrain_devstack.connections import airflow_variables
     from tests.integration.airflow_support import AirflowClient
@@ -479,7 +519,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             stack.directory,
             dag_folders=[dag_folder],
             settings_file=REPO_ROOT / "deploy/airflow.env",
-            overrides=airflow_settings(args),
+            overrides=airflow_settings(args, deployment_dir(stack.directory, KIND) / "home"),
             timeout=480,
             port=None,
         )
@@ -503,7 +543,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             )
             sampler.start()
             try:
-                run = client.wait_for_run(DAG_ID, run_id, run_timeout(args))
+                run = wait_for_run(client, run_id, run_timeout(args))
             finally:
                 sampler.stopped.set()
                 sampler.join(timeout=60)
@@ -537,7 +577,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "max_poll_interval_seconds": args.max_poll_seconds,
             "AIRFLOW__CORE__PARALLELISM": args.parallelism,
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": args.max_active_tasks,
-            "executor": "LocalExecutor (airflow standalone, SQLite)",
+            "executor": f"LocalExecutor (airflow standalone, SQLite with a {SQLITE_BUSY_SECONDS} s busy timeout)",
             "training_data": f"each endpoint its own blob, a copy of one of {sources}",
         },
         "airflow_start_seconds": round(start_seconds, 1),
