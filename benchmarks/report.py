@@ -1,8 +1,8 @@
 """
 Write the "Performance" part of ``benchmarks/RESULTS.md`` and its plots from the results under ``benchmarks/results/``.
 
-``python benchmarks/report.py`` reads ``many_waits.json``, ``poll_policy.json``, ``parse_cost.json`` and
-``tls_polls.json`` (each written by its benchmark), draws PNGs into ``benchmarks/plots/`` and replaces the text
+``python benchmarks/report.py`` reads ``many_waits.json``, ``poll_policy.json``, ``parse_cost.json``,
+``fan_out.json`` and ``tls_polls.json`` (each written by its benchmark), draws PNGs into ``benchmarks/plots/`` and replaces the text
 between ``<!-- performance -->`` and ``<!-- /performance -->`` in ``RESULTS.md`` (the rest of the file, e.g.
 the "Reliability" part, is left as it is, but for its soak table: ``soak_report.py``). A missing results file
 is reported as not run.
@@ -10,7 +10,9 @@ is reported as not run.
 
 from __future__ import annotations
 
+import itertools
 import json
+import statistics
 from pathlib import Path
 from typing import Any
 
@@ -240,6 +242,163 @@ def parse_cost_section(data: dict[str, Any] | None) -> list[str]:
     return [*lines, "", "![parse cost](plots/parse_cost.png)", ""]
 
 
+def _fan_out_plot(data: dict[str, Any]) -> None:
+    """A timeline of the fan-out: task instances per state and the emulator's running jobs, against time."""
+    from fan_out_measures import covering  # benchmarks/, beside this script
+
+    plt = _pyplot()
+    samples = data["timeline"]
+    moments = [sample["t"] for sample in samples]
+    fig, (tasks, cores) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[3, 1])
+    for state, style in (("running", "-"), ("deferred", "--"), ("queued", ":"), ("scheduled", "-.")):
+        tasks.plot(
+            moments,
+            [s["task_instances"].get(state, 0) for s in samples],
+            style,
+            label=f"TIs {state} (sampled)",
+        )
+    jobs = [tuple(pair) for pair in data["job_intervals"]]
+    end = max([*moments, *data["promote_ends"], *(stop for _, stop in jobs)])
+    grid = [step / 4 for step in range(int(end * 4) + 2)]
+    tasks.step(
+        grid, covering(jobs, grid), where="post", color="black", linewidth=2, label="emulator jobs running"
+    )
+    ends = data["promote_ends"]
+    tasks.step([0.0, *ends], range(len(ends) + 1), where="post", color="green", label="endpoints promoted")
+    tasks.set_ylabel("count")
+    tasks.legend(loc="upper left", fontsize=8)
+    tasks.set_title(
+        f"{data['settings']['endpoints']} endpoints in one run: task instances against BES jobs "
+        f"(emulator: {data['settings']['emulator_job_concurrency']} at once)"
+    )
+    cores.plot(moments, [s["busy_cores"] for s in samples], label="busy cores (machine)")
+    cores.axhline(data["cpus"], color="red", linestyle="--", linewidth=0.8, label=f"{data['cpus']} cores")
+    cores.set_xlabel("seconds since the trigger")
+    cores.legend(loc="upper left", fontsize=8)
+    fig.tight_layout()
+    fig.savefig(PLOTS_DIR / "fan_out.png", dpi=90)
+    plt.close(fig)
+
+
+def _pair(median: float | None, most: float | None) -> str:
+    return "n/a (resumed)" if median is None else f"{median} / {most}"
+
+
+def _lag(data: dict[str, Any]) -> str:
+    lag = data.get("detection_lag_seconds") or {}
+    if not lag.get("count"):
+        return "not measured"
+    return f"{lag['median']} / {lag['p95']} / {lag['max']} s ({lag['count']} jobs)"
+
+
+def _fan_out_limits(data: dict[str, Any]) -> str:
+    """What limits the fan-out, in words, with the run's numbers."""
+    settings, cpu, samples = data["settings"], data["cpu_seconds"], data["timeline"]
+    used = cpu["airflow"]
+    tasks_cpu = used.get("scheduler", 0.0) - used.get("scheduler-own", 0.0)
+    wall = data["dag_run"]["wall_seconds"]
+    gaps = [later["t"] - earlier["t"] for earlier, later in itertools.pairwise(samples)]
+    most = {
+        state: max((sample["task_instances"].get(state, 0) for sample in samples), default=0)
+        for state in ("running", "queued", "deferred")
+    }
+    return (
+        f"**What limits it.** {settings['endpoints']} endpoints meant {data['task_executions']} task executions "
+        f"(tries, and resumptions after a deferral). The LocalExecutor's workers and the task processes they ran used "
+        f"{tasks_cpu:.0f} CPU s ({cpu['tasks_per_execution']:.2f} s per execution), the API server "
+        f"{used.get('api-server', 0.0):.0f} s (every task process talks to its execution API), the scheduler itself "
+        f"{used.get('scheduler-own', 0.0):.0f} s, the triggerer {used.get('triggerer', 0.0):.0f} s: "
+        f"{cpu['airflow_total']:.0f} CPU s of Airflow in a {wall:.0f} s run, the machine {cpu['machine_busy_cores']:.2f} "
+        f"of {data['cpus']} cores busy on average (the emulator {cpu['emulator']:.0f} CPU s). At that cost the task "
+        f"processes alone need {tasks_cpu / data['cpus']:.0f} s of {data['cpus']} cores. Slots: "
+        f"`AIRFLOW__CORE__PARALLELISM` {settings['AIRFLOW__CORE__PARALLELISM']} and `max_active_tasks` "
+        f"{settings['AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG']}; at most {most['running']} task instances ran, "
+        f"{most['queued']} were queued and {most['deferred']} deferred at once (samples every "
+        f"{statistics.median(gaps) if gaps else 0:.0f} s). The emulator ran at most "
+        f"{data['jobs']['most_running_at_once']} jobs at once of the {settings['emulator_job_concurrency']} it allows. "
+        f"Beyond the jobs Airflow adds a head of {data['head_seconds']:.0f} s (the run's start, `plan`, the first "
+        f"`retrain` processes) and a tail of {data['tail_seconds']:.0f} s (the last job's detection, its resumption, "
+        f"`evaluate` and `promote`); a job's end is seen {_lag(data)} later (median / p95 / max): the operator polls "
+        f"a queued job less often as it waits, up to every {settings['max_poll_interval_seconds']:g} s."
+    )
+
+
+def fan_out_section(data: dict[str, Any] | None) -> list[str]:
+    """
+    The tables and timeline of the fan-out benchmark.
+
+    :param data: ``fan_out.json``.
+    """
+    lines = ["### 4. Fan-out", ""]
+    if not data:
+        return [*lines, "Not run (`python benchmarks/fan_out.py`).", ""]
+    settings, run, jobs, cpu = data["settings"], data["dag_run"], data["jobs"], data["cpu_seconds"]
+    promotion, phases = data["promotion"], data["phases"]
+    lines += [
+        f"{settings['endpoints']} endpoints retrained (deferrable BES waits), gated and promoted in one run of "
+        "`benchmarks/fan_out_dag.py` (the many-endpoints DAG's mapped task group, `wait_after_update` 0) on "
+        f"{settings['executor']}, `AIRFLOW__CORE__PARALLELISM` "
+        f"{settings['AIRFLOW__CORE__PARALLELISM']}, `AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG` "
+        f"{settings['AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG']}; the emulator runs "
+        f"{settings['emulator_job_concurrency']} BES jobs at once, each at least "
+        f"{settings['emulator_min_job_seconds']:g} s; the operator polls after {settings['poll_interval_seconds']:g} s, "
+        f"then at most every {settings['max_poll_interval_seconds']:g} s. Airflow took "
+        f"{data['airflow_start_seconds']:.0f} s to start (not counted).",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| DAG run wall time, queued to end | {run['wall_seconds']:.1f} s ({run['state']}) |",
+        f"| emulator job span, first job start to last job end | {jobs['span_seconds']:.1f} s |",
+        f"| least span at that concurrency (waves x job time) | {data['least_job_seconds']:.1f} s |",
+        f"| sum of job durations | {jobs['sum_of_durations_seconds']:.1f} s ({jobs['jobs']} jobs, median "
+        f"{jobs['duration_median_seconds']:.1f} s) |",
+        f"| most jobs running at once | {jobs['most_running_at_once']} (allowed "
+        f"{settings['emulator_job_concurrency']}) |",
+        f"| jobs queued in the emulator, median / max | {jobs['queued_median_seconds']} / "
+        f"{jobs['queued_max_seconds']} s |",
+        f"| jobs submitted over | {jobs['submitted_over_seconds']} s |",
+        f"| head: run queued to first job start | {data['head_seconds']:.1f} s |",
+        f"| tail: last job end to run end | {data['tail_seconds']:.1f} s |",
+        f"| detection lag, job end to its `retrain` queued again, median / p95 / max | {_lag(data)} |",
+        f"| **overhead** (DAG wall - job span) / job span | **{data['overhead']:.0%}** |",
+        f"| overhead against the least span | {data['overhead_against_least']:.0%} |",
+        f"| endpoints serving a model of this run (emulator's records) | {promotion['promoted']} of "
+        f"{promotion['endpoints']}, {promotion['distinct_models_served']} distinct models |",
+        f"| task executions (tries + resumptions after a deferral) | {data['task_executions']} |",
+        f"| CPU s, Airflow (all parts, with task processes) | {cpu['airflow_total']:.0f} "
+        f"({', '.join(f'{k} {v:.0f}' for k, v in cpu['airflow'].items())}) |",
+        f"| CPU s per task execution (executor workers and task processes) | {cpu['tasks_per_execution']:.2f} |",
+        f"| CPU s, emulator / Azurite | {cpu['emulator']:.0f} / {cpu['azurite']:.0f} |",
+        f"| machine busy, mean over the run | {cpu['machine_busy_cores']:.2f} of {data['cpus']} cores |",
+        f"| load average before / after | {data['load_average_before']} / {data['load_average_after']} |",
+        "",
+        "| task | instances | states | tries | retried | deferrals | queued to start, median / max s | "
+        "last try (first start to end), median / max s | last queued to end, median s |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for task in ("plan", "retrain", "evaluate", "promote"):
+        row = phases.get(task)
+        if row is None:
+            continue
+        states = ", ".join(f"{state} {count}" for state, count in sorted(row["states"].items()))
+        lines.append(
+            f"| {task} | {row['task_instances']} | {states} | {row['tries']} | {row['retried']} | "
+            f"{row['deferrals']} | {_pair(row['queued_to_start_median_seconds'], row['queued_to_start_max_seconds'])} | "
+            f"{row['last_try_median_seconds']} / {row['last_try_max_seconds']} | "
+            f"{row.get('last_queued_to_end_median_seconds')} |"
+        )
+    all_promoted = promotion["promoted"] == promotion["endpoints"] == promotion["distinct_models_served"]
+    lines += [
+        "",
+        f"Targets: overhead under 50 %: {_met(data['overhead'] < 0.5)} ({data['overhead']:.0%}); every endpoint "
+        f"promoted, each with its own model: {_met(all_promoted)}.",
+        "",
+    ]
+    lines += [_fan_out_limits(data), ""]
+    _fan_out_plot(data)
+    return [*lines, "![fan-out](plots/fan_out.png)", ""]
+
+
 def tls_section(data: dict[str, Any] | None) -> list[str]:
     """
     The table of the TLS status-poll benchmark.
@@ -279,10 +438,7 @@ def performance_part() -> str:
         *many_waits_section(_load("many_waits.json")),
         *poll_policy_section(_load("poll_policy.json")),
         *parse_cost_section(_load("parse_cost.json")),
-        "### 4. Fan-out",
-        "",
-        "Not measured yet (200 endpoints retrained, gated and promoted in one LocalExecutor run).",
-        "",
+        *fan_out_section(_load("fan_out.json")),
         *tls_section(_load("tls_polls.json")),
         END,
     ]
