@@ -18,7 +18,6 @@ when the run failed or an endpoint was not promoted. Nothing here asserts a timi
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import os
@@ -42,8 +41,11 @@ from fan_out_dag import (
     data_blob,
     endpoint_name,
 )
+from results_file import ResultsFile, benchmark_parser
 
 if TYPE_CHECKING:
+    import argparse
+
     from tests.integration.airflow_support import AirflowClient
 
 BENCH_DIR = Path(__file__).resolve().parent
@@ -659,26 +661,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def main() -> int:
     """Run the benchmark, write its results file; exit 1 if the run failed or an endpoint was not promoted."""
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
+    parser = benchmark_parser(__doc__, "fan_out")
     add_arguments(parser)
-    parser.add_argument("--output", type=Path, default=BENCH_DIR / "results/fan_out.json")
     parser.add_argument("--keep", action="store_true", help="keep the temporary stack and Airflow home")
     args = parser.parse_args()
+    results_file = ResultsFile(args.output)
     work = Path(tempfile.mkdtemp(prefix="amlretrain-fan-out-"))
     ok = False
     try:
-        results = {
-            "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-            **bench_fan_out(args, work),
-        }
+        results = bench_fan_out(args, work)
         promotion = results["promotion"]
         ok = results["dag_run"]["state"] == "success" and promotion["promoted"] == promotion["endpoints"]
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(json.dumps(results, indent=2) + "\n")
         shown = {k: v for k, v in results.items() if k not in ("timeline", "job_intervals", "promote_ends")}
-        print(json.dumps(shown, indent=2))
+        results_file.write(results, shown=shown)
     finally:
         if args.keep or not ok:
             print(f"kept {work}", flush=True)
