@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import os
 import resource
 import sys
 import time
@@ -156,5 +157,13 @@ def _ended_ok(payload: Any) -> bool:
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
     jobs = json.loads(Path(sys.argv[2]).read_text())
-    result = asyncio.run(main(sys.argv[1], jobs, float(sys.argv[3]), Path(sys.argv[4])))
+    profile_to = os.environ.get("WAITS_CLIENT_PROFILE")  # where to write cProfile stats, when set
+    if profile_to:
+        import cProfile
+
+        with cProfile.Profile() as profiler:
+            result = asyncio.run(main(sys.argv[1], jobs, float(sys.argv[3]), Path(sys.argv[4])))
+        profiler.dump_stats(f"{profile_to}.{sys.argv[1]}")
+    else:
+        result = asyncio.run(main(sys.argv[1], jobs, float(sys.argv[3]), Path(sys.argv[4])))
     print(json.dumps(result))

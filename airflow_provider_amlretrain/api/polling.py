@@ -117,3 +117,36 @@ class JobPollingRules:
         if self.deadline is None:
             return wait
         return max(0.0, min(wait, self.deadline - now))
+
+
+STATUS_LOG_EVERY = 300.0
+"""Seconds between two "still <status>" lines of a wait whose status has not changed."""
+
+
+@dataclass
+class StatusLogThrottle:
+    """
+    When a waiter writes a status line: on every change of status, else once per ``every`` seconds.
+
+    A triggerer runs a thousand waits in one process; a line per poll of each would cost more CPU than
+    the polls themselves and bury the lines that say something in the task logs.
+
+    :param every: Seconds between two lines that repeat the same status.
+    """
+
+    every: float = STATUS_LOG_EVERY
+    _last_status: BatchJobStatus | None = None
+    _last_line_at: float = 0.0
+
+    def should_log(self, status: BatchJobStatus, now: float | None = None) -> bool:
+        """
+        Whether to write a line for this status read (and, if so, note it as written).
+
+        :param status: The status just read.
+        :param now: Current ``time.time()``, for tests.
+        """
+        now = time.time() if now is None else now
+        if status == self._last_status and now - self._last_line_at < self.every:
+            return False
+        self._last_status, self._last_line_at = status, now
+        return True

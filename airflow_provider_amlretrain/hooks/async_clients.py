@@ -3,7 +3,8 @@
 A triggerer runs hundreds of deferred waits on one event loop. A client per request (a new
 ``aiohttp.ClientSession``: DNS lookup, TCP and TLS handshake each time) costs a connection per poll;
 here every trigger polling one connection shares one client (one session, its connections kept alive
-longer than a poll interval), counted by its users and closed when the last one releases it.
+longer than a poll interval, at most :data:`MAX_CONNECTIONS_PER_HOST` of them to one host), counted by its
+users and closed when the last one releases it.
 """
 
 from __future__ import annotations
@@ -26,6 +27,24 @@ if TYPE_CHECKING:
 KEEPALIVE_SECONDS = 300.0
 """How long an idle pooled connection stays open: longer than any poll interval the examples use
 (2-30 s) and than Azure's front-end idle timeout (4 min), so polls reuse connections."""
+
+MAX_CONNECTIONS_PER_HOST = 10
+"""Connections one shared client keeps to one host. When a thousand waits poll at once, the requests beyond it
+wait for a free connection (a status read takes milliseconds) instead of each opening its own; the wait for a
+free connection does not count against the request timeout, which starts once a connection is held."""
+
+
+def environment_names_a_proxy() -> bool:
+    """
+    Whether ``HTTP(S)_PROXY``-style variables name a proxy, read once when a client is built.
+
+    With none, the session does not "trust the environment": aiohttp would otherwise look up the proxy and
+    ``~/.netrc`` in a thread on every request (two thread hand-offs per status poll), and a ``.netrc`` entry
+    for the host would clash with the request's own ``Authorization`` header.
+    """
+    from aiohttp.helpers import proxies_from_env
+
+    return bool(proxies_from_env())
 
 
 @dataclass
@@ -111,8 +130,10 @@ def build_async_client(settings: HttpSettings) -> AsyncPipelineClient[Any, Any]:
     from airflow_provider_amlretrain.hooks.retry import AzureMLAsyncRetryPolicy
 
     session = aiohttp.ClientSession(
-        connector=aiohttp.TCPConnector(keepalive_timeout=KEEPALIVE_SECONDS),
-        trust_env=True,
+        connector=aiohttp.TCPConnector(
+            keepalive_timeout=KEEPALIVE_SECONDS, limit_per_host=MAX_CONNECTIONS_PER_HOST
+        ),
+        trust_env=environment_names_a_proxy(),
         cookie_jar=aiohttp.DummyCookieJar(),
         auto_decompress=False,  # as azure-core's own session: its response object decompresses
     )

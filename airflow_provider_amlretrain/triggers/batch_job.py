@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
-from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision
+from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision, StatusLogThrottle
 from airflow_provider_amlretrain.exceptions import AzureMLError
 from airflow_provider_amlretrain.hooks.studio import AzureMLStudioAsyncHook
 from airflow_provider_amlretrain.redaction import redact
@@ -86,6 +86,7 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         yield TriggerEvent(event.to_payload())
 
     async def _wait(self, hook: AzureMLStudioAsyncHook, rules: JobPollingRules) -> BatchJobEvent:
+        status_lines = StatusLogThrottle()
         while True:
             state = await hook.aget_job(self.job_id)
             decision = rules.decide(state.status)
@@ -98,7 +99,8 @@ class AzureMLBatchJobTrigger(BaseTrigger):
                     state.status,
                     "The job did not end before its deadline.",
                 )
-            self.log.info("BES job %s is %s.", self.job_id, state.status.value)
+            if status_lines.should_log(state.status):
+                self.log.info("BES job %s is %s.", self.job_id, state.status.value)
             await hook._asleep(rules.sleep_seconds(retry_after=state.retry_after))
 
     async def on_kill(self) -> None:

@@ -214,3 +214,20 @@ def test_parse_retry_after():
     assert 25 <= parse_retry_after(format_datetime(later, usegmt=True)) <= 31
     earlier = datetime.now(UTC) - timedelta(hours=1)
     assert parse_retry_after(format_datetime(earlier, usegmt=True)) == 0.0
+
+
+def test_status_lines_on_a_change_of_status_and_once_per_period_otherwise():
+    from airflow_provider_amlretrain.api.polling import StatusLogThrottle
+
+    lines = StatusLogThrottle(every=300)
+    running, finished = BatchJobStatus.RUNNING, BatchJobStatus.FINISHED
+
+    said = [
+        lines.should_log(running, now=1000),  # the first read
+        lines.should_log(running, now=1010),  # the same status, soon after
+        lines.should_log(running, now=1299),
+        lines.should_log(running, now=1300),  # the same status, a period later: "still running"
+        lines.should_log(finished, now=1301),  # a change
+    ]
+
+    assert said == [True, False, False, True, True]

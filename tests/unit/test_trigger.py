@@ -96,6 +96,21 @@ async def test_polls_until_finished_then_yields_one_event(azureml_conn, aio, rec
     assert _get_calls(aio) == 3
 
 
+async def test_a_status_is_logged_when_it_changes_not_on_every_poll(
+    azureml_conn, aio, recorded_sleeps, caplog
+):
+    for status in ("NotStarted", "Running", "Running", "Running", "Running"):
+        aio.get(job_url(), payload=status_body(status))
+    aio.get(job_url(), payload=status_body("Finished", results={}))
+
+    with caplog.at_level("INFO"):
+        payload = await _only_event(_trigger(poll_interval=15))
+
+    assert payload["status"] == "Finished"
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith(f"BES job {JOB_ID} is")]
+    assert lines == [f"BES job {JOB_ID} is NotStarted.", f"BES job {JOB_ID} is Running."]
+
+
 async def test_waits_grow_from_the_jobs_start_and_honour_retry_after(azureml_conn, aio, recorded_sleeps):
     aio.get(job_url(), payload=status_body("Running"))
     aio.get(job_url(), payload=status_body("Running"), headers={"Retry-After": "100"})

@@ -1,0 +1,113 @@
+"""The shared async client's connections, on a real loopback socket: a few per host, proxies only when named."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from airflow_provider_amlretrain.api.states import BatchJobStatus
+from airflow_provider_amlretrain.hooks import async_clients
+from tests.unit.support import API_KEY, JOB_ID, set_connection, status_body
+
+CONN_ID = "azureml_loopback"
+
+
+class CountingStatusServer:
+    """A loopback HTTP/1.1 server answering every request with a BES status, counting the TCP connections."""
+
+    def __init__(self, answer_delay: float) -> None:
+        self.answer_delay = answer_delay
+        self.connections = 0
+        self.requests = 0
+        self.server: asyncio.Server | None = None
+
+    async def __aenter__(self) -> CountingStatusServer:
+        self.server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.server is not None
+        self.server.close()
+
+    @property
+    def port(self) -> int:
+        assert self.server is not None
+        return self.server.sockets[0].getsockname()[1]
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        body = json.dumps(status_body("Running")).encode()
+        try:
+            while await reader.readuntil(b"\r\n\r\n"):  # a GET: headers only
+                self.requests += 1
+                await asyncio.sleep(self.answer_delay)  # the requests in flight pile up
+                writer.write(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                    + f"Content-Length: {len(body)}\r\n\r\n".encode()
+                    + body
+                )
+                await writer.drain()
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+
+def _loopback_connection(monkeypatch: pytest.MonkeyPatch, port: int) -> None:
+    set_connection(
+        monkeypatch,
+        CONN_ID,
+        conn_type="azureml_studio",
+        host=f"http://127.0.0.1:{port}/workspaces/ws1/services/svc1",
+        password=API_KEY,
+        extra={"retry_backoff": 0, "max_retries": 0, "request_timeout": 10},
+    )
+
+
+async def test_a_hundred_waits_polling_at_once_share_a_handful_of_connections(monkeypatch):
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioAsyncHook
+
+    async with CountingStatusServer(answer_delay=0.02) as server:
+        _loopback_connection(monkeypatch, server.port)
+        hooks = [AzureMLStudioAsyncHook(azureml_conn_id=CONN_ID) for _ in range(100)]
+
+        async def poll(hook: AzureMLStudioAsyncHook) -> BatchJobStatus:
+            async with hook.ashared_client():
+                return (await hook.aget_job(JOB_ID)).status
+
+        statuses = await asyncio.gather(*(poll(hook) for hook in hooks))
+
+    assert statuses == [BatchJobStatus.RUNNING] * 100, "every poll got its answer"
+    assert server.requests == 100
+    assert 1 <= server.connections <= async_clients.MAX_CONNECTIONS_PER_HOST
+
+
+@pytest.mark.parametrize(
+    ("environment", "trusts_environment"),
+    [
+        ({}, False),
+        ({"HTTPS_PROXY": "http://proxy.example:3128"}, True),
+        ({"http_proxy": "http://p:8080"}, True),
+    ],
+)
+async def test_the_session_reads_proxies_and_netrc_only_when_the_environment_names_a_proxy(
+    monkeypatch, environment, trusts_environment
+):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "WS_PROXY", "WSS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    for name, value in environment.items():
+        monkeypatch.setenv(name, value)
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioAsyncHook
+
+    _loopback_connection(monkeypatch, 9)
+    client = async_clients.build_async_client(
+        await AzureMLStudioAsyncHook(azureml_conn_id=CONN_ID).ahttp_settings()
+    )
+    try:
+        session = client._pipeline._transport.session  # the aiohttp session the transport owns
+        assert session.trust_env is trusts_environment
+    finally:
+        await client.close()
