@@ -32,7 +32,7 @@ whose body is :func:`retrain_gate_promote` (``dags/amlretrain_many_endpoints.py`
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -112,17 +112,6 @@ def training_outputs(
     }
 
 
-class RetrainGatePromote(NamedTuple):
-    """The three tasks :func:`retrain_gate_promote` adds, in the order they run."""
-
-    #: Runs the training web service's BES job (task id ``retrain``).
-    retrain: AzureMLBatchExecutionOperator
-    #: Gates the trained model on its evaluation (task id ``evaluate``).
-    evaluate: AzureMLEvaluationGateOperator
-    #: Puts the model on the classic endpoint (task id ``promote``).
-    promote: AzureMLUpdateEndpointModelOperator
-
-
 def retrain_gate_promote(
     *,
     endpoint_name: Any,
@@ -146,7 +135,7 @@ def retrain_gate_promote(
     retrain_kwargs: Mapping[str, Any] | None = None,
     evaluate_kwargs: Mapping[str, Any] | None = None,
     promote_kwargs: Mapping[str, Any] | None = None,
-) -> RetrainGatePromote:
+) -> tuple[AzureMLBatchExecutionOperator, AzureMLEvaluationGateOperator, AzureMLUpdateEndpointModelOperator]:
     """
     Add one endpoint's retrain >> evaluate >> promote: a BES job, the evaluation gate, the endpoint update.
 
@@ -189,7 +178,7 @@ def retrain_gate_promote(
         e.g. ``{"on_reject": "fail"}``.
     :param promote_kwargs: Further arguments of the ``promote`` task
         (:class:`~airflow_provider_amlretrain.operators.update_endpoint_model.AzureMLUpdateEndpointModelOperator`).
-    :return: The three tasks, to add tasks downstream of ``promote``.
+    :return: The tasks ``(retrain, evaluate, promote)``, e.g. to add tasks downstream of ``promote``.
     """
     from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
     from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
@@ -241,7 +230,7 @@ def retrain_gate_promote(
         )
     )
     retrain >> evaluate >> promote
-    return RetrainGatePromote(retrain, evaluate, promote)
+    return retrain, evaluate, promote
 
 
 def _arguments(name: str, further: Mapping[str, Any] | None, **given: Any) -> dict[str, Any]:
