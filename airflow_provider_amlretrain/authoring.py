@@ -1,4 +1,6 @@
-"""Pieces DAG files are built from: the Trigger form's promotion fields and a training job's usual outputs.
+"""
+Pieces DAG files are built from: the Trigger form's promotion fields, a training job's usual outputs, and
+one endpoint's retrain >> evaluate >> promote.
 
 Every retrain-and-promote DAG needs the same two things around the operators: Params whose names match the
 promotion operators' ``force`` and ``skip_promotion`` template fields, and a pair of output blobs (the trained
