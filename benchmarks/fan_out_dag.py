@@ -1,9 +1,10 @@
 """
 The fan-out benchmark's DAG: N endpoints retrained (deferrable), gated and promoted in one DAG run.
 
-Modelled on ``dags/amlretrain_many_endpoints.py`` (one training web service reading its dataset from the
-``Data URI`` global parameter, a mapped task group retrain >> evaluate >> promote per endpoint), with the
-BES waits deferred to the triggerer and no wait after an endpoint update (the emulator serves at once).
+Built like ``dags/amlretrain_many_endpoints.py`` (one training web service reading its dataset from the
+``Data URI`` global parameter, a mapped task group whose body is the same ``retrain_gate_promote``: retrain
+>> evaluate >> promote per endpoint), with the BES waits deferred to the triggerer and no wait after an
+endpoint update (the emulator serves at once).
 ``benchmarks/fan_out.py`` copies this file into a DAG folder of its own and sets, on every Airflow process:
 
 - ``AMLRETRAIN_FANOUT_ENDPOINTS``: how many endpoints (``fan-out-000`` ...), each trained on its own blob
@@ -20,10 +21,7 @@ from typing import Any
 
 from airflow.sdk import DAG, task, task_group
 
-from airflow_provider_amlretrain.authoring import promotion_params, training_outputs
-from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
-from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
-from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
+from airflow_provider_amlretrain.authoring import promotion_params, retrain_gate_promote, training_outputs
 
 DAG_ID = "amlretrain_fan_out_bench"
 WASB_CONN_ID = "azurite_default"
@@ -95,42 +93,26 @@ with DAG(
         smoke_sample: str,
     ) -> None:
         """Retrain on the endpoint's data (waiting in the triggerer), gate, promote."""
-        retrain = AzureMLBatchExecutionOperator(
-            task_id="retrain",
-            azureml_conn_id="azureml_train_binary",
+        retrain_gate_promote(
+            endpoint_name=endpoint,
+            deployment_target=target,
             global_parameters=global_parameters,
             outputs=outputs,
-            deferrable=True,
-            poll_interval=float(os.environ.get(POLL_SECONDS_ENV, "5")),
-            max_poll_interval=float(os.environ.get(MAX_POLL_SECONDS_ENV, "30")),
-            job_timeout=timedelta(hours=3),
-        )
-        evaluate = AzureMLEvaluationGateOperator(
-            task_id="evaluate",
-            training_result=retrain.output,
-            wasb_conn_id=WASB_CONN_ID,
-            deployment_target=target,
+            smoke_test_sample=smoke_sample,
+            web_service_id="{{ var.value.amlretrain_binary_web_service_id }}",
             rules=[
                 {"metric": "AUC", "min": 0.9},
                 {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02},
             ],
-        )
-        promote = AzureMLUpdateEndpointModelOperator(
-            task_id="promote",
-            deployment_target=target,
-            training_result=retrain.output,
-            gate_result=evaluate.output,
             training_conn_id="azureml_train_binary",
             wasb_conn_id=WASB_CONN_ID,
             azureml_management_conn_id="azureml_management",
-            web_service_id="{{ var.value.amlretrain_binary_web_service_id }}",
-            endpoint_name=endpoint,
-            smoke_test_sample=smoke_sample,
             smoke_test_drop_columns=["label"],
+            deferrable=True,
+            poll_interval=float(os.environ.get(POLL_SECONDS_ENV, "5")),
+            max_poll_interval=float(os.environ.get(MAX_POLL_SECONDS_ENV, "30")),
+            job_timeout=timedelta(hours=3),
             wait_after_update=0,
-            force="{{ params.force }}",
-            skip_promotion="{{ params.skip_promotion }}",
         )
-        retrain >> evaluate >> promote
 
     retrain_and_promote.expand_kwargs(plan())

@@ -16,25 +16,17 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from results_md import RESULTS_MD, pyplot, replace_block  # benchmarks/, beside this script
+
 BENCH_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCH_DIR / "results"
 PLOTS_DIR = BENCH_DIR / "plots"
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
 START, END = "<!-- performance -->", "<!-- /performance -->"
 
 
 def _load(name: str) -> dict[str, Any] | None:
     path = RESULTS_DIR / name
     return json.loads(path.read_text()) if path.exists() else None
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
 
 
 def _met(condition: bool) -> str:
@@ -106,7 +98,7 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         f"{mine['load_average_after']}, Http {theirs['load_average_before']} / {theirs['load_average_after']}.",
         "",
     ]
-    plt = _pyplot()
+    plt = pyplot()
     keys = [
         ("CPU s", "cpu_seconds"),
         ("peak RSS MB", "peak_rss_mb"),
@@ -178,7 +170,7 @@ def poll_policy_section(data: dict[str, Any] | None) -> list[str]:
                 f"{row['requests_per_job_mean']} | {model_row['lag_median_seconds']}, "
                 f"{model_row['requests_per_job_mean']} |"
             )
-    plt = _pyplot()
+    plt = pyplot()
     curve = model["curve"]
     fig, (lag_axis, req_axis) = plt.subplots(1, 2, figsize=(11, 3.5))
     for policy, style in (("fixed", "--"), ("provider", "-")):
@@ -229,7 +221,7 @@ def parse_cost_section(data: dict[str, Any] | None) -> list[str]:
         f"Targets: at most 1.1x the baseline's CPU: {_met(worst <= 1.1)} (worst {worst}x); the provider's own "
         f"modules under 50 ms: {_met(slowest < 50)} (most {slowest} ms, sum of their `-X importtime` self times).",
     ]
-    plt = _pyplot()
+    plt = pyplot()
     fig, axis = plt.subplots(figsize=(9, 3.5))
     names = [Path(n).stem.replace("amlretrain_", "") for n in files]
     axis.barh(names, [row["cpu_ratio_to_baseline"] for row in files.values()])
@@ -246,7 +238,7 @@ def _fan_out_plot(data: dict[str, Any]) -> None:
     """A timeline of the fan-out: task instances per state and the emulator's running jobs, against time."""
     from fan_out_measures import covering  # benchmarks/, beside this script
 
-    plt = _pyplot()
+    plt = pyplot()
     samples = data["timeline"]
     moments = [sample["t"] for sample in samples]
     fig, (tasks, cores) = plt.subplots(2, 1, figsize=(11, 6), sharex=True, height_ratios=[3, 1])
@@ -424,11 +416,10 @@ def tls_section(data: dict[str, Any] | None) -> list[str]:
     return [*lines, ""]
 
 
-def performance_part() -> str:
-    """The whole "Performance" part, markers included."""
+def performance_lines() -> list[str]:
+    """The lines of the "Performance" part, between its markers."""
     PLOTS_DIR.mkdir(exist_ok=True)
-    lines = [
-        START,
+    return [
         "## Performance",
         "",
         "Written by `benchmarks/report.py` from `benchmarks/results/*.json` (`make bench`). Numbers are from one run "
@@ -440,22 +431,17 @@ def performance_part() -> str:
         *parse_cost_section(_load("parse_cost.json")),
         *fan_out_section(_load("fan_out.json")),
         *tls_section(_load("tls_polls.json")),
-        END,
     ]
-    return "\n".join(lines) + "\n"
 
 
 def write_results_md() -> None:
     """Replace the "Performance" part of ``RESULTS.md`` (or add it), keeping the rest."""
-    part = performance_part()
+    lines = performance_lines()
     text = RESULTS_MD.read_text() if RESULTS_MD.exists() else "# Benchmark results\n\n"
-    if START in text and END in text:
-        before, rest = text.split(START, 1)
-        after = rest.split(END, 1)[1].lstrip("\n")
-        text = before + part + ("\n" + after if after else "")
-    else:
-        text = text.rstrip("\n") + "\n\n" + part
-    RESULTS_MD.write_text(text)
+    replaced = replace_block(text, START, END, lines)
+    if replaced is None:
+        replaced = text.rstrip("\n") + "\n\n" + "\n".join([START, *lines, END]) + "\n"
+    RESULTS_MD.write_text(replaced)
 
 
 if __name__ == "__main__":

@@ -14,10 +14,11 @@ import statistics
 from pathlib import Path
 from typing import Any
 
+from results_md import RESULTS_MD, pyplot, replace_block  # benchmarks/, beside this script
+
 BENCH_DIR = Path(__file__).resolve().parent
 SOAK_RESULTS = BENCH_DIR / "results/soak.json"
 SOAK_PLOT = BENCH_DIR / "plots/soak.png"
-RESULTS_MD = BENCH_DIR / "RESULTS.md"
 START, END = "<!-- soak -->", "<!-- /soak -->"
 
 #: The emulator's fault counters (``/_emulator/fault-stats``) in words.
@@ -110,11 +111,7 @@ def draw_soak_plot(data: dict[str, Any]) -> None:
 
     :param data: ``soak.json``.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     details = data["details"]
     figure, (runs_axis, faults_axis) = plt.subplots(
         1, 2, figsize=(11, 4), gridspec_kw={"width_ratios": [3, 2]}
@@ -155,14 +152,12 @@ def write_soak_summary() -> bool:
     """Replace the soak block of ``RESULTS.md`` and draw its plot; False if there is no soak result or block."""
     if not SOAK_RESULTS.exists():
         return False
-    text = RESULTS_MD.read_text()
-    if START not in text or END not in text:
-        return False
     data = json.loads(SOAK_RESULTS.read_text())
+    text = replace_block(RESULTS_MD.read_text(), START, END, soak_table(data))
+    if text is None:
+        return False
     draw_soak_plot(data)
-    before, rest = text.split(START, 1)
-    after = rest.split(END, 1)[1]
-    RESULTS_MD.write_text(before + START + "\n" + "\n".join(soak_table(data)) + "\n" + END + after)
+    RESULTS_MD.write_text(text)
     return True
 
 

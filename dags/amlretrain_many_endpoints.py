@@ -7,6 +7,13 @@ them all. A mapped task group retrains, gates and promotes each endpoint indepen
 rejected or failing endpoint does not hold the others back, and each endpoint keeps its own
 deployment record, which keeps backfills safe per endpoint.
 
+``plan`` makes one dict per endpoint; the task group is mapped over them (``expand_kwargs``), and
+its body, ``retrain_gate_promote`` (``airflow_provider_amlretrain.authoring``), adds that endpoint's
+``retrain`` (a BES job, ``AzureMLBatchExecutionOperator``) >> ``evaluate`` (the evaluation gate,
+``AzureMLEvaluationGateOperator``) >> ``promote`` (the endpoint update, with a smoke test,
+``AzureMLUpdateEndpointModelOperator``). The mapped values go in per endpoint; connections, rules
+and waits are the same for all.
+
 Edit ``ENDPOINT_DATA`` to map your endpoints to their data (paths are templated per run).
 
 **Triggering and reprocessing.** Scheduled runs train the day of their logical date (midnight
@@ -32,10 +39,7 @@ from typing import Any
 
 from airflow.sdk import DAG, CronTriggerTimetable, task, task_group
 
-from airflow_provider_amlretrain.authoring import promotion_params, training_outputs
-from airflow_provider_amlretrain.operators.batch_execution import AzureMLBatchExecutionOperator
-from airflow_provider_amlretrain.operators.evaluation_gate import AzureMLEvaluationGateOperator
-from airflow_provider_amlretrain.operators.update_endpoint_model import AzureMLUpdateEndpointModelOperator
+from airflow_provider_amlretrain.authoring import promotion_params, retrain_gate_promote, training_outputs
 
 WASB_CONN_ID = "azurite_default"
 DATA_CONTAINER = "training-data"
@@ -90,40 +94,27 @@ with DAG(
         smoke_sample: str,
     ) -> None:
         """Retrain on the endpoint's data, gate against its production model, promote it."""
-        retrain = AzureMLBatchExecutionOperator(
-            task_id="retrain",
-            azureml_conn_id="azureml_train_binary",
+        retrain_gate_promote(
+            # Per endpoint: the mapped arguments, from plan().
+            endpoint_name=endpoint,
+            deployment_target=target,
             global_parameters=global_parameters,
             outputs=outputs,
-            poll_interval=2,
-            job_timeout=timedelta(minutes=30),
-        )
-        evaluate = AzureMLEvaluationGateOperator(
-            task_id="evaluate",
-            training_result=retrain.output,
-            wasb_conn_id=WASB_CONN_ID,
-            deployment_target=target,
+            smoke_test_sample=smoke_sample,
+            # The same for every endpoint.
+            web_service_id="{{ var.value.amlretrain_binary_web_service_id }}",
             rules=[
                 {"metric": "AUC", "min": 0.9},
                 {"metric": "AUC", "compare_to_baseline": True, "tolerance": 0.02},
             ],
-        )
-        promote = AzureMLUpdateEndpointModelOperator(
-            task_id="promote",
-            deployment_target=target,
-            training_result=retrain.output,
-            gate_result=evaluate.output,
             training_conn_id="azureml_train_binary",
             wasb_conn_id=WASB_CONN_ID,
             azureml_management_conn_id="azureml_management",
-            web_service_id="{{ var.value.amlretrain_binary_web_service_id }}",
-            endpoint_name=endpoint,
-            smoke_test_sample=smoke_sample,
             smoke_test_drop_columns=["label"],
+            poll_interval=2,
+            job_timeout=timedelta(minutes=30),
             wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
-            force="{{ params.force }}",
-            skip_promotion="{{ params.skip_promotion }}",
+            # force and skip_promotion: the Trigger form's fields (promotion_params), by default.
         )
-        retrain >> evaluate >> promote
 
     retrain_and_promote.expand_kwargs(plan(ENDPOINT_DATA))

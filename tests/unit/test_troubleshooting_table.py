@@ -290,6 +290,29 @@ def case_on_reject(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
     return _raised(lambda: _gate(rules=[{"metric": "AUC", "min": 0.8}], on_reject="warn"))
 
 
+def case_task_group_argument_clash(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
+    from airflow.sdk import DAG
+
+    from airflow_provider_amlretrain.authoring import retrain_gate_promote
+
+    def build() -> None:
+        with DAG(dag_id="troubleshooting_clash", schedule=None):
+            retrain_gate_promote(
+                endpoint_name="east",
+                deployment_target="t-east",
+                global_parameters={},
+                outputs={},
+                web_service_id="ws",
+                rules=[{"metric": "AUC", "min": 0.8}],
+                training_conn_id="train",
+                wasb_conn_id="wasb",
+                azureml_management_conn_id="management",
+                retrain_kwargs={"task_id": "train", "poll_interval": 5},
+            )
+
+    return _raised(build)
+
+
 def case_rules_not_a_list(monkeypatch: pytest.MonkeyPatch, rsps: Any) -> BaseException:
     return _raised(lambda: _decide("[{'metric': 'AUC', 'min': 0.8}]"))
 
