@@ -56,7 +56,7 @@ def http_connection(stack_env: dict[str, str]) -> str:
 
 
 def run_approach(
-    approach: str, stack: Any, env: dict[str, str], args: argparse.Namespace, tmp: Path
+    approach: str, stack: Any, env: dict[str, str], args: argparse.Namespace, tmp: Path, warm_up_job: str
 ) -> dict[str, Any]:
     """
     Submit ``args.waits`` jobs, wait for them with ``approach`` in a fresh interpreter, measure.
@@ -66,6 +66,7 @@ def run_approach(
     :param env: The client's environment.
     :param args: The command line.
     :param tmp: A scratch directory.
+    :param warm_up_job: An ended job, waited for before the measured waits (it loads the approach's modules).
     """
     import requests
 
@@ -77,7 +78,8 @@ def run_approach(
         job_id = submit_training_job(stack, hook, f"waits/{approach}/{index}", start=False)
         jobs.append({"job_id": job_id, "url": hook.job_url(job_id)})
     jobs_file, ready = tmp / f"{approach}-jobs.json", tmp / f"{approach}-ready"
-    jobs_file.write_text(json.dumps(jobs))
+    warm_up = {"job_id": warm_up_job, "url": hook.job_url(warm_up_job)}
+    jobs_file.write_text(json.dumps({"warm_up": warm_up, "jobs": jobs}))
     load_before = load_average()
     command = [
         sys.executable,
@@ -153,9 +155,10 @@ def bench_many_waits(args: argparse.Namespace) -> dict[str, Any]:
             "interpreter (what TriggerRunner does); the triggerer's DB and supervisor round trips are left out, "
             "the same for both approaches",
         }
-        finished_job(stack)  # warms the emulator up (its first training imports its libraries)
+        # Warms the emulator up (its first training imports its libraries); each client's warm-up wait.
+        warm_up_job = finished_job(stack)
         for approach in args.approaches:
-            results[approach] = run_approach(approach, stack, env, args, tmp)
+            results[approach] = run_approach(approach, stack, env, args, tmp, warm_up_job)
         return results
 
 

@@ -1,7 +1,9 @@
 """
 One triggerer's worth of deferred waits, in this process: ``python waits_client.py APPROACH JOBS INTERVAL READY``.
 
-Runs one trigger per job of ``JOBS_FILE`` (a JSON list of ``{"job_id", "url"}``), every ``run()`` a task of one
+Runs one trigger per job of ``JOBS`` (a JSON file ``{"warm_up": job, "jobs": [job, ...]}``, each job a
+``{"job_id", "url"}``; the warm-up job has ended: one wait for it first loads what the approach's polls import, so
+the memory measured before the waits holds the imports and the memory they add is the waits' own), every ``run()`` a task of one
 event loop, as the triggerer's ``TriggerRunner`` runs them (``async for event in trigger.run()``). ``APPROACH``
 is ``provider`` (this provider's ``AzureMLBatchJobTrigger``, its interval fixed at ``INTERVAL`` so both poll
 alike) or ``http`` (the Http provider's ``HttpEventTrigger`` with the response check in ``http_job_check``,
@@ -84,15 +86,21 @@ def make_trigger(approach: str, job: dict[str, str], interval: float) -> Any:
     )
 
 
-async def main(approach: str, jobs: list[dict[str, str]], interval: float, ready: Path) -> dict[str, Any]:
+async def main(
+    approach: str, warm_up: dict[str, str], jobs: list[dict[str, str]], interval: float, ready: Path
+) -> dict[str, Any]:
     """
     Wait for every job; return the measurements.
 
     :param approach: ``provider`` or ``http``.
+    :param warm_up: An ended job, waited for first (not measured).
     :param jobs: The jobs to wait for.
     :param interval: Seconds between polls.
     :param ready: A file created once every wait is running (the driver then starts the jobs).
     """
+    async for _ in make_trigger(approach, warm_up, interval).run():
+        break  # one poll of an ended job: the approach's modules are loaded, its client made and released
+    COUNTS.update(requests=0, connections=0, sessions=0)
     triggers = [make_trigger(approach, job, interval) for job in jobs]
     detected: dict[str, float] = {}
     events: dict[str, Any] = {}
@@ -103,6 +111,12 @@ async def main(approach: str, jobs: list[dict[str, str]], interval: float, ready
     async def ticker() -> None:
         await asyncio.sleep(interval)  # every trigger has made its first poll
         warm.update(cpu=time.process_time(), requests=COUNTS["requests"])
+        memory_to = os.environ.get("WAITS_CLIENT_TRACEMALLOC")  # where to write where the waits' memory is
+        if memory_to:
+            import tracemalloc
+
+            stats = tracemalloc.take_snapshot().statistics("filename")[:30]
+            Path(memory_to).write_text("\n".join(map(str, stats)))
         ready.touch()
         while not done.is_set():
             before = time.perf_counter()
@@ -156,14 +170,19 @@ def _ended_ok(payload: Any) -> bool:
 
 if __name__ == "__main__":
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    jobs = json.loads(Path(sys.argv[2]).read_text())
+    given = json.loads(Path(sys.argv[2]).read_text())
+    warm_up, jobs = given["warm_up"], given["jobs"]
+    if os.environ.get("WAITS_CLIENT_TRACEMALLOC"):
+        import tracemalloc
+
+        tracemalloc.start()
     profile_to = os.environ.get("WAITS_CLIENT_PROFILE")  # where to write cProfile stats, when set
     if profile_to:
         import cProfile
 
         with cProfile.Profile() as profiler:
-            result = asyncio.run(main(sys.argv[1], jobs, float(sys.argv[3]), Path(sys.argv[4])))
+            result = asyncio.run(main(sys.argv[1], warm_up, jobs, float(sys.argv[3]), Path(sys.argv[4])))
         profiler.dump_stats(f"{profile_to}.{sys.argv[1]}")
     else:
-        result = asyncio.run(main(sys.argv[1], jobs, float(sys.argv[3]), Path(sys.argv[4])))
+        result = asyncio.run(main(sys.argv[1], warm_up, jobs, float(sys.argv[3]), Path(sys.argv[4])))
     print(json.dumps(result))
