@@ -16,13 +16,18 @@ Nothing here asserts a timing.
 
 from __future__ import annotations
 
+import itertools
+import math
 import statistics
 import sys
 import threading
 import time
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
@@ -59,6 +64,74 @@ def play(policy: str, duration: float) -> tuple[float, int]:
         now += rules.sleep_seconds(now=now)
 
 
+def play_interval(interval: Callable[[float], float], duration: float) -> tuple[float, int]:
+    """
+    Lag and status reads of waiting with any interval rule (seconds since the start -> next wait).
+
+    :param interval: The wait after a read made that many seconds after the start.
+    :param duration: The job's duration in seconds.
+    """
+    now, reads = 0.0, 0
+    while True:
+        reads += 1
+        if now >= duration:
+            return now - duration, reads
+        now += interval(now)
+
+
+GROWING_FIRST_WAITS = (2.0, 5.0, 10.0, 15.0, 20.0, 25.0, 30.0, 35.0, 40.0)
+GROWING_GROWTHS = (0.0, 0.05, 0.1, 0.2, 0.3, 0.5)
+GROWING_CEILINGS = (30.0, 35.0, 40.0, 50.0, 60.0, 90.0, 120.0)
+
+
+def search_growing_policies(durations: list[float], fixed: dict[str, float]) -> dict[str, Any]:
+    """
+    Every policy of the provider's family on a grid: first wait ``p``, then ``growth`` times the elapsed time,
+    at most ``ceiling`` (the provider's default is ``p=15, growth=0.5, ceiling=120``; fixed polling is
+    ``growth=0``), and which of them beat fixed 30 s polling on both requests and median lag.
+
+    :param durations: The job durations.
+    :param fixed: Fixed 30 s polling's summary over them.
+    """
+    tried, meeting = 0, []
+    for first, growth, ceiling in itertools.product(GROWING_FIRST_WAITS, GROWING_GROWTHS, GROWING_CEILINGS):
+        if ceiling < first:
+            continue
+        tried += 1
+        played = [
+            play_interval(lambda t, p=first, g=growth, c=ceiling: min(c, max(p, g * t)), d) for d in durations
+        ]
+        summary = _summary([x[0] for x in played], [x[1] for x in played])
+        if (
+            summary["requests_per_job_mean"] < fixed["requests_per_job_mean"]
+            and summary["lag_median_seconds"] < fixed["lag_median_seconds"]
+        ):
+            meeting.append({"first": first, "growth": growth, "ceiling": ceiling, **summary})
+    return {"tried": tried, "meeting_target": meeting}
+
+
+KNOWN_LONGEST_SECONDS = 600.0
+KNOWN_LONGEST_FACTOR = 1.8
+
+
+def knowing_the_longest(durations: list[float]) -> dict[str, float]:
+    """
+    A policy told the longest duration ``L`` a job takes: waits of ``1.8 * sqrt(L - t)`` (at least 2 s), which
+    shrink as ``t`` nears ``L``. For durations spread evenly up to ``L`` that is the interval that minimises the
+    mean lag for a number of requests (the lag weighs every moment alike; a request at ``t`` is paid by every
+    job still running, a share ``(L - t) / L``). The provider does not implement it: it needs ``L``.
+
+    :param durations: The job durations.
+    """
+    played = [
+        play_interval(
+            lambda t: max(2.0, KNOWN_LONGEST_FACTOR * math.sqrt(max(KNOWN_LONGEST_SECONDS - t, 0.0))), d
+        )
+        for d in durations
+    ]
+    return _summary([x[0] for x in played], [x[1] for x in played])
+
+
 def _summary(lags: list[float], reads: list[int]) -> dict[str, float]:
     from results_file import percentile
 
@@ -87,6 +160,11 @@ def bench_model(points: int = 2000) -> dict[str, Any]:
         for policy in ("fixed", "provider"):
             played = [play(policy, d) for d in durations]
             results[name][policy] = _summary([p[0] for p in played], [p[1] for p in played])
+    results["growing_policy_search"] = {
+        name: search_growing_policies(durations, results[name]["fixed"])
+        for name, durations in spacings.items()
+    }
+    results["evenly_spaced"]["knowing_the_longest"] = knowing_the_longest(spacings["evenly_spaced"])
     # For the plot: the log-spaced durations in 24 bins, median lag and mean requests per bin (lag alone is a
     # saw tooth: small for a job that ends just before a read, a whole interval for one that ends just after).
     bins, durations = 24, spacings["log_spaced"]

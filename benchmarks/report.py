@@ -56,7 +56,7 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         ("CPU seconds, after the first round of polls", "cpu_seconds", "{:.2f}"),
         ("CPU seconds, whole wait (first round: one-time imports)", "cpu_seconds_with_first_round", "{:.2f}"),
         ("peak RSS MB (process)", "peak_rss_mb", "{:.1f}"),
-        ("RSS MB before the waits (imports)", "rss_before_waits_mb", "{:.1f}"),
+        ("RSS MB before the waits (imports, after a one-job warm-up wait)", "rss_before_waits_mb", "{:.1f}"),
         ("RSS MB the waits added (peak minus before)", "rss_growth_mb", "{:.1f}"),
         ("HTTP requests", "http_requests", "{}"),
         ("CPU ms per HTTP request (after the first round)", "cpu_ms_per_request", "{:.2f}"),
@@ -92,7 +92,11 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         f"at most half the memory the waits add: {_met(mine['rss_growth_mb'] <= 0.5 * theirs['rss_growth_mb'])} "
         f"(the interpreter, Airflow and the imports, {mine['rss_before_waits_mb']:.0f} MB, come before); a handful of "
         f"connections per host: {mine['tcp_connections_opened']} against {theirs['tcp_connections_opened']} "
-        "(one shared pool, which opens a connection per request in flight when a thousand polls fire at once).",
+        "(one shared pool of at most `MAX_CONNECTIONS_PER_HOST` connections to a host). Per request, this "
+        f"provider spends {mine['cpu_ms_per_request']:.2f} CPU ms against {theirs['cpu_ms_per_request']:.2f} "
+        f"({_ratio(mine['cpu_ms_per_request'], theirs['cpu_ms_per_request'])}); in total it spends more because "
+        f"it keeps the {data['poll_interval_seconds']} s interval ({mine['http_requests']} requests) where the Http "
+        f"side, a session and a connection per poll, falls behind it ({theirs['http_requests']}).",
         "",
         f"Load average (1, 5, 15 min) before/after: this provider {mine['load_average_before']} / "
         f"{mine['load_average_after']}, Http {theirs['load_average_before']} / {theirs['load_average_after']}.",
@@ -115,6 +119,45 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
     fig.savefig(PLOTS_DIR / "many_waits.png", dpi=90)
     plt.close(fig)
     return [*lines, "![many waits](plots/many_waits.png)", ""]
+
+
+def _policy_search_lines(model: dict[str, Any]) -> list[str]:
+    """What the grid of growing policies and the policy told the longest duration show, when measured."""
+    search = model.get("growing_policy_search")
+    if not search:
+        return []
+    lines = [
+        "",
+        "**Can any growing policy meet the target?** The model also plays a grid of the provider's family of "
+        "policies (first wait, then a share of the elapsed time, up to a ceiling; fixed polling is a share of 0):",
+        "",
+        "| durations | policies tried | meeting the target | lowest median lag among them s (its requests, p95 lag) |",
+        "|---|---|---|---|",
+    ]
+    for spacing in ("log_spaced", "evenly_spaced"):
+        found = search[spacing]["meeting_target"]
+        best = min(found, key=lambda row: row["lag_median_seconds"]) if found else None
+        shown = (
+            f"{best['lag_median_seconds']} ({best['requests_per_job_mean']}, {best['lag_p95_seconds']}): "
+            f"first {best['first']:g} s, share {best['growth']:g}, ceiling {best['ceiling']:g} s"
+            if best
+            else "none"
+        )
+        lines.append(f"| {spacing.replace('_', ' ')} | {search[spacing]['tried']} | {len(found)} | {shown} |")
+    known = model["evenly_spaced"].get("knowing_the_longest")
+    if known:
+        fixed = model["evenly_spaced"]["fixed"]
+        lines += [
+            "",
+            "For evenly spaced durations none of them does, and no policy whose waits only grow can be expected to: a request at time t is paid by "
+            "every job still running, a share that shrinks as t nears the longest duration L, while the lag weighs "
+            "every moment alike, so the best waits *shrink* towards L (as sqrt(L - t)). A policy told L = 10 min "
+            f"(waits 1.8 sqrt(L - t), at least 2 s) gives a median lag of {known['lag_median_seconds']} s with "
+            f"{known['requests_per_job_mean']} requests a job against fixed polling's {fixed['lag_median_seconds']} s "
+            f"and {fixed['requests_per_job_mean']}: the target is met only by knowing how long the jobs take. The "
+            "provider does not take such a hint; `max_poll_interval` bounds the lag of long jobs instead.",
+        ]
+    return lines
 
 
 def poll_policy_section(data: dict[str, Any] | None) -> list[str]:
@@ -152,6 +195,7 @@ def poll_policy_section(data: dict[str, Any] | None) -> list[str]:
             f"\nTarget (fewer requests than fixed 30 s with a lower median lag), {spacing.replace('_', ' ')} "
             f"durations: {_met(met)}."
         )
+    lines += _policy_search_lines(model)
     emulator = data.get("emulator")
     if emulator:
         lines += [
