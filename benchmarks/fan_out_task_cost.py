@@ -5,7 +5,7 @@ Benchmark: what one task execution of the fan-out costs on the provider's side, 
 endpoint its training blob and its endpoint as ``benchmarks/fan_out.py`` does, and then runs, for each endpoint,
 the four task executions of ``benchmarks/fan_out_dag.py``'s task group (``retrain`` up to its deferral, ``retrain``
 resumed after its job ended, ``evaluate``, ``promote``), each in a fresh interpreter that has already imported
-``airflow.sdk`` (as a task process forked from an executor's worker has). Each child reports the CPU seconds of
+``airflow.sdk``, its task runner and supervisor (as a task process forked from an executor's worker has). Each child reports the CPU seconds of
 its operator module imports and of ``execute`` (or ``execute_complete``), the modules it loaded (the heavy ones
 named), its HTTP requests (``requests`` sends, to the emulator and Azurite) and its execution-API round trips
 (XCom pushes, task state store reads and writes, counted on stand-ins that a real task sends to the API server).
@@ -154,7 +154,11 @@ def child(kind: str, request: dict[str, Any]) -> dict[str, Any]:
     """
     import resource
 
-    import airflow.sdk  # noqa: F401  # what a task process forked from a worker already has
+    # What a task process forked from an executor's worker has already loaded before its operator runs.
+    import airflow.sdk  # noqa: F401
+    import airflow.sdk.execution_time.supervisor  # noqa: F401
+    import airflow.sdk.execution_time.task_runner  # noqa: F401
+    import airflow.sdk.serde  # noqa: F401
     import requests
     from airflow.sdk.exceptions import TaskDeferred
 
