@@ -155,9 +155,9 @@ def child(kind: str, request: dict[str, Any]) -> dict[str, Any]:
     import resource
 
     # What a task process forked from an executor's worker has already loaded before its operator runs.
-    import airflow.sdk  # noqa: F401
-    import airflow.sdk.execution_time.supervisor  # noqa: F401
-    import airflow.sdk.execution_time.task_runner  # noqa: F401
+    import airflow.sdk
+    import airflow.sdk.execution_time.supervisor
+    import airflow.sdk.execution_time.task_runner
     import airflow.sdk.serde  # noqa: F401
     import requests
     from airflow.sdk.exceptions import TaskDeferred
