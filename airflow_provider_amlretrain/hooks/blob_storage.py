@@ -15,7 +15,6 @@ import os
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from airflow.providers.common.compat.sdk import Connection
     from azure.storage.blob import BlobServiceClient
 
 #: The Azure SDK's request logger, which ``WasbHook`` quietens (its level from ``AZURE_HTTP_LOGGING_LEVEL``).
@@ -35,16 +34,15 @@ def connection_string_of(extras: dict[str, Any]) -> str | None:
     return extras.get(f"{_PREFIX}connection_string") or None
 
 
-def blob_service_client(wasb_conn_id: str, connection: Connection | None = None) -> BlobServiceClient:
+def blob_service_client(wasb_conn_id: str) -> BlobServiceClient:
     """
     ``WasbHook(wasb_conn_id).get_conn()``, without loading ``WasbHook``'s module for a connection string.
 
     :param wasb_conn_id: The ``wasb`` connection.
-    :param connection: That connection, when the caller has already read it (saves a second lookup).
     """
     from airflow.providers.common.compat.sdk import BaseHook
 
-    conn = connection if connection is not None else BaseHook.get_connection(wasb_conn_id)
+    conn = BaseHook.get_connection(wasb_conn_id)
     extras = dict(conn.extra_dejson or {})
     extras.pop("client_secret_auth_config", None)
     connection_string = connection_string_of(extras)

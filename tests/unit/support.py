@@ -209,5 +209,5 @@ def serve_blobs(monkeypatch: Any, service: FakeBlobService) -> FakeBlobService:
     """Make every ``wasb`` connection's storage client ``service`` (no storage account, no connection read)."""
     from airflow_provider_amlretrain.hooks import blob_storage
 
-    monkeypatch.setattr(blob_storage, "blob_service_client", lambda wasb_conn_id, connection=None: service)
+    monkeypatch.setattr(blob_storage, "blob_service_client", lambda wasb_conn_id: service)
     return service

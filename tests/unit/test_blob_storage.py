@@ -71,16 +71,6 @@ def test_every_other_form_is_wasb_hooks_own(monkeypatch, fields):
     assert _describe(ours) == _describe(theirs)
 
 
-def test_a_connection_already_read_is_not_read_again(monkeypatch):
-    from airflow.providers.common.compat.sdk import BaseHook
-
-    set_connection(monkeypatch, "blob_cs", conn_type="wasb", extra={"connection_string": CONNECTION_STRING})
-    conn = BaseHook.get_connection("blob_cs")
-    monkeypatch.delenv("AIRFLOW_CONN_BLOB_CS")
-
-    assert blob_service_client("blob_cs", conn).account_name == "acct"
-
-
 def test_the_sdk_request_log_is_quietened_as_wasb_hook_does(monkeypatch):
     set_connection(monkeypatch, "blob_cs", conn_type="wasb", extra={"connection_string": CONNECTION_STRING})
     logger = logging.getLogger(AZURE_HTTP_LOGGER)
