@@ -4,7 +4,8 @@ Least-privilege blob access for BES: one short-lived SAS per port, scoped to tha
 BES reads every input and writes every output itself, so it must be given credentials. It is given
 a SAS for exactly the blob of each port (read for inputs; create and write for outputs) that
 expires after ``ttl_seconds``, never the account key. The SAS is minted from the ``wasb`` connection
-through the Azure provider's ``WasbHook``, so every form that hook accepts works:
+with the storage client the Azure provider's ``WasbHook`` would build (see
+:mod:`~airflow_provider_amlretrain.hooks.blob_storage`), so every form that hook accepts works:
 
 - an account key (connection string with ``AccountKey``, login + password, the ``shared_access_key``
   or ``account_key`` extra): signed locally with the key, no request;
@@ -70,7 +71,8 @@ def scoped_blob_reference(
     :raises AzureMLConfigError: when the connection cannot sign a SAS.
     """
     from airflow.providers.common.compat.sdk import mask_secret
-    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+
+    from airflow_provider_amlretrain.hooks.blob_storage import blob_service_client
 
     container, _, blob = relative_location.strip("/").partition("/")
     if not container or not blob:
@@ -78,7 +80,7 @@ def scoped_blob_reference(
             f"Port {port!r}: blob reference {relative_location!r} must be 'container/blob'."
         )
     try:
-        client = WasbHook(wasb_conn_id=conn_id).get_conn()
+        client = blob_service_client(conn_id)
     except AzureMLConfigError:
         raise
     except Exception as err:  # WasbHook's own checks (no account URL, bad connection string...)

@@ -1,4 +1,4 @@
-"""Read a small text blob (an evaluation CSV, a smoke-test sample) through ``WasbHook``, with clear errors."""
+"""Read a small text blob (an evaluation CSV, a smoke-test sample) through a ``wasb`` connection, with clear errors."""
 
 from __future__ import annotations
 
@@ -34,12 +34,14 @@ def read_text_blob(wasb_conn_id: str, location: str, what: str, fix: str) -> str
     :raises AzureMLConfigError: when the blob does not exist or is not UTF-8 text.
     :raises AzureMLError: when storage refuses the read (the message is redacted).
     """
-    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
     from azure.core.exceptions import AzureError, ResourceNotFoundError
+
+    from airflow_provider_amlretrain.hooks.blob_storage import blob_service_client
 
     container, blob = split_blob_location(location, what)
     try:
-        text: str = WasbHook(wasb_conn_id=wasb_conn_id).read_file(container_name=container, blob_name=blob)
+        client = blob_service_client(wasb_conn_id).get_blob_client(container, blob)
+        text: str = client.download_blob().content_as_text()
     except ResourceNotFoundError:
         raise AzureMLConfigError(
             f"{what} {container}/{blob} does not exist in the storage account of connection {wasb_conn_id!r}. {fix}"

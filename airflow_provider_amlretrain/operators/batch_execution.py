@@ -178,18 +178,22 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
 
         job_id = str(external_id)
         state = self.hook.get_job(job_id)
-        if state.status is BatchJobStatus.NOT_STARTED and self._started_at(context, job_id) is None:
+        started_at = self._started_at(
+            context, job_id
+        )  # read once: each read is a round trip to the API server
+        if state.status is BatchJobStatus.NOT_STARTED and started_at is None:
             # A started job stays NotStarted while it waits in the service's queue: start it only once.
             # The job is this operator's own (its id came from this task's submit): "already started" means started.
             self.hook.start_job(job_id, own_job=True)
-            self._store(context, self.started_at_key, {"job_id": job_id, "started_at": time.time()})
+            started_at = time.time()
+            self._store(context, self.started_at_key, {"job_id": job_id, "started_at": started_at})
             self.log.info("Started BES job %s.", job_id)
             state = self.hook.get_job(job_id)
         rules = JobPollingRules(
             poll_interval=self.poll_interval,
-            deadline=self._deadline(context, job_id),
+            deadline=self._deadline(started_at),
             max_poll_interval=self.max_poll_interval,
-            started_at=self._started_at(context, job_id),
+            started_at=started_at,
         ).started()
         if state.status.is_terminal:
             return
@@ -371,10 +375,11 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
             return float(stored["started_at"])
         return None
 
-    def _deadline(self, context: Context, job_id: str) -> float | None:
+    def _deadline(self, started_at: float | None) -> float | None:
+        """When ``job_timeout`` ends, counted from the job's start (or from now, for a job not started by this task)."""
         if self.job_timeout is None:
             return None
-        return (self._started_at(context, job_id) or time.time()) + float(self.job_timeout)
+        return (started_at or time.time()) + float(self.job_timeout)
 
     def _cancel_for_timeout(self, job_id: str, state: BatchJobState) -> None:
         self.log.error(

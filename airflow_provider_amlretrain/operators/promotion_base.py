@@ -283,15 +283,13 @@ class BaseModelPromotionOperator(BaseOperator):
         return version, f"this run has no data interval and {why}" if version is None else ""
 
     def _last_modified(self, container: str, blob: str) -> Any:
-        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
         from azure.core.exceptions import ResourceNotFoundError
+
+        from airflow_provider_amlretrain.hooks.blob_storage import blob_service_client
 
         try:
             properties = (
-                WasbHook(wasb_conn_id=self.wasb_conn_id)
-                .get_conn()
-                .get_blob_client(container, blob)
-                .get_blob_properties()
+                blob_service_client(self.wasb_conn_id).get_blob_client(container, blob).get_blob_properties()
             )
         except ResourceNotFoundError:
             raise AzureMLConfigError(

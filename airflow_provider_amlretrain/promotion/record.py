@@ -12,12 +12,13 @@ import json
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_amlretrain.exceptions import DeploymentConflictError, DeploymentRecordError
 
 if TYPE_CHECKING:
-    from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+    from azure.storage.blob import BlobServiceClient
 
 RECORD_FORMAT = "amlretrain.deployment-record/1"
 HISTORY_LIMIT = 100
@@ -191,7 +192,9 @@ class VersionedRecord:
 
 class DeploymentRecordStore:
     """
-    Reads and conditionally writes deployment records through the Azure provider's ``WasbHook``.
+    Reads and conditionally writes deployment records through a ``wasb`` connection.
+
+    The storage client is made once per store (a promotion reads the record and writes it twice).
 
     :param wasb_conn_id: The ``wasb`` connection of the storage account.
     :param container: The container holding records.
@@ -203,10 +206,11 @@ class DeploymentRecordStore:
         self.container = container
         self.prefix = prefix.strip("/")
 
-    def _hook(self) -> WasbHook:
-        from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
+    @cached_property
+    def _client(self) -> BlobServiceClient:
+        from airflow_provider_amlretrain.hooks.blob_storage import blob_service_client
 
-        return WasbHook(wasb_conn_id=self.wasb_conn_id)
+        return blob_service_client(self.wasb_conn_id)
 
     def blob_name(self, target: str) -> str:
         """
@@ -225,7 +229,7 @@ class DeploymentRecordStore:
         """
         from azure.core.exceptions import ResourceNotFoundError
 
-        blob = self._hook().get_conn().get_blob_client(self.container, self.blob_name(target))
+        blob = self._client.get_blob_client(self.container, self.blob_name(target))
         try:
             download = blob.download_blob()
             text = download.readall().decode("utf-8")
@@ -248,7 +252,7 @@ class DeploymentRecordStore:
         from azure.core import MatchConditions
         from azure.core.exceptions import ResourceExistsError, ResourceModifiedError, ResourceNotFoundError
 
-        container = self._hook().get_conn().get_container_client(self.container)
+        container = self._client.get_container_client(self.container)
         if etag is None:  # a new record: its container may not exist yet
             try:
                 container.create_container()

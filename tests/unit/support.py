@@ -176,3 +176,38 @@ def _sent_json(data: Any) -> Any:
     if not data:
         return None
     return json.loads(data.decode("utf-8") if isinstance(data, bytes) else data)
+
+
+class FakeBlobService:
+    """
+    The storage client ``hooks.blob_storage.blob_service_client`` makes, in memory: each blob's text comes from
+    ``read(container, blob)`` and its properties from ``properties(container, blob)`` (either may raise, as the
+    storage SDK does).
+    """
+
+    def __init__(self, read: Any = None, properties: Any = None) -> None:
+        self.read = read
+        self.properties = properties
+
+    def get_blob_client(self, container: str, blob: str) -> Any:
+        """One blob of the fake account."""
+        from types import SimpleNamespace
+
+        service = self
+
+        class Download:
+            def content_as_text(self) -> str:
+                return str(service.read(container, blob))
+
+        return SimpleNamespace(
+            download_blob=lambda: Download(),
+            get_blob_properties=lambda: service.properties(container, blob),
+        )
+
+
+def serve_blobs(monkeypatch: Any, service: FakeBlobService) -> FakeBlobService:
+    """Make every ``wasb`` connection's storage client ``service`` (no storage account, no connection read)."""
+    from airflow_provider_amlretrain.hooks import blob_storage
+
+    monkeypatch.setattr(blob_storage, "blob_service_client", lambda wasb_conn_id: service)
+    return service

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowSkipException
-from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
 from airflow_provider_amlretrain.exceptions import (
     AzureMLConfigError,
@@ -18,6 +17,7 @@ from airflow_provider_amlretrain.promotion.record import (
     VersionedRecord,
 )
 from airflow_provider_amlretrain.promotion.training_result import output_location
+from tests.unit.support import FakeBlobService, serve_blobs
 from tests.unit.test_operator import Journal, TiStub
 
 CSV = "AUC,Accuracy,Positive Label\n0.88,0.81,yes\n"
@@ -43,7 +43,7 @@ def reads(monkeypatch):
 
     state = Reads()
 
-    def read_file(self, container_name, blob_name, **kwargs):
+    def read_file(container_name, blob_name):
         state.blobs.append((container_name, blob_name))
         if isinstance(state.csv, Exception):
             raise state.csv
@@ -53,7 +53,7 @@ def reads(monkeypatch):
         state.records.append(target)
         return VersionedRecord(state.record, '"etag"')
 
-    monkeypatch.setattr(WasbHook, "read_file", read_file)
+    serve_blobs(monkeypatch, FakeBlobService(read=read_file))
     monkeypatch.setattr(DeploymentRecordStore, "read", read)
     return state
 

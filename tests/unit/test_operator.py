@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from typing import Any
 
 import pytest
@@ -635,6 +636,28 @@ def test_deferrable_defers_with_a_deadline(make_operator, make_context, http):
         "started_at": started,
     }
     assert context["task_state_store"].data[ID_KEY] == JOB_ID
+
+
+def test_a_first_try_reads_the_job_start_from_the_store_once(make_operator, make_context, http):
+    """Every task state store read is a round trip to Airflow's API server: the start is read once, not thrice."""
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"))
+    http.start()
+    context = make_context()
+    store, reads = context["task_state_store"], Counter()
+    read = store.get
+    store.get = lambda key: reads.update([key]) or read(key)
+
+    with pytest.raises(TaskDeferred) as info:
+        make_operator(deferrable=True, job_timeout=600).execute(context)
+
+    # The job id: once to drop a job of an earlier clear, once by Airflow's mixin to reattach.
+    assert reads == {ID_KEY: 2, STARTED_KEY: 1}
+    started = store.data[STARTED_KEY]["started_at"]
+    assert info.value.trigger.started_at == started
+    assert info.value.trigger.deadline == pytest.approx(started + 600)
 
 
 def test_deferrable_without_timeout_has_no_deadline(make_operator, make_context, http):

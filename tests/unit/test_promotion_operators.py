@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from airflow.providers.common.compat.sdk import AirflowFailException, AirflowSkipException
-from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
 from airflow_provider_amlretrain.exceptions import (
     AzureMLApiError,
@@ -46,7 +45,16 @@ from tests.unit.promotion_support import (
     assert_no_secrets,
     endpoint_body,
 )
-from tests.unit.support import API_KEY, JOB_ID, finished_results, job_url, set_connection, status_body
+from tests.unit.support import (
+    API_KEY,
+    JOB_ID,
+    FakeBlobService,
+    finished_results,
+    job_url,
+    serve_blobs,
+    set_connection,
+    status_body,
+)
 from tests.unit.test_operator import Journal, TiStub
 
 RESULT_SIG = "RESULTsig987secret"
@@ -101,16 +109,16 @@ def store(monkeypatch) -> FakeRecordStore:
 
 @pytest.fixture
 def sample(monkeypatch):
-    """The smoke-test sample blob (``WasbHook.read_file`` patched); set ``.error`` to make the read fail."""
+    """The smoke-test sample blob (a fake storage client); set ``.error`` to make the read fail."""
     state = SimpleNamespace(text=SAMPLE_CSV, error=None, reads=[])
 
-    def read_file(self, container_name, blob_name, **kwargs):
+    def read_file(container_name, blob_name):
         state.reads.append((container_name, blob_name))
         if state.error is not None:
             raise state.error
         return state.text
 
-    monkeypatch.setattr(WasbHook, "read_file", read_file)
+    state.service = serve_blobs(monkeypatch, FakeBlobService(read=read_file))
     return state
 
 
@@ -1077,24 +1085,19 @@ def test_wait_after_update_must_be_a_number(endpoint_operator, context):
 
 
 def test_an_undated_data_version_blob_takes_its_last_modified_time_and_must_exist(
-    endpoint_operator, classic, store, context, monkeypatch
+    endpoint_operator, classic, store, context, sample
 ):
     from azure.core.exceptions import ResourceNotFoundError
 
     manual = {**context, "data_interval_start": None, "data_interval_end": None}
     modified = {"data/binary/latest.csv": datetime(2030, 2, 3, 4, 5, tzinfo=UTC)}
 
-    class Blob:
-        def __init__(self, name: str) -> None:
-            self.name = name
+    def properties(container: str, blob: str) -> SimpleNamespace:
+        if f"{container}/{blob}" not in modified:
+            raise ResourceNotFoundError("gone")
+        return SimpleNamespace(last_modified=modified[f"{container}/{blob}"])
 
-        def get_blob_properties(self):
-            if self.name not in modified:
-                raise ResourceNotFoundError("gone")
-            return SimpleNamespace(last_modified=modified[self.name])
-
-    service = SimpleNamespace(get_blob_client=lambda container, blob: Blob(f"{container}/{blob}"))
-    monkeypatch.setattr(WasbHook, "get_conn", lambda self: service)
+    sample.service.properties = properties
 
     result = endpoint_operator(smoke_test_sample=None, data_version_blob="data/binary/latest.csv").execute(
         manual
