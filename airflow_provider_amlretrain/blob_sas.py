@@ -4,7 +4,7 @@ Least-privilege blob access for BES: one short-lived SAS per port, scoped to tha
 BES reads every input and writes every output itself, so it must be given credentials. It is given
 a SAS for exactly the blob of each port (read for inputs; create and write for outputs) that
 expires after ``ttl_seconds``, never the account key. The SAS is minted from the ``wasb`` connection
-with the storage client the Azure provider's ``WasbHook`` would build (see
+with the storage client the Azure provider's ``WasbHook`` builds (see
 :mod:`~airflow_provider_amlretrain.hooks.blob_storage`), so every form that hook accepts works:
 
 - an account key (connection string with ``AccountKey``, login + password, the ``shared_access_key``
