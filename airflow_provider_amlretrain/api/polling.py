@@ -5,12 +5,9 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 from enum import Enum
-from typing import TYPE_CHECKING
 
+from airflow_provider_amlretrain.api.states import BatchJobStatus
 from airflow_provider_amlretrain.exceptions import AzureMLConfigError
-
-if TYPE_CHECKING:
-    from airflow_provider_amlretrain.api.states import BatchJobStatus
 
 
 class PollDecision(str, Enum):
@@ -36,19 +33,23 @@ class JobPollingRules:
     The interval grows with the time the job has been running: ``poll_interval`` at first, then half
     the elapsed time (``POLL_GROWTH``), never more than ``max_poll_interval``. A short job is seen soon
     after it ends, a long one is not asked about every few seconds for an hour. A ``Retry-After`` on a
-    status answer is honoured (up to the ceiling), and the last wait is cut to meet the deadline.
+    status answer is honoured (up to the ceiling), and the last wait is cut to meet the deadline. Time in the
+    service's queue does not count (:meth:`observed`).
 
     :param poll_interval: The first and shortest wait between two status reads, in seconds.
     :param deadline: Absolute ``time.time()`` after which the wait ends as timed out, or ``None``.
     :param max_poll_interval: The longest wait (default ``DEFAULT_MAX_POLL_INTERVAL``, and never below
         ``poll_interval``).
     :param started_at: ``time.time()`` when the job started; ``None`` keeps every wait at ``poll_interval``.
+    :param seen_queued: Whether a read found the job ``NotStarted`` (waiting in the service's queue) and no read
+        has found it running since; set by :meth:`observed`.
     """
 
     poll_interval: float = 15.0
     deadline: float | None = None
     max_poll_interval: float | None = None
     started_at: float | None = None
+    seen_queued: bool = False
 
     def __post_init__(self) -> None:
         if not self.poll_interval > 0:
@@ -75,6 +76,24 @@ class JobPollingRules:
         if self.started_at is not None:
             return self
         return replace(self, started_at=time.time() if now is None else now)
+
+    def observed(self, status: BatchJobStatus, now: float | None = None) -> JobPollingRules:
+        """
+        These rules after a status read: time spent in the service's queue does not grow the waits.
+
+        A job first seen ``NotStarted`` and then ``Running`` has just begun its work: the waits start again
+        from ``poll_interval`` at that read, as they did at the start call, instead of having grown with the
+        queue time (a job that queued a minute would otherwise be read every 30 s from its first second of
+        work). A job already running at the first read keeps its start.
+
+        :param status: The status just read.
+        :param now: Current ``time.time()``, for tests.
+        """
+        if status is BatchJobStatus.NOT_STARTED:
+            return self if self.seen_queued else replace(self, seen_queued=True)
+        if self.seen_queued and status is BatchJobStatus.RUNNING:
+            return replace(self, started_at=time.time() if now is None else now, seen_queued=False)
+        return self
 
     def decide(self, status: BatchJobStatus, now: float | None = None) -> PollDecision:
         """

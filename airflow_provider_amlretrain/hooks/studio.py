@@ -216,6 +216,7 @@ class AzureMLStudioHook(AzureMLHttpHook):
             state = self.get_job(job_id)
             if rules.decide(state.status) is not PollDecision.WAIT:
                 return state
+            rules = rules.observed(state.status)
             wait = rules.sleep_seconds(retry_after=state.retry_after)
             self.log.info("BES job %s is %s; next check in %.0f s.", job_id, state.status.value, wait)
             self._sleep(wait)

@@ -99,6 +99,7 @@ class AzureMLBatchJobTrigger(BaseTrigger):
                     state.status,
                     "The job did not end before its deadline.",
                 )
+            rules = rules.observed(state.status)
             if status_lines.should_log(state.status):
                 self.log.info("BES job %s is %s.", self.job_id, state.status.value)
             await hook._asleep(rules.sleep_seconds(retry_after=state.retry_after))

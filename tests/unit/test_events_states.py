@@ -231,3 +231,20 @@ def test_status_lines_on_a_change_of_status_and_once_per_period_otherwise():
     ]
 
     assert said == [True, False, False, True, True]
+
+
+def test_time_in_the_services_queue_does_not_grow_the_waits():
+    rules = JobPollingRules(poll_interval=5, max_poll_interval=60, started_at=1000)
+
+    queued = rules.observed(BatchJobStatus.NOT_STARTED, now=1080)
+    assert queued.interval(now=1080) == 40  # while queued, the waits grow from the start call
+    running = queued.observed(BatchJobStatus.NOT_STARTED, now=1085).observed(BatchJobStatus.RUNNING, now=1090)
+    assert running.interval(now=1090) == 5  # its work began at this read: from poll_interval again
+    assert running.interval(now=1110) == 10
+    assert (
+        running.observed(BatchJobStatus.RUNNING, now=1200).started_at == 1090
+    )  # only the first Running moves it
+
+    assert (
+        rules.observed(BatchJobStatus.RUNNING, now=1080).interval(now=1080) == 40
+    )  # running at the first read

@@ -365,6 +365,22 @@ def test_the_sync_wait_honours_a_status_answers_retry_after(hook, rsps, sleeps):
     assert sleeps.delays[1] == pytest.approx(4.0, abs=0.5)  # back to the policy (the wait began just now)
 
 
+def test_the_sync_wait_grows_from_when_a_queued_job_starts_running(hook, rsps, sleeps):
+    import time
+
+    from airflow_provider_amlretrain.api.polling import JobPollingRules
+
+    for status in ("NotStarted", "Running", "Running"):
+        rsps.add("GET", job_url(), json=status_body(status))
+    rsps.add("GET", job_url(), json=status_body("Finished", results={}))
+
+    # Started 100 s ago, queued since: half the elapsed time is 50 s until the job is seen running.
+    hook.wait_for_job(JOB_ID, JobPollingRules(poll_interval=4, started_at=time.time() - 100))
+
+    assert sleeps.delays[0] == pytest.approx(50, abs=1)
+    assert sleeps.delays[1:] == [pytest.approx(4.0, abs=0.5)] * 2
+
+
 def test_retry_after_is_capped(transport, sleeps):
     transport.add("GET", job_url(), status=503, headers={"Retry-After": "86400"})
     transport.add("GET", job_url(), json_body=status_body("Running"))

@@ -125,6 +125,20 @@ async def test_waits_grow_from_the_jobs_start_and_honour_retry_after(azureml_con
     assert second == 90  # the service's Retry-After, up to the ceiling
 
 
+async def test_the_waits_grow_from_when_a_queued_job_starts_running(azureml_conn, aio, recorded_sleeps):
+    for status in ("NotStarted", "Running", "Running"):
+        aio.get(job_url(), payload=status_body(status))
+    aio.get(job_url(), payload=status_body("Finished", results={}))
+
+    payload = await _only_event(_trigger(poll_interval=5, max_poll_interval=90, started_at=time.time() - 100))
+
+    assert payload["status"] == "Finished"
+    assert recorded_sleeps.delays[0] == pytest.approx(50, abs=1)  # queued: from the start call
+    assert (
+        recorded_sleeps.delays[1:] == [pytest.approx(5, abs=0.5)] * 2
+    )  # running: from its first Running read
+
+
 async def test_failed_job_event_carries_details(azureml_conn, aio, recorded_sleeps):
     aio.get(job_url(), payload=status_body(1))
     aio.get(job_url(), payload=status_body(2, details="Error 0018: Dataset contains invalid data."))
