@@ -34,19 +34,6 @@ wait for a free connection (a status read takes milliseconds) instead of each op
 free connection does not count against the request timeout, which starts once a connection is held."""
 
 
-def environment_names_a_proxy() -> bool:
-    """
-    Whether ``HTTP(S)_PROXY``-style variables name a proxy, read once when a client is built.
-
-    With none, the session does not "trust the environment": aiohttp would otherwise look up the proxy and
-    ``~/.netrc`` in a thread on every request (two thread hand-offs per status poll), and a ``.netrc`` entry
-    for the host would clash with the request's own ``Authorization`` header.
-    """
-    from aiohttp.helpers import proxies_from_env
-
-    return bool(proxies_from_env())
-
-
 @dataclass
 class _Shared:
     client: AsyncPipelineClient[Any, Any]
@@ -126,6 +113,7 @@ def build_async_client(settings: HttpSettings) -> AsyncPipelineClient[Any, Any]:
     from azure.core import AsyncPipelineClient
     from azure.core.pipeline.transport import AioHttpTransport
 
+    from airflow_provider_amlretrain.hooks.http_settings import environment_names_a_proxy
     from airflow_provider_amlretrain.hooks.pipeline import http_logger, pipeline_policies
     from airflow_provider_amlretrain.hooks.retry import AzureMLAsyncRetryPolicy
 

@@ -13,6 +13,19 @@ DEFAULT_REQUEST_TIMEOUT = 60.0
 LOOPBACK_HOSTS = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
+def environment_names_a_proxy() -> bool:
+    """
+    Whether ``HTTP_PROXY``/``HTTPS_PROXY``-style variables name an HTTP(S) proxy (read when a client is built).
+
+    Only then does a client "trust the environment". Otherwise it reads neither proxies nor ``~/.netrc``:
+    requests would let a ``.netrc`` entry for the host replace the request's own ``Authorization`` header
+    (the API key) with basic auth, and aiohttp would look both up in a thread on every request.
+    """
+    from urllib.request import getproxies
+
+    return any(scheme in ("http", "https") and url for scheme, url in getproxies().items())
+
+
 @dataclass(frozen=True)
 class HttpSettings:
     """

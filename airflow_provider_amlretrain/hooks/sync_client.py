@@ -39,8 +39,12 @@ class AzureMLHttpHook(BaseHook):
         """The hook's one ``requests.Session``, behind azure-core's ``RequestsTransport``."""
         from azure.core.pipeline.transport import RequestsTransport
 
+        from airflow_provider_amlretrain.hooks.http_settings import environment_names_a_proxy
+
         timeout = self.http_settings().request_timeout
-        return RequestsTransport(connection_timeout=timeout, read_timeout=timeout)
+        return RequestsTransport(
+            connection_timeout=timeout, read_timeout=timeout, use_env_settings=environment_names_a_proxy()
+        )
 
     def _build_client(self, authentication: Any) -> PipelineClient[Any, Any]:
         from azure.core import PipelineClient

@@ -1,4 +1,4 @@
-"""The shared async client's connections, on a real loopback socket: a few per host, proxies only when named."""
+"""The HTTP clients' connections: a few per host on a real loopback socket; proxies and ``.netrc`` only when a proxy is named."""
 
 from __future__ import annotations
 
@@ -111,3 +111,21 @@ async def test_the_session_reads_proxies_and_netrc_only_when_the_environment_nam
         assert session.trust_env is trusts_environment
     finally:
         await client.close()
+
+
+def test_a_netrc_entry_for_the_host_does_not_replace_the_api_key(monkeypatch, tmp_path, azureml_conn, rsps):
+    for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.lower(), raising=False)
+    netrc = tmp_path / "netrc"
+    netrc.write_text("machine ussouthcentral.services.azureml.net login someone password elsewhere\n")
+    netrc.chmod(0o600)
+    monkeypatch.setenv("NETRC", str(netrc))
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioHook
+    from tests.unit.support import job_url
+
+    rsps.add("GET", job_url(), json=status_body("Running"))
+
+    AzureMLStudioHook(azureml_conn_id=azureml_conn).get_job(JOB_ID)
+
+    assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {API_KEY}"
