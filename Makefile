@@ -78,6 +78,7 @@ bench: setup node_modules/.installed
 	$(PY) benchmarks/many_waits.py --output benchmarks/results/many_waits.json
 	$(PY) benchmarks/tls_polls.py --output benchmarks/results/tls_polls.json
 	$(PY) benchmarks/fan_out.py --output benchmarks/results/fan_out.json $(FAN_OUT_ARGS)
+	$(PY) benchmarks/fan_out_task_cost.py --output benchmarks/results/fan_out_task_cost.json
 	$(PY) benchmarks/report.py
 
 # SOAK_ARGS="--runs 20" for a shorter soak.
