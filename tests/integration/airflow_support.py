@@ -327,6 +327,39 @@ class AirflowClient:
 
     # -- tasks --------------------------------------------------------------------------------------
 
+    def wait_for_executor_release(
+        self, dag_id: str, run_id: str, task_id: str, try_number: int, timeout: float
+    ) -> None:
+        """Wait until the scheduler has seen the executor finish the worker process of a parked task.
+
+        A task that pauses (``awaiting_input``, or deferred) does so *before* its worker process exits.
+        Airflow 3.3's scheduler fails a task whose old worker process it sees exit while the task is
+        already ``queued`` again ("state mismatch"), so a resume that comes within that window (an answer
+        given within seconds) loses the task. A person is slower; a test waits for the scheduler's
+        "Received executor event" line of that try in the deployment's logs.
+
+        :param dag_id: the DAG.
+        :param run_id: the run.
+        :param task_id: the parked task.
+        :param try_number: its try.
+        :param timeout: seconds.
+        """
+        seen = re.compile(
+            r"Received executor event with state \w+ for task instance TaskInstanceKey\("
+            + re.escape(f"dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}', try_number={try_number},")
+        )
+        deadline = time.monotonic() + timeout
+        while not any(
+            seen.search(log.read_text(errors="replace")) for log in Path(self.deployment.log_dir).glob("*.log")
+        ):
+            if time.monotonic() > deadline:
+                pytest.fail(
+                    self.diagnosis(
+                        dag_id, f"the scheduler never saw the worker of {task_id} (try {try_number}) exit"
+                    )
+                )
+            time.sleep(1)
+
     def clear_tasks(self, dag_id: str, run_id: str, task_ids: list[str]) -> None:
         """What the UI's Clear dialog does with its defaults: clear the tasks and everything downstream.
 

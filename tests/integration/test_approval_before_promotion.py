@@ -41,6 +41,9 @@ def _wait_for_task_state(standalone: AirflowClient, run_id: str, task_id: str, s
     while True:
         states = standalone.task_states(DAG_ID, run_id)  # a GET waits out a busy API server
         if states.get(task_id) == state:
+            # Answer as a person would: after the parked task's worker process is gone.
+            try_number = standalone.task_instance(DAG_ID, run_id, task_id)["try_number"]
+            standalone.wait_for_executor_release(DAG_ID, run_id, task_id, try_number, WAIT)
             return
         assert "failed" not in states.values(), dump(states)
         assert states.get(task_id) not in ("success", "skipped", "upstream_failed"), (
