@@ -346,11 +346,14 @@ class AirflowClient:
         """
         seen = re.compile(
             r"Received executor event with state \w+ for task instance TaskInstanceKey\("
-            + re.escape(f"dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}', try_number={try_number},")
+            + re.escape(
+                f"dag_id='{dag_id}', task_id='{task_id}', run_id='{run_id}', try_number={try_number},"
+            )
         )
         deadline = time.monotonic() + timeout
         while not any(
-            seen.search(log.read_text(errors="replace")) for log in Path(self.deployment.log_dir).glob("*.log")
+            seen.search(log.read_text(errors="replace"))
+            for log in Path(self.deployment.log_dir).glob("*.log")
         ):
             if time.monotonic() > deadline:
                 pytest.fail(
