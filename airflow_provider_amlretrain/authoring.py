@@ -131,6 +131,7 @@ def retrain_gate_promote(
     poll_interval: float | None = None,
     max_poll_interval: float | None = None,
     job_timeout: timedelta | float | None = None,
+    end_from_trigger: bool | None = None,
     wait_after_update: float | str | None = None,
     force: bool | str = "{{ params.force }}",
     skip_promotion: bool | str = "{{ params.skip_promotion }}",
@@ -166,6 +167,8 @@ def retrain_gate_promote(
     :param poll_interval: The BES operator's first wait between two status checks, in seconds.
     :param max_poll_interval: Its longest wait between two status checks, in seconds.
     :param job_timeout: How long the BES job may take.
+    :param end_from_trigger: With ``deferrable``, end ``retrain`` in the triggerer when its job finished
+        (no resumption on a worker: one task execution fewer per endpoint).
     :param wait_after_update: Seconds to wait after an endpoint update before the smoke test, or a template
         that renders them.
     :param force: The promotion's ``force``; the default reads the Trigger form's field of
@@ -198,6 +201,7 @@ def retrain_gate_promote(
             poll_interval=poll_interval,
             max_poll_interval=max_poll_interval,
             job_timeout=job_timeout,
+            end_from_trigger=end_from_trigger,
         )
     )
     evaluate = AzureMLEvaluationGateOperator(

@@ -35,6 +35,7 @@ import fan_out_measures as measures  # benchmarks/, beside this script
 from fan_out_dag import (
     DAG_ID,
     DATA_CONTAINER,
+    END_FROM_TRIGGER_ENV,
     ENDPOINTS_ENV,
     MAX_POLL_SECONDS_ENV,
     POLL_SECONDS_ENV,
@@ -60,6 +61,8 @@ PARTS = ("api-server", "api_server", "dag-processor", "dag_processor", "triggere
 #: of their own).
 #: What the task runner logs when a task defers (checked in Airflow 3.3.2's task logs).
 DEFERRED_MARK = "Pausing task as DEFERRED"
+#: Logged once each time a worker starts a task process (a try, or a resumption after a deferral).
+WORKER_START_MARK = "Worker startup parse complete"
 #: Seconds a SQLite connection waits for a lock (the driver's default is 5).
 SQLITE_BUSY_SECONDS = 60
 #: Seconds the scheduler may be reported unhealthy before the benchmark gives up on the run.
@@ -317,17 +320,18 @@ def all_task_instances(client: AirflowClient, run_id: str) -> list[dict[str, Any
             return found
 
 
-def deferrals(log_dir: Path, run_id: str) -> Counter[str]:
+def log_marks(log_dir: Path, run_id: str, mark: str) -> Counter[str]:
     """
-    How many times each task deferred, from its log files (one line per deferral).
+    How many times each task's log files say ``mark`` (e.g. one line per deferral, or per worker start).
 
     :param log_dir: The deployment's task log folder (``$AIRFLOW_HOME/logs``).
     :param run_id: The DAG run.
+    :param mark: The text of the line counted.
     """
     counts: Counter[str] = Counter()
     for log in log_dir.glob(f"dag_id={DAG_ID}/run_id={run_id}/task_id=*/**/*.log"):
         task = log.relative_to(log_dir).parts[2].removeprefix("task_id=").rsplit(".", 1)[-1]
-        counts[task] += log.read_text(errors="replace").count(DEFERRED_MARK)
+        counts[task] += log.read_text(errors="replace").count(mark)
     return counts
 
 
@@ -335,14 +339,18 @@ def _seconds_between(start: str | None, end: str | None) -> float | None:
     return measures.epoch(end) - measures.epoch(start) if start and end else None
 
 
-def phases(task_instances: list[dict[str, Any]], deferred: Counter[str]) -> dict[str, Any]:
+def phases(
+    task_instances: list[dict[str, Any]], deferred: Counter[str], started: Counter[str]
+) -> dict[str, Any]:
     """
-    Per task (``plan``, ``retrain``, ``evaluate``, ``promote``): instances, states, tries, deferrals, the wait
-    from queued to start (not for a resumption), the run time of the last try (first start to end, a deferred
-    wait included) and its last queueing to end.
+    Per task (``plan``, ``retrain``, ``evaluate``, ``promote``): instances, states, tries, deferrals, worker
+    starts (tries and resumptions; a task its trigger ended is not resumed), the wait from queued to start
+    (not for a resumption), the run time of the last try (first start to end, a deferred wait included) and
+    its last queueing to end.
 
     :param task_instances: The run's task instances (REST).
     :param deferred: Deferrals per task.
+    :param started: Worker starts per task.
     """
     by_task: dict[str, list[dict[str, Any]]] = {}
     for ti in task_instances:
@@ -366,6 +374,7 @@ def phases(task_instances: list[dict[str, Any]], deferred: Counter[str]) -> dict
             "tries": sum(int(ti["try_number"]) for ti in tis),
             "retried": sum(1 for ti in tis if int(ti["try_number"]) > 1),
             "deferrals": deferred.get(task, 0),
+            "worker_starts": started.get(task, 0),
             "queued_to_start_median_seconds": round(statistics.median(waits), 2) if waits else None,
             "queued_to_start_max_seconds": round(max(waits), 2) if waits else None,
             "last_try_median_seconds": round(statistics.median(runs), 2) if runs else None,
@@ -397,8 +406,9 @@ def detection_lags(
     client: AirflowClient, run_id: str, task_instances: list[dict[str, Any]], jobs: list[dict[str, Any]]
 ) -> dict[str, Any]:
     """
-    From each job's end to its ``retrain`` being queued again (its trigger fired): the deferred wait's detection
-    lag, matched by the job id each ``retrain`` returned.
+    From each job's end to its trigger firing: the deferred wait's detection lag, matched by the job id each
+    ``retrain`` returned. The trigger fired when ``retrain`` was queued again (queued after its start: resumed
+    on a worker) or, when the trigger ended the task (``end_from_trigger``), when it ended.
 
     :param client: The logged-in client.
     :param run_id: The DAG run.
@@ -417,7 +427,11 @@ def detection_lags(
         )["value"]
         job_id = (json.loads(value) if isinstance(value, str) else value).get("job_id")
         if job_id in ended:
-            lags.append(measures.epoch(ti["queued_when"]) - ended[job_id])
+            resumed = ti.get("start_date") and measures.epoch(ti["queued_when"]) > measures.epoch(
+                ti["start_date"]
+            )
+            fired = ti["queued_when"] if resumed else ti["end_date"]
+            lags.append(measures.epoch(fired) - ended[job_id])
     return measures.spread(lags)
 
 
@@ -473,6 +487,7 @@ def airflow_settings(args: argparse.Namespace, home: Path) -> dict[str, str]:
         ENDPOINTS_ENV: str(args.endpoints),
         POLL_SECONDS_ENV: str(args.poll_seconds),
         MAX_POLL_SECONDS_ENV: str(args.max_poll_seconds),
+        END_FROM_TRIGGER_ENV: "0" if args.resume_on_worker else "1",
     }
 
 
@@ -556,7 +571,8 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             busy = machine_busy_seconds() - busy_before
             load_after = os.getloadavg()
             task_instances = all_task_instances(client, run_id)
-            deferred = deferrals(deployment.home / "logs", run_id)
+            deferred = log_marks(deployment.home / "logs", run_id, DEFERRED_MARK)
+            started = log_marks(deployment.home / "logs", run_id, WORKER_START_MARK)
             jobs = run_jobs(str(stack.emulator_url), triggered_at)
             lags = detection_lags(client, run_id, task_instances, jobs)
         finally:
@@ -567,8 +583,8 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
     span = measures.job_span(jobs)
     least = measures.least_job_seconds(args.endpoints, args.job_concurrency, args.job_seconds)
     airflow_cpu_used = measures.cpu_delta(cpu_before, cpu_after)
-    run_phases = phases(task_instances, deferred)
-    executions = sum(p["tries"] + p["deferrals"] for p in run_phases.values())
+    run_phases = phases(task_instances, deferred, started)
+    executions = sum(p["worker_starts"] for p in run_phases.values())
     wall = ended_at - triggered_at
     return {
         "settings": {
@@ -577,6 +593,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "emulator_min_job_seconds": args.job_seconds,
             "poll_interval_seconds": args.poll_seconds,
             "max_poll_interval_seconds": args.max_poll_seconds,
+            "retrain_ends_in_the_triggerer": not args.resume_on_worker,
             "AIRFLOW__CORE__PARALLELISM": args.parallelism,
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": args.max_active_tasks,
             "executor": f"LocalExecutor (airflow standalone, SQLite with a {SQLITE_BUSY_SECONDS} s busy timeout)",
@@ -651,6 +668,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--poll-seconds", type=float, default=5.0, help="BES operator's first poll interval")
     parser.add_argument(
         "--max-poll-seconds", type=float, default=30.0, help="BES operator's longest poll interval"
+    )
+    parser.add_argument(
+        "--resume-on-worker",
+        action="store_true",
+        help="retrain resumes on a worker after its wait (end_from_trigger off, as before issue 12)",
     )
     parser.add_argument("--sample-seconds", type=float, default=5.0, help="seconds between timeline samples")
     parser.add_argument("--settle-seconds", type=float, default=20.0, help="idle seconds before the trigger")

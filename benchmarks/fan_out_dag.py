@@ -29,6 +29,9 @@ DATA_CONTAINER = "training-data"
 ENDPOINTS_ENV = "AMLRETRAIN_FANOUT_ENDPOINTS"
 POLL_SECONDS_ENV = "AMLRETRAIN_FANOUT_POLL_SECONDS"
 MAX_POLL_SECONDS_ENV = "AMLRETRAIN_FANOUT_MAX_POLL_SECONDS"
+END_FROM_TRIGGER_ENV = (
+    "AMLRETRAIN_FANOUT_END_FROM_TRIGGER"  # "0": retrain resumes on a worker (before issue 12)
+)
 
 
 def endpoint_name(index: int) -> str:
@@ -112,6 +115,7 @@ with DAG(
             poll_interval=float(os.environ.get(POLL_SECONDS_ENV, "5")),
             max_poll_interval=float(os.environ.get(MAX_POLL_SECONDS_ENV, "30")),
             job_timeout=timedelta(hours=3),
+            end_from_trigger=os.environ.get(END_FROM_TRIGGER_ENV, "1") == "1",
             wait_after_update=0,
         )
 

@@ -349,6 +349,12 @@ def _lag(data: dict[str, Any]) -> str:
     return f"{lag['median']} / {lag['p95']} / {lag['max']} s ({lag['count']} jobs)"
 
 
+def _retrain_end(settings: dict[str, Any]) -> str:
+    if settings.get("retrain_ends_in_the_triggerer"):
+        return "a finished job ends its `retrain` in the triggerer (`end_from_trigger`)"
+    return "`retrain` resumes on a worker after its wait"
+
+
 def _fan_out_limits(data: dict[str, Any]) -> str:
     """What limits the fan-out, in words, with the run's numbers."""
     settings, cpu, samples = data["settings"], data["cpu_seconds"], data["timeline"]
@@ -375,7 +381,8 @@ def _fan_out_limits(data: dict[str, Any]) -> str:
         f"{statistics.median(gaps) if gaps else 0:.0f} s). The emulator ran at most "
         f"{data['jobs']['most_running_at_once']} jobs at once of the {settings['emulator_job_concurrency']} it allows. "
         f"Beyond the jobs Airflow adds a head of {data['head_seconds']:.0f} s (the run's start, `plan`, the first "
-        f"`retrain` processes) and a tail of {data['tail_seconds']:.0f} s (the last job's detection, its resumption, "
+        f"`retrain` processes) and a tail of {data['tail_seconds']:.0f} s (the last job's detection, "
+        f"{'' if settings.get('retrain_ends_in_the_triggerer') else 'its resumption, '}"
         f"`evaluate` and `promote`); a job's end is seen {_lag(data)} later (median / p95 / max): the operator polls "
         f"a queued job less often as it waits, up to every {settings['max_poll_interval_seconds']:g} s."
     )
@@ -400,7 +407,8 @@ def fan_out_section(data: dict[str, Any] | None) -> list[str]:
         f"{settings['AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG']}; the emulator runs "
         f"{settings['emulator_job_concurrency']} BES jobs at once, each at least "
         f"{settings['emulator_min_job_seconds']:g} s; the operator polls after {settings['poll_interval_seconds']:g} s, "
-        f"then at most every {settings['max_poll_interval_seconds']:g} s. Airflow took "
+        f"then at most every {settings['max_poll_interval_seconds']:g} s; "
+        f"{_retrain_end(settings)}. Airflow took "
         f"{data['airflow_start_seconds']:.0f} s to start (not counted).",
         "",
         "| measure | value |",
@@ -417,12 +425,12 @@ def fan_out_section(data: dict[str, Any] | None) -> list[str]:
         f"| jobs submitted over | {jobs['submitted_over_seconds']} s |",
         f"| head: run queued to first job start | {data['head_seconds']:.1f} s |",
         f"| tail: last job end to run end | {data['tail_seconds']:.1f} s |",
-        f"| detection lag, job end to its `retrain` queued again, median / p95 / max | {_lag(data)} |",
+        f"| detection lag, job end to its trigger firing, median / p95 / max | {_lag(data)} |",
         f"| **overhead** (DAG wall - job span) / job span | **{data['overhead']:.0%}** |",
         f"| overhead against the least span | {data['overhead_against_least']:.0%} |",
         f"| endpoints serving a model of this run (emulator's records) | {promotion['promoted']} of "
         f"{promotion['endpoints']}, {promotion['distinct_models_served']} distinct models |",
-        f"| task executions (tries + resumptions after a deferral) | {data['task_executions']} |",
+        f"| task executions (worker starts: tries, and resumptions after a deferral) | {data['task_executions']} |",
         f"| CPU s, Airflow (all parts, with task processes) | {cpu['airflow_total']:.0f} "
         f"({', '.join(f'{k} {v:.0f}' for k, v in cpu['airflow'].items())}) |",
         f"| CPU s per task execution (executor workers and task processes) | {cpu['tasks_per_execution']:.2f} |",
@@ -430,9 +438,9 @@ def fan_out_section(data: dict[str, Any] | None) -> list[str]:
         f"| machine busy, mean over the run | {cpu['machine_busy_cores']:.2f} of {data['cpus']} cores |",
         f"| load average before / after | {data['load_average_before']} / {data['load_average_after']} |",
         "",
-        "| task | instances | states | tries | retried | deferrals | queued to start, median / max s | "
+        "| task | instances | states | tries | retried | deferrals | worker starts | queued to start, median / max s | "
         "last try (first start to end), median / max s | last queued to end, median s |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for task in ("plan", "retrain", "evaluate", "promote"):
         row = phases.get(task)
@@ -441,7 +449,7 @@ def fan_out_section(data: dict[str, Any] | None) -> list[str]:
         states = ", ".join(f"{state} {count}" for state, count in sorted(row["states"].items()))
         lines.append(
             f"| {task} | {row['task_instances']} | {states} | {row['tries']} | {row['retried']} | "
-            f"{row['deferrals']} | {_pair(row['queued_to_start_median_seconds'], row['queued_to_start_max_seconds'])} | "
+            f"{row['deferrals']} | {row.get('worker_starts', 'n/a')} | {_pair(row['queued_to_start_median_seconds'], row['queued_to_start_max_seconds'])} | "
             f"{row['last_try_median_seconds']} / {row['last_try_max_seconds']} | "
             f"{row.get('last_queued_to_end_median_seconds')} |"
         )

@@ -113,6 +113,8 @@ with DAG(
             smoke_test_drop_columns=["label"],
             poll_interval=2,
             job_timeout=timedelta(minutes=30),
+            # When deferrable: a finished job ends its retrain task in the triggerer (no worker resumption).
+            end_from_trigger=True,
             wait_after_update="{{ var.value.get('amlretrain_wait_after_update', 30) }}",
             # force and skip_promotion: the Trigger form's fields (promotion_params), by default.
         )

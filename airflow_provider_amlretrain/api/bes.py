@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -47,6 +48,25 @@ class BatchJobState:
             "outputs": {port: loc.to_summary() for port, loc in sorted(self.results.items())},
             "details": self.details,
         }
+
+    def to_result(self, started_at: float | None, now: float | None = None) -> dict[str, Any]:
+        """
+        What the BES operator returns (its XCom ``return_value``) for this finished job, on either path.
+
+        :param started_at: UNIX time the job started, if known (``duration_seconds`` is then ``None``).
+        :param now: Current ``time.time()``, for tests.
+        """
+        end = time.time() if now is None else now
+        return self.to_summary() | {
+            "duration_seconds": round(end - started_at, 3) if started_at else None,
+        }
+
+    def output_lines(self) -> list[str]:
+        """One secret-free log line per output the job wrote (its URI without SAS)."""
+        return [
+            f"BES job {self.job_id} wrote {port}: {location['uri']}"
+            for port, location in self.to_summary()["outputs"].items()
+        ]
 
 
 def build_batch_request(

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
-from airflow.sdk import ResumableJobMixin
+from airflow.sdk import ResumableJobMixin, TaskInstanceState
 
 from airflow_provider_amlretrain.api.states import BatchJobStatus
 from airflow_provider_amlretrain.exceptions import (
@@ -72,6 +72,11 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         still runs when the cleared task starts over.
     :param outputs_per_attempt: Write outputs in the ``try-<n>`` folder of the task's attempt; ``False``
         writes exactly the rendered names (then a clear or a failed job's retry overwrites earlier outputs).
+    :param end_from_trigger: With ``deferrable``, a job that finished ends the task in the triggerer, which
+        pushes the same result to XCom: the task does not resume on a worker (one task execution fewer per
+        job, which counts when many jobs run at once). A failed or timed-out job still resumes the task,
+        to fail or retry it. Airflow then runs no ``post_execute``, and success callbacks run in the DAG
+        processor, as for every task ended by its trigger.
     """
 
     template_fields = ("inputs", "outputs", "global_parameters", "azure_batch_pool_id")
@@ -96,6 +101,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         cancel_on_kill: bool = True,
         outputs_per_attempt: bool = True,
+        end_from_trigger: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -110,6 +116,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         self.deferrable = deferrable
         self.cancel_on_kill = cancel_on_kill
         self.outputs_per_attempt = outputs_per_attempt
+        self.end_from_trigger = end_from_trigger
         self.job_id: str | None = None
 
     @cached_property
@@ -207,6 +214,7 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
                     started_at=rules.started_at,
                     deadline=rules.deadline,
                     cancel_on_kill=self.cancel_on_kill,
+                    end_from_trigger=self.end_from_trigger,
                 ),
                 method_name="execute_complete",
             )
@@ -229,6 +237,17 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         """
         from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
 
+        if event == TaskInstanceState.SUCCESS.value and self.end_from_trigger:
+            # The trigger ended the task (end_from_trigger), yet the task resumed: dag.test() (Airflow 3.3)
+            # hands an end event's payload to execute_complete instead of ending the task. Finish as the
+            # synchronous path does, from the job this task stored.
+            job_id = self._stored(context, self.external_id_key)
+            if not job_id:
+                raise AzureMLError(
+                    "The BES job trigger ended the task, but this task stored no job id to read the result of."
+                )
+            self.job_id = str(job_id)
+            return self.get_job_result(self.job_id, context)
         job_event = BatchJobEvent.from_payload(event)
         self.job_id = job_event.job_id
         if job_event.outcome is BatchJobOutcome.ERROR:
@@ -403,12 +422,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
                 status=state.status.value,
                 details=state.details,
             )
-        summary = state.to_summary()
-        started_at = self._started_at(context, state.job_id)
-        summary["duration_seconds"] = round(time.time() - started_at, 3) if started_at else None
-        for port, location in summary["outputs"].items():
-            self.log.info("BES job %s wrote %s: %s", state.job_id, port, location["uri"])
-        return summary
+        for line in state.output_lines():
+            self.log.info(line)
+        return state.to_result(self._started_at(context, state.job_id))
 
 
 def _clear_number(context: Context) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from airflow.triggers.base import BaseTrigger, TriggerEvent
+from airflow.triggers.base import BaseTrigger, TaskSuccessEvent, TriggerEvent
 
 from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
 from airflow_provider_amlretrain.api.polling import JobPollingRules, PollDecision, StatusLogThrottle
@@ -15,10 +15,15 @@ from airflow_provider_amlretrain.redaction import redact
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
+    from airflow_provider_amlretrain.api.bes import BatchJobState
+
 
 class AzureMLBatchJobTrigger(BaseTrigger):
     """
     Poll a BES job until it ends or ``deadline`` passes, then yield one :class:`BatchJobEvent`.
+
+    With ``end_from_trigger``, a job that finished yields a ``TaskSuccessEvent`` instead: the task ends in
+    the triggerer with the BES operator's result (:meth:`BatchJobState.to_result`) as its ``return_value``.
 
     :param azureml_conn_id: The ``azureml_studio`` connection id.
     :param job_id: The BES job id.
@@ -27,6 +32,7 @@ class AzureMLBatchJobTrigger(BaseTrigger):
     :param max_poll_interval: The longest wait between two reads (``None``: the policy's default).
     :param started_at: UNIX time the job started, which the waits grow from (``None``: the trigger's start).
     :param cancel_on_kill: Cancel the job when a user kills the deferred task.
+    :param end_from_trigger: End the task here when the job finished (every other ending resumes the task).
     """
 
     def __init__(
@@ -39,6 +45,7 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         cancel_on_kill: bool = True,
         max_poll_interval: float | None = None,
         started_at: float | None = None,
+        end_from_trigger: bool = False,
     ) -> None:
         super().__init__()
         self.azureml_conn_id = azureml_conn_id
@@ -48,6 +55,7 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         self.cancel_on_kill = cancel_on_kill
         self.max_poll_interval = float(max_poll_interval) if max_poll_interval is not None else None
         self.started_at = float(started_at) if started_at is not None else None
+        self.end_from_trigger = end_from_trigger
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         """Class path and plain-data arguments."""
@@ -61,6 +69,7 @@ class AzureMLBatchJobTrigger(BaseTrigger):
                 "cancel_on_kill": self.cancel_on_kill,
                 "max_poll_interval": self.max_poll_interval,
                 "started_at": self.started_at,
+                "end_from_trigger": self.end_from_trigger,
             },
         )
 
@@ -80,25 +89,34 @@ class AzureMLBatchJobTrigger(BaseTrigger):
             # One client per event loop and connection, shared with every other trigger polling it;
             # released (and closed by the last user) however this wait ends.
             async with hook.ashared_client():
-                event = await self._wait(hook, rules)
+                event, state = await self._wait(hook, rules)
         except AzureMLError as err:
-            event = BatchJobEvent(self.job_id, BatchJobOutcome.ERROR, None, redact(str(err)))
+            event, state = BatchJobEvent(self.job_id, BatchJobOutcome.ERROR, None, redact(str(err))), None
+        if self.end_from_trigger and state is not None and state.status.is_success:
+            for line in state.output_lines():
+                self.log.info(line)
+            yield TaskSuccessEvent(xcoms={"return_value": state.to_result(self.started_at)})
+            return
         yield TriggerEvent(event.to_payload())
 
-    async def _wait(self, hook: AzureMLStudioAsyncHook, rules: JobPollingRules) -> BatchJobEvent:
+    async def _wait(
+        self, hook: AzureMLStudioAsyncHook, rules: JobPollingRules
+    ) -> tuple[BatchJobEvent, BatchJobState]:
+        """Poll until the job ends or the deadline passes: the event to send and the last state read."""
         status_lines = StatusLogThrottle()
         while True:
             state = await hook.aget_job(self.job_id)
             decision = rules.decide(state.status)
             if decision is PollDecision.DONE:
-                return BatchJobEvent(self.job_id, BatchJobOutcome.ENDED, state.status, state.details)
+                return BatchJobEvent(self.job_id, BatchJobOutcome.ENDED, state.status, state.details), state
             if decision is PollDecision.TIMED_OUT:
-                return BatchJobEvent(
+                timed_out = BatchJobEvent(
                     self.job_id,
                     BatchJobOutcome.TIMED_OUT,
                     state.status,
                     "The job did not end before its deadline.",
                 )
+                return timed_out, state
             rules = rules.observed(state.status)
             if status_lines.should_log(state.status):
                 self.log.info("BES job %s is %s.", self.job_id, state.status.value)

@@ -634,8 +634,41 @@ def test_deferrable_defers_with_a_deadline(make_operator, make_context, http):
         "max_poll_interval": None,
         # The trigger's waits grow from the job's start, saved by the operator (and kept across retries).
         "started_at": started,
+        "end_from_trigger": False,
     }
     assert context["task_state_store"].data[ID_KEY] == JOB_ID
+
+
+def test_end_from_trigger_is_handed_to_the_trigger(make_operator, make_context, http):
+    from airflow.providers.common.compat.sdk import TaskDeferred
+
+    http.submit()
+    http.statuses(JOB_ID, status_body("NotStarted"), status_body("Running"))
+    http.start()
+
+    with pytest.raises(TaskDeferred) as info:
+        make_operator(deferrable=True, end_from_trigger=True).execute(make_context())
+
+    assert info.value.trigger.serialize()[1]["end_from_trigger"] is True
+
+
+def test_a_trigger_end_handed_back_by_dag_test_finishes_from_the_stored_job(
+    make_operator, make_context, http
+):
+    """dag.test() resumes a task its trigger ended, with the end event's payload: the result is still returned."""
+    http.statuses(JOB_ID, _finished())
+    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: started_record(time.time() - 30)})
+
+    summary = make_operator(deferrable=True, end_from_trigger=True).execute_complete(context, "success")
+
+    _assert_summary(summary)
+    assert summary["duration_seconds"] >= 30
+
+
+def test_a_trigger_end_without_a_stored_job_says_so(make_operator, make_context, http):
+    with pytest.raises(AzureMLError, match="stored no job id"):
+        make_operator(deferrable=True, end_from_trigger=True).execute_complete(make_context(), "success")
+    assert http.calls() == []
 
 
 def test_a_first_try_reads_the_job_start_from_the_store_once(make_operator, make_context, http):

@@ -9,7 +9,7 @@ import time
 import pytest
 
 from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
-from tests.unit.support import API_KEY, CONN_ID, JOB_ID, job_url, status_body
+from tests.unit.support import API_KEY, CONN_ID, JOB_ID, SAS_SIG, finished_results, job_url, status_body
 
 
 @pytest.fixture
@@ -49,13 +49,15 @@ def _get_calls(aio) -> int:
 
 @pytest.mark.parametrize("deadline", [None, 1_900_000_000.5])
 @pytest.mark.parametrize("cancel_on_kill", [True, False])
-def test_serialize_round_trip(deadline, cancel_on_kill):
+@pytest.mark.parametrize("end_from_trigger", [True, False])
+def test_serialize_round_trip(deadline, cancel_on_kill, end_from_trigger):
     trigger = _trigger(
         poll_interval=12,
         deadline=deadline,
         cancel_on_kill=cancel_on_kill,
         max_poll_interval=90,
         started_at=1_800_000_000.25,
+        end_from_trigger=end_from_trigger,
     )
 
     classpath, kwargs = trigger.serialize()
@@ -73,6 +75,7 @@ def test_serialize_round_trip(deadline, cancel_on_kill):
         "cancel_on_kill": cancel_on_kill,
         "max_poll_interval": 90.0,
         "started_at": 1_800_000_000.25,
+        "end_from_trigger": end_from_trigger,
     }
 
 
@@ -94,6 +97,55 @@ async def test_polls_until_finished_then_yields_one_event(azureml_conn, aio, rec
     assert payload == {"job_id": JOB_ID, "outcome": "ended", "status": "Finished", "message": None}
     assert recorded_sleeps.delays == [15.0, 15.0]
     assert _get_calls(aio) == 3
+
+
+async def test_end_from_trigger_ends_a_finished_job_with_the_operators_result(
+    azureml_conn, aio, recorded_sleeps, caplog
+):
+    from airflow.triggers.base import TaskSuccessEvent
+
+    aio.get(job_url(), payload=status_body("Running"))
+    aio.get(job_url(), payload=status_body("Finished", results=finished_results()))
+    trigger = _trigger(poll_interval=15, started_at=time.time() - 40, end_from_trigger=True)
+
+    with caplog.at_level("INFO"):
+        gen = trigger.run()
+        event = await anext(gen)
+        with pytest.raises(StopAsyncIteration):
+            await anext(gen)
+
+    # The task ends here, in success, with what the operator would have returned on a worker.
+    assert isinstance(event, TaskSuccessEvent)
+    result = event.xcoms["return_value"]
+    assert json.loads(json.dumps(result)) == result  # plain data: Airflow stores it as the task's XCom
+    assert result["job_id"] == JOB_ID and result["status"] == "Finished"
+    assert result["outputs"]["output1"]["relative_location"] == "models/runs/x/model.ilearner"
+    assert result["duration_seconds"] >= 40
+    assert SAS_SIG not in json.dumps(result) and SAS_SIG not in caplog.text
+    assert (
+        f"BES job {JOB_ID} wrote output1: https://acct.blob.core.windows.net/models/runs/x/model.ilearner"
+        in (caplog.text)
+    )
+
+
+@pytest.mark.parametrize("status", ["Failed", "Cancelled"])
+async def test_end_from_trigger_resumes_the_task_when_the_job_did_not_finish(
+    azureml_conn, aio, recorded_sleeps, status
+):
+    """A failed or cancelled job resumes the task on a worker, which fails it (and retries, if it may)."""
+    aio.get(job_url(), payload=status_body(status, details="Error 0001"))
+
+    payload = await _only_event(_trigger(end_from_trigger=True))
+
+    assert payload == {"job_id": JOB_ID, "outcome": "ended", "status": status, "message": "Error 0001"}
+
+
+async def test_end_from_trigger_resumes_the_task_after_its_deadline(azureml_conn, aio, recorded_sleeps):
+    aio.get(job_url(), payload=status_body("Running"))
+
+    payload = await _only_event(_trigger(end_from_trigger=True, deadline=time.time() - 1))
+
+    assert payload["outcome"] == "timed_out"
 
 
 async def test_a_status_is_logged_when_it_changes_not_on_every_poll(
