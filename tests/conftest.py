@@ -46,6 +46,7 @@ LOCAL_AIRFLOW_UNITS = {
     "test_standalone_deployment.py": "local-airflow-1",
     "test_standalone_params.py": "local-airflow-2",
     "test_standalone_reprocess.py": "local-airflow-2",
+    "test_end_from_trigger.py": "local-airflow-2",
 }
 
 

@@ -9,7 +9,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
-from airflow.sdk import ResumableJobMixin, TaskInstanceState
+from airflow.sdk import ResumableJobMixin
 
 from airflow_provider_amlretrain.api.states import BatchJobStatus
 from airflow_provider_amlretrain.exceptions import (
@@ -75,8 +75,9 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
     :param end_from_trigger: With ``deferrable``, a job that finished ends the task in the triggerer, which
         pushes the same result to XCom: the task does not resume on a worker (one task execution fewer per
         job, which counts when many jobs run at once). A failed or timed-out job still resumes the task,
-        to fail or retry it. Airflow then runs no ``post_execute``, and success callbacks run in the DAG
-        processor, as for every task ended by its trigger.
+        to fail or retry it, and so does a finished job whose result the triggerer could not store. Airflow
+        then runs no ``post_execute``, and success callbacks run in the DAG processor, as for every task
+        ended by its trigger.
     """
 
     template_fields = ("inputs", "outputs", "global_parameters", "azure_batch_pool_id")
@@ -237,17 +238,6 @@ class AzureMLBatchExecutionOperator(ResumableJobMixin, BaseOperator):
         """
         from airflow_provider_amlretrain.api.events import BatchJobEvent, BatchJobOutcome
 
-        if event == TaskInstanceState.SUCCESS.value and self.end_from_trigger:
-            # The trigger ended the task (end_from_trigger), yet the task resumed: dag.test() (Airflow 3.3)
-            # hands an end event's payload to execute_complete instead of ending the task. Finish as the
-            # synchronous path does, from the job this task stored.
-            job_id = self._stored(context, self.external_id_key)
-            if not job_id:
-                raise AzureMLError(
-                    "The BES job trigger ended the task, but this task stored no job id to read the result of."
-                )
-            self.job_id = str(job_id)
-            return self.get_job_result(self.job_id, context)
         job_event = BatchJobEvent.from_payload(event)
         self.job_id = job_event.job_id
         if job_event.outcome is BatchJobOutcome.ERROR:

@@ -23,7 +23,8 @@ class AzureMLBatchJobTrigger(BaseTrigger):
     Poll a BES job until it ends or ``deadline`` passes, then yield one :class:`BatchJobEvent`.
 
     With ``end_from_trigger``, a job that finished yields a ``TaskSuccessEvent`` instead: the task ends in
-    the triggerer with the BES operator's result (:meth:`BatchJobState.to_result`) as its ``return_value``.
+    the triggerer, with the BES operator's result (``BatchJobState.to_result``) stored as its
+    ``return_value``.
 
     :param azureml_conn_id: The ``azureml_studio`` connection id.
     :param job_id: The BES job id.
@@ -93,11 +94,49 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         except AzureMLError as err:
             event, state = BatchJobEvent(self.job_id, BatchJobOutcome.ERROR, None, redact(str(err))), None
         if self.end_from_trigger and state is not None and state.status.is_success:
-            for line in state.output_lines():
-                self.log.info(line)
-            yield TaskSuccessEvent(xcoms={"return_value": state.to_result(self.started_at)})
-            return
+            if await self._store_result(state):
+                yield TaskSuccessEvent()
+                return
         yield TriggerEvent(event.to_payload())
+
+    async def _store_result(self, state: BatchJobState) -> bool:
+        """
+        Store the BES operator's result as the task's ``return_value`` XCom, as its worker would.
+
+        Through the task SDK's XCom (and a configured XCom backend), not ``TaskSuccessEvent(xcoms=...)``: in
+        Airflow 3.3 the scheduler stores those as JSON *text*, so a downstream task would read a string.
+
+        :param state: The finished job.
+        :return: Whether it was stored; if not (no task instance, as in ``dag.test()``'s inline triggers, or
+            the store failed), the task resumes on a worker, which stores it.
+        """
+        ti = getattr(self, "task_instance", None)
+        if ti is None:
+            return False
+        from airflow.sdk.execution_time.xcom import (
+            XCom,  # the task runner's XCom: honours [core] xcom_backend
+        )
+
+        try:
+            await XCom.aset(
+                key="return_value",
+                value=state.to_result(self.started_at),
+                dag_id=ti.dag_id,
+                task_id=ti.task_id,
+                run_id=ti.run_id,
+                map_index=ti.map_index,
+            )
+        except Exception as err:
+            self.log.warning(
+                "Could not store the result of BES job %s from the triggerer (%s); the task resumes on a "
+                "worker to store it.",
+                self.job_id,
+                redact(str(err)),
+            )
+            return False
+        for line in state.output_lines():
+            self.log.info(line)
+        return True
 
     async def _wait(
         self, hook: AzureMLStudioAsyncHook, rules: JobPollingRules

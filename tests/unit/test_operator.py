@@ -652,25 +652,6 @@ def test_end_from_trigger_is_handed_to_the_trigger(make_operator, make_context, 
     assert info.value.trigger.serialize()[1]["end_from_trigger"] is True
 
 
-def test_a_trigger_end_handed_back_by_dag_test_finishes_from_the_stored_job(
-    make_operator, make_context, http
-):
-    """dag.test() resumes a task its trigger ended, with the end event's payload: the result is still returned."""
-    http.statuses(JOB_ID, _finished())
-    context = make_context({ID_KEY: JOB_ID, STARTED_KEY: started_record(time.time() - 30)})
-
-    summary = make_operator(deferrable=True, end_from_trigger=True).execute_complete(context, "success")
-
-    _assert_summary(summary)
-    assert summary["duration_seconds"] >= 30
-
-
-def test_a_trigger_end_without_a_stored_job_says_so(make_operator, make_context, http):
-    with pytest.raises(AzureMLError, match="stored no job id"):
-        make_operator(deferrable=True, end_from_trigger=True).execute_complete(make_context(), "success")
-    assert http.calls() == []
-
-
 def test_a_first_try_reads_the_job_start_from_the_store_once(make_operator, make_context, http):
     """Every task state store read is a round trip to Airflow's API server: the start is read once, not thrice."""
     from airflow.providers.common.compat.sdk import TaskDeferred

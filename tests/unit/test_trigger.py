@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+from types import SimpleNamespace
 
 import pytest
 
@@ -99,14 +100,35 @@ async def test_polls_until_finished_then_yields_one_event(azureml_conn, aio, rec
     assert _get_calls(aio) == 3
 
 
+@pytest.fixture
+def stored_xcoms(monkeypatch):
+    """XComs the trigger stores through the task SDK (recorded: the triggerer's supervisor is not running)."""
+    from airflow.sdk.execution_time.xcom import XCom
+
+    stored: list[dict] = []
+
+    async def aset(key, value, **where):
+        stored.append({"key": key, "value": value, **where})
+
+    monkeypatch.setattr(XCom, "aset", aset)
+    return stored
+
+
+def _ending_trigger(**kwargs) -> AzureMLBatchJobTrigger:
+    trigger = _trigger(end_from_trigger=True, **kwargs)
+    # The triggerer gives each trigger its task instance; dag.test()'s inline triggers get none.
+    trigger.task_instance = SimpleNamespace(dag_id="d", task_id="g.retrain", run_id="r", map_index=3)
+    return trigger
+
+
 async def test_end_from_trigger_ends_a_finished_job_with_the_operators_result(
-    azureml_conn, aio, recorded_sleeps, caplog
+    azureml_conn, aio, recorded_sleeps, stored_xcoms, caplog
 ):
     from airflow.triggers.base import TaskSuccessEvent
 
     aio.get(job_url(), payload=status_body("Running"))
     aio.get(job_url(), payload=status_body("Finished", results=finished_results()))
-    trigger = _trigger(poll_interval=15, started_at=time.time() - 40, end_from_trigger=True)
+    trigger = _ending_trigger(poll_interval=15, started_at=time.time() - 40)
 
     with caplog.at_level("INFO"):
         gen = trigger.run()
@@ -114,10 +136,19 @@ async def test_end_from_trigger_ends_a_finished_job_with_the_operators_result(
         with pytest.raises(StopAsyncIteration):
             await anext(gen)
 
-    # The task ends here, in success, with what the operator would have returned on a worker.
-    assert isinstance(event, TaskSuccessEvent)
-    result = event.xcoms["return_value"]
-    assert json.loads(json.dumps(result)) == result  # plain data: Airflow stores it as the task's XCom
+    # The task ends here, in success, with what the operator would have returned on a worker stored as the
+    # mapped task instance's return_value (not in the event: Airflow 3.3 would store that as JSON text).
+    assert isinstance(event, TaskSuccessEvent) and event.xcoms is None
+    [stored] = stored_xcoms
+    result = stored.pop("value")
+    assert stored == {
+        "key": "return_value",
+        "dag_id": "d",
+        "task_id": "g.retrain",
+        "run_id": "r",
+        "map_index": 3,
+    }
+    assert json.loads(json.dumps(result)) == result  # plain data
     assert result["job_id"] == JOB_ID and result["status"] == "Finished"
     assert result["outputs"]["output1"]["relative_location"] == "models/runs/x/model.ilearner"
     assert result["duration_seconds"] >= 40
@@ -128,6 +159,36 @@ async def test_end_from_trigger_ends_a_finished_job_with_the_operators_result(
     )
 
 
+async def test_end_from_trigger_without_a_task_instance_resumes_the_task(
+    azureml_conn, aio, recorded_sleeps, stored_xcoms
+):
+    """dag.test() runs triggers inline without a task instance: the task resumes and stores its result."""
+    aio.get(job_url(), payload=status_body("Finished", results=finished_results()))
+
+    payload = await _only_event(_trigger(end_from_trigger=True))
+
+    assert payload == {"job_id": JOB_ID, "outcome": "ended", "status": "Finished", "message": None}
+    assert stored_xcoms == []
+
+
+async def test_a_result_the_triggerer_cannot_store_resumes_the_task_to_store_it(
+    azureml_conn, aio, recorded_sleeps, monkeypatch, caplog
+):
+    from airflow.sdk.execution_time.xcom import XCom
+
+    async def refused(*args, **kwargs):
+        raise RuntimeError(f"API server said 503 to https://x/?sig={SAS_SIG}")
+
+    monkeypatch.setattr(XCom, "aset", refused)
+    aio.get(job_url(), payload=status_body("Finished", results=finished_results()))
+
+    with caplog.at_level("WARNING"):
+        payload = await _only_event(_ending_trigger())
+
+    assert payload["outcome"] == "ended" and payload["status"] == "Finished"
+    assert "resumes on a worker" in caplog.text and SAS_SIG not in caplog.text
+
+
 @pytest.mark.parametrize("status", ["Failed", "Cancelled"])
 async def test_end_from_trigger_resumes_the_task_when_the_job_did_not_finish(
     azureml_conn, aio, recorded_sleeps, status
@@ -135,7 +196,7 @@ async def test_end_from_trigger_resumes_the_task_when_the_job_did_not_finish(
     """A failed or cancelled job resumes the task on a worker, which fails it (and retries, if it may)."""
     aio.get(job_url(), payload=status_body(status, details="Error 0001"))
 
-    payload = await _only_event(_trigger(end_from_trigger=True))
+    payload = await _only_event(_ending_trigger())
 
     assert payload == {"job_id": JOB_ID, "outcome": "ended", "status": status, "message": "Error 0001"}
 
@@ -143,7 +204,7 @@ async def test_end_from_trigger_resumes_the_task_when_the_job_did_not_finish(
 async def test_end_from_trigger_resumes_the_task_after_its_deadline(azureml_conn, aio, recorded_sleeps):
     aio.get(job_url(), payload=status_body("Running"))
 
-    payload = await _only_event(_trigger(end_from_trigger=True, deadline=time.time() - 1))
+    payload = await _only_event(_ending_trigger(deadline=time.time() - 1))
 
     assert payload["outcome"] == "timed_out"
 
