@@ -113,9 +113,8 @@ class AzureMLBatchJobTrigger(BaseTrigger):
         ti = getattr(self, "task_instance", None)
         if ti is None:
             return False
-        from airflow.sdk.execution_time.xcom import (
-            XCom,  # the task runner's XCom: honours [core] xcom_backend
-        )
+        # The task runner's own XCom class: it honours a configured [core] xcom_backend.
+        from airflow.sdk.execution_time.xcom import XCom
 
         try:
             await XCom.aset(
