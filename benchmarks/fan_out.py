@@ -61,6 +61,12 @@ PARTS = ("api-server", "api_server", "dag-processor", "dag_processor", "triggere
 #: of their own).
 #: What the task runner logs when a task defers (checked in Airflow 3.3.2's task logs).
 DEFERRED_MARK = "Pausing task as DEFERRED"
+#: LocalExecutor workers forked from the scheduler, as Airflow does unless told otherwise (deploy/airflow.env
+#: starts them from a forkserver that preloads airflow_provider_amlretrain.worker_preload).
+PLAIN_FORK_WORKERS = {
+    "AIRFLOW__SCHEDULER__MP_START_METHOD": "fork",
+    "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD": "",
+}
 #: Logged once each time a worker starts a task process (a try, or a resumption after a deferral).
 WORKER_START_MARK = "Worker startup parse complete"
 #: Seconds a SQLite connection waits for a lock (the driver's default is 5).
@@ -488,6 +494,7 @@ def airflow_settings(args: argparse.Namespace, home: Path) -> dict[str, str]:
         POLL_SECONDS_ENV: str(args.poll_seconds),
         MAX_POLL_SECONDS_ENV: str(args.max_poll_seconds),
         END_FROM_TRIGGER_ENV: "0" if args.resume_on_worker else "1",
+        **(PLAIN_FORK_WORKERS if args.plain_fork_workers else {}),
     }
 
 
@@ -594,6 +601,7 @@ def bench_fan_out(args: argparse.Namespace, work: Path) -> dict[str, Any]:
             "poll_interval_seconds": args.poll_seconds,
             "max_poll_interval_seconds": args.max_poll_seconds,
             "retrain_ends_in_the_triggerer": not args.resume_on_worker,
+            "worker_preload": not args.plain_fork_workers,
             "AIRFLOW__CORE__PARALLELISM": args.parallelism,
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": args.max_active_tasks,
             "executor": f"LocalExecutor (airflow standalone, SQLite with a {SQLITE_BUSY_SECONDS} s busy timeout)",
@@ -673,6 +681,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--resume-on-worker",
         action="store_true",
         help="retrain resumes on a worker after its wait (end_from_trigger off, as before issue 12)",
+    )
+    parser.add_argument(
+        "--plain-fork-workers",
+        action="store_true",
+        help="LocalExecutor workers forked from the scheduler (Airflow's default), not from deploy/airflow.env's "
+        "forkserver that preloads airflow_provider_amlretrain.worker_preload",
     )
     parser.add_argument("--sample-seconds", type=float, default=5.0, help="seconds between timeline samples")
     parser.add_argument("--settle-seconds", type=float, default=20.0, help="idle seconds before the trigger")

@@ -351,8 +351,12 @@ def _lag(data: dict[str, Any]) -> str:
 
 def _retrain_end(settings: dict[str, Any]) -> str:
     if settings.get("retrain_ends_in_the_triggerer"):
-        return "a finished job ends its `retrain` in the triggerer (`end_from_trigger`)"
-    return "`retrain` resumes on a worker after its wait"
+        ending = "a finished job ends its `retrain` in the triggerer (`end_from_trigger`)"
+    else:
+        ending = "`retrain` resumes on a worker after its wait"
+    if settings.get("worker_preload"):
+        return f"{ending}; the LocalExecutor's workers come from a forkserver that preloaded `worker_preload`"
+    return f"{ending}; the LocalExecutor's workers are forked from the scheduler"
 
 
 def _fan_out_limits(data: dict[str, Any]) -> str:
@@ -388,11 +392,53 @@ def _fan_out_limits(data: dict[str, Any]) -> str:
     )
 
 
-def fan_out_section(data: dict[str, Any] | None) -> list[str]:
+def _fan_out_side_by_side(data: dict[str, Any], earlier: dict[str, Any]) -> list[str]:
+    """
+    This run beside an earlier one of the same size whose ``retrain`` resumed on a worker.
+
+    :param data: ``fan_out.json``.
+    :param earlier: ``fan_out_resumed_on_worker.json``.
+    """
+
+    def how(run: dict[str, Any]) -> str:
+        settings = run["settings"]
+        ending = (
+            "ends in the triggerer"
+            if settings.get("retrain_ends_in_the_triggerer")
+            else "resumes on a worker"
+        )
+        workers = "preloading forkserver" if settings.get("worker_preload") else "forked from the scheduler"
+        return f"`retrain` {ending}; workers {workers}"
+
+    rows = [
+        ("DAG run wall time, s", lambda r: f"{r['dag_run']['wall_seconds']:.1f}"),
+        ("emulator job span, s", lambda r: f"{r['jobs']['span_seconds']:.1f}"),
+        ("head / tail, s", lambda r: f"{r['head_seconds']:.0f} / {r['tail_seconds']:.0f}"),
+        ("task executions", lambda r: str(r["task_executions"])),
+        ("CPU s, Airflow", lambda r: f"{r['cpu_seconds']['airflow_total']:.0f}"),
+        ("CPU s per task execution", lambda r: f"{r['cpu_seconds']['tasks_per_execution']:.2f}"),
+        ("overhead against the job span", lambda r: f"{r['overhead']:.0%}"),
+        ("overhead against the least span", lambda r: f"{r['overhead_against_least']:.0%}"),
+        ("endpoints promoted", lambda r: f"{r['promotion']['promoted']} of {r['promotion']['endpoints']}"),
+    ]
+    lines = [
+        f"Side by side with an earlier run of the same size ({earlier.get('when', 'undated')}, load average before "
+        f"{earlier['load_average_before']}):",
+        "",
+        "| measure | this run | earlier run |",
+        "|---|---|---|",
+        f"| how | {how(data)} | {how(earlier)} |",
+    ]
+    lines += [f"| {name} | {value(data)} | {value(earlier)} |" for name, value in rows]
+    return [*lines, ""]
+
+
+def fan_out_section(data: dict[str, Any] | None, earlier: dict[str, Any] | None = None) -> list[str]:
     """
     The tables and timeline of the fan-out benchmark.
 
     :param data: ``fan_out.json``.
+    :param earlier: An earlier run of the same size to set beside it (``fan_out_resumed_on_worker.json``).
     """
     lines = ["### 4. Fan-out", ""]
     if not data:
@@ -460,6 +506,8 @@ def fan_out_section(data: dict[str, Any] | None) -> list[str]:
         f"promoted, each with its own model: {_met(all_promoted)}.",
         "",
     ]
+    if earlier and earlier["settings"]["endpoints"] == settings["endpoints"]:
+        lines += _fan_out_side_by_side(data, earlier)
     lines += [_fan_out_limits(data), ""]
     _fan_out_plot(data)
     return [*lines, "![fan-out](plots/fan_out.png)", ""]
@@ -503,7 +551,7 @@ def performance_lines() -> list[str]:
         *many_waits_section(_load("many_waits.json")),
         *poll_policy_section(_load("poll_policy.json")),
         *parse_cost_section(_load("parse_cost.json")),
-        *fan_out_section(_load("fan_out.json")),
+        *fan_out_section(_load("fan_out.json"), _load("fan_out_resumed_on_worker.json")),
         *tls_section(_load("tls_polls.json")),
     ]
 

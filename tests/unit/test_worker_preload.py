@@ -1,0 +1,63 @@
+"""``worker_preload`` loads, once, the heavy libraries a task process of the provider would import itself."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+from tests.unit.test_import_cost import REPO_ROOT, _run
+
+#: What the provider's tasks import when they run (measured by ``benchmarks/fan_out_task_cost.py``).
+TASK_TIME_LIBRARIES = [
+    "aiohttp",
+    "azure.core.pipeline",
+    "azure.identity",
+    "azure.storage.blob",
+    "azure.storage.blob.aio",
+    "requests",
+    "airflow.providers.microsoft.azure.hooks.wasb",
+]
+
+SCRIPT = """
+import json, sys
+import airflow.sdk
+libraries = json.loads(sys.argv[1])
+before = [m for m in libraries if m in sys.modules]
+import airflow_provider_amlretrain.worker_preload as preload
+print(json.dumps({"before": before, "after": [m for m in libraries if m in sys.modules],
+                  "named": [m for m in preload.PRELOADED_MODULES if m not in sys.modules]}))
+"""
+
+
+def test_preloading_imports_what_tasks_import_and_dag_files_do_not():
+    result = _run(SCRIPT, json.dumps(TASK_TIME_LIBRARIES))
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+
+    assert report["before"] == [], "airflow.sdk alone must not load them (DAG files stay light)"
+    assert report["after"] == TASK_TIME_LIBRARIES
+    assert report["named"] == []
+
+
+def test_nothing_in_the_provider_imports_the_preload_module():
+    """Only a worker's parent imports it (``mp_forkserver_preload``): DAG files and the DAG processor stay light."""
+    found = subprocess.run(
+        ["grep", "-rln", "worker_preload", "airflow_provider_amlretrain", "dags"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.split()
+    assert found == ["airflow_provider_amlretrain/worker_preload.py"], found
+
+
+def test_the_example_settings_preload_it_for_the_local_executor():
+    settings = dict(
+        line.split("=", 1)
+        for line in (REPO_ROOT / "deploy/airflow.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    assert settings["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
+    assert "airflow_provider_amlretrain.worker_preload" in settings[
+        "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"
+    ].split(",")
