@@ -4,7 +4,9 @@ A triggerer runs hundreds of deferred waits on one event loop. A client per requ
 ``aiohttp.ClientSession``: DNS lookup, TCP and TLS handshake each time) costs a connection per poll;
 here every trigger polling one connection shares one client (one session, its connections kept alive
 longer than a poll interval, at most :data:`MAX_CONNECTIONS_PER_HOST` of them to one host), counted by its
-users and closed when the last one releases it.
+users and closed when the last one releases it. At most as many requests as it has connections are inside its
+pipeline at once (:class:`RequestSlots`); the others wait before their request is built, holding a future each
+instead of a request, its pipeline context and its transport call.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.api.http import ApiRequest, ApiResponse, error_for
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Hashable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
     from azure.core import AsyncPipelineClient
 
@@ -29,14 +31,59 @@ KEEPALIVE_SECONDS = 300.0
 (2-30 s) and than Azure's front-end idle timeout (4 min), so polls reuse connections."""
 
 MAX_CONNECTIONS_PER_HOST = 10
-"""Connections one shared client keeps to one host. When a thousand waits poll at once, the requests beyond it
-wait for a free connection (a status read takes milliseconds) instead of each opening its own; the wait for a
-free connection does not count against the request timeout, which starts once a connection is held."""
+"""Connections one shared client keeps to one host, and the requests it has in its pipeline at once
+(:class:`RequestSlots`). When a thousand waits poll at once, the requests beyond it wait for a slot (a status read
+takes milliseconds) instead of each opening a connection of its own; that wait does not count against the request
+timeout, which starts once the request is sent."""
+
+
+class RequestSlots:
+    """
+    At most ``size`` requests of one shared client inside its pipeline; a retry's backoff sleep gives its slot up.
+
+    When a thousand waits poll at once, all but a few would otherwise wait inside aiohttp for a free connection,
+    each with its azure-core request, pipeline context, policy frames and transport call already built: memory
+    the burst holds at once, and a long queue of connection waiters. Here they wait for a slot first, and a
+    slot is held only while a request is being sent or read (not while the retry policy sleeps before
+    another try, which may be a ``Retry-After`` of many seconds).
+
+    :param size: Requests at once (:data:`MAX_CONNECTIONS_PER_HOST`: the connections the client keeps).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = asyncio.Semaphore(size)
+
+    @asynccontextmanager
+    async def held(
+        self, sleep: Callable[[float], Awaitable[Any]]
+    ) -> AsyncIterator[Callable[[float], Awaitable[Any]]]:
+        """
+        Hold a slot for one call; yield the sleep function its retries use (it gives the slot up while sleeping).
+
+        :param sleep: How the call's retries wait.
+        """
+        await self._free.acquire()
+        holding = True
+
+        async def sleep_without_slot(seconds: float) -> None:
+            nonlocal holding
+            self._free.release()
+            holding = False
+            await sleep(seconds)  # cancelled or failed here or below: nothing is held, nothing is given back
+            await self._free.acquire()
+            holding = True
+
+        try:
+            yield sleep_without_slot
+        finally:
+            if holding:
+                self._free.release()
 
 
 @dataclass
 class _Shared:
     client: AsyncPipelineClient[Any, Any]
+    slots: RequestSlots
     users: int = 0
 
 
@@ -63,7 +110,7 @@ class AsyncClientRegistry:
         clients = self._clients()
         shared = clients.get(key)
         if shared is None:
-            shared = clients[key] = _Shared(build())
+            shared = clients[key] = _Shared(build(), RequestSlots(MAX_CONNECTIONS_PER_HOST))
         shared.users += 1
         return shared.client
 
@@ -89,6 +136,14 @@ class AsyncClientRegistry:
         :param key: The key.
         """
         return self._clients()[key].client
+
+    def held_slots(self, key: Hashable) -> RequestSlots:
+        """
+        The request slots of the client for ``key`` on the running loop, which the caller holds.
+
+        :param key: The key.
+        """
+        return self._clients()[key].slots
 
     def users(self, key: Hashable) -> int:
         """
@@ -218,10 +273,11 @@ class AzureMLAsyncHttpMixin:
         client = SHARED_CLIENTS.held(self._lease)
         record = CallRecord(request)
         try:
-            answer = await client.send_request(
-                to_http_request(request, settings),
-                **{CALL_OPTION: record, SLEEP_OPTION: self._asleep},  # type: ignore[arg-type]  # pipeline options
-            )
+            async with SHARED_CLIENTS.held_slots(self._lease).held(self._asleep) as retry_sleep:
+                answer = await client.send_request(
+                    to_http_request(request, settings),
+                    **{CALL_OPTION: record, SLEEP_OPTION: retry_sleep},  # type: ignore[arg-type]  # pipeline options
+                )
         except AzureError as err:
             raise transport_failure(
                 request,
