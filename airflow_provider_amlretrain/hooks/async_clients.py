@@ -53,31 +53,53 @@ class RequestSlots:
     def __init__(self, size: int) -> None:
         self._free = asyncio.Semaphore(size)
 
-    @asynccontextmanager
-    async def held(
-        self, sleep: Callable[[float], Awaitable[Any]]
-    ) -> AsyncIterator[Callable[[float], Awaitable[Any]]]:
+    def held(self, sleep: Callable[[float], Awaitable[Any]]) -> HeldSlot:
         """
-        Hold a slot for one call; yield the sleep function its retries use (it gives the slot up while sleeping).
+        A slot for one call, held in an ``async with`` block, whose value is the sleep function the call's retries use.
 
         :param sleep: How the call's retries wait.
         """
+        return HeldSlot(self._free, sleep)
+
+
+class HeldSlot:
+    """
+    One call's slot (``async with``): taken on entry, given back on exit, given up while the call's retry sleeps.
+
+    :param free: The free slots.
+    :param sleep: How the call's retries wait.
+    """
+
+    __slots__ = ("_free", "_holding", "_sleep")
+
+    def __init__(self, free: asyncio.Semaphore, sleep: Callable[[float], Awaitable[Any]]) -> None:
+        self._free = free
+        self._sleep = sleep
+        self._holding = False
+
+    async def __aenter__(self) -> Callable[[float], Awaitable[None]]:
         await self._free.acquire()
-        holding = True
+        self._holding = True
+        return self.sleep_without_slot
 
-        async def sleep_without_slot(seconds: float) -> None:
-            nonlocal holding
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._holding:
+            self._holding = False
             self._free.release()
-            holding = False
-            await sleep(seconds)  # cancelled or failed here or below: nothing is held, nothing is given back
-            await self._free.acquire()
-            holding = True
 
-        try:
-            yield sleep_without_slot
-        finally:
-            if holding:
-                self._free.release()
+    async def sleep_without_slot(self, seconds: float) -> None:
+        """
+        Wait before the call's next try without holding a slot, then take one again.
+
+        :param seconds: How long.
+        """
+        self._free.release()
+        self._holding = False
+        await self._sleep(
+            seconds
+        )  # cancelled or failed here or below: nothing is held, nothing is given back
+        await self._free.acquire()
+        self._holding = True
 
 
 @dataclass
