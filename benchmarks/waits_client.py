@@ -11,13 +11,20 @@ polling the same status URL at the same interval). Prints one JSON line: CPU sec
 one-time imports are done), peak RSS, HTTP requests
 and TCP connections made (an aiohttp ``TraceConfig`` on every session), the longest event-loop stall (a
 ticker that should wake every 50 ms, from the end of the first round of polls), and when each job's event
-came. ``READY`` is created once every trigger has polled once: the driver then starts the jobs.
+came. ``READY`` is created once every trigger has polled once: the driver then starts the jobs. Also the garbage
+collections (by generation, and their CPU seconds) and the RSS at the end of the first round.
+
+Switches: ``WAITS_CLIENT_PROFILE=<prefix>`` writes cProfile stats of the part after the first round (what
+``cpu_seconds`` measures) to ``<prefix>.<approach>``; ``WAITS_CLIENT_TRACEMALLOC=<file>`` writes the memory the
+waits hold at the end of the first round, by line, against a snapshot taken before the triggers were made, and
+``<file>.burst`` the same at the largest traced size seen during the first round.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import os
 import resource
@@ -31,6 +38,12 @@ import psutil
 
 COUNTS = {"requests": 0, "connections": 0, "sessions": 0}
 TICK = 0.05
+GC_COLLECTIONS = [0, 0, 0]
+"""Garbage collections by generation, counted from the end of the first round (``GC_TIMES["on"]``)."""
+GC_TIMES = {"seconds": 0.0, "started": 0.0, "on": 0.0}
+"""CPU seconds the collections took, and when the running one started."""
+PROFILER: Any = None
+"""A ``cProfile.Profile`` when ``WAITS_CLIENT_PROFILE`` is set: on from the end of the first round to the end."""
 
 
 async def _on_request(session: Any, context: Any, params: Any) -> None:
@@ -54,6 +67,19 @@ def _traced_init(self: aiohttp.ClientSession, *args: Any, **kwargs: Any) -> None
 
 
 aiohttp.ClientSession.__init__ = _traced_init  # type: ignore[method-assign]
+
+
+def _on_gc(phase: str, info: dict[str, int]) -> None:
+    if not GC_TIMES["on"]:
+        return
+    if phase == "start":
+        GC_TIMES["started"] = time.process_time()
+        return
+    GC_COLLECTIONS[info["generation"]] += 1
+    GC_TIMES["seconds"] += time.process_time() - GC_TIMES["started"]
+
+
+gc.callbacks.append(_on_gc)
 
 
 def make_trigger(approach: str, job: dict[str, str], interval: float) -> Any:
@@ -101,6 +127,14 @@ async def main(
     async for _ in make_trigger(approach, warm_up, interval).run():
         break  # one poll of an ended job: the approach's modules are loaded, its client made and released
     COUNTS.update(requests=0, connections=0, sessions=0)
+    memory_before: Any = None
+    traced_before = 0.0
+    if os.environ.get("WAITS_CLIENT_TRACEMALLOC"):
+        import tracemalloc
+
+        memory_before = tracemalloc.take_snapshot()
+        traced_before = round(tracemalloc.get_traced_memory()[0] / 2**20, 1)
+        tracemalloc.reset_peak()
     triggers = [make_trigger(approach, job, interval) for job in jobs]
     detected: dict[str, float] = {}
     events: dict[str, Any] = {}
@@ -110,18 +144,44 @@ async def main(
 
     async def ticker() -> None:
         await asyncio.sleep(interval)  # every trigger has made its first poll
-        warm.update(cpu=time.process_time(), requests=COUNTS["requests"])
+        warm.update(
+            cpu=time.process_time(),
+            requests=COUNTS["requests"],
+            rss=psutil.Process().memory_info().rss / 2**20,
+            peak_rss=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        )
+        GC_TIMES["on"] = 1.0
+        if PROFILER is not None:
+            PROFILER.enable()  # the part "after the first round" measures: the steady polls
         memory_to = os.environ.get("WAITS_CLIENT_TRACEMALLOC")  # where to write where the waits' memory is
         if memory_to:
             import tracemalloc
 
-            stats = tracemalloc.take_snapshot().statistics("filename")[:30]
-            Path(memory_to).write_text("\n".join(map(str, stats)))
+            # What the waits hold, by line: against the snapshot taken before the triggers were made.
+            stats = tracemalloc.take_snapshot().compare_to(memory_before, "lineno")[:40]
+            current, peak = (round(size / 2**20, 1) for size in tracemalloc.get_traced_memory())
+            held = f"traced MB: {traced_before} before the triggers, {current} now, peak {peak}"
+            Path(memory_to).write_text("\n".join([held, *map(str, stats)]))
         ready.touch()
         while not done.is_set():
             before = time.perf_counter()
             await asyncio.sleep(TICK)
             stall["max"] = max(stall["max"], time.perf_counter() - before - TICK)
+
+    async def burst_memory(memory_to: str) -> None:
+        """During the first round, the traced memory at its largest, by line (``<memory_to>.burst``)."""
+        import tracemalloc
+
+        largest, largest_stats = 0, []
+        started = time.perf_counter()
+        while time.perf_counter() - started < interval:
+            current = tracemalloc.get_traced_memory()[0]
+            if current > largest + 2**20:  # a snapshot costs a second or so: only when it grew by 1 MB
+                largest = current
+                largest_stats = tracemalloc.take_snapshot().compare_to(memory_before, "lineno")[:40]
+            await asyncio.sleep(0.1)
+        held = f"traced MB at the largest: {round(largest / 2**20, 1)} ({traced_before} before the triggers)"
+        Path(f"{memory_to}.burst").write_text("\n".join([held, *map(str, largest_stats)]))
 
     async def wait(trigger: Any, job_id: str) -> None:
         async for event in trigger.run():
@@ -132,10 +192,17 @@ async def main(
     rss_before = psutil.Process().memory_info().rss / 2**20
     cpu, wall = time.process_time(), time.perf_counter()
     tick = asyncio.create_task(ticker())
+    burst = None
+    if memory_before is not None:
+        burst = asyncio.create_task(burst_memory(os.environ["WAITS_CLIENT_TRACEMALLOC"]))
     await asyncio.gather(*(wait(trigger, job["job_id"]) for trigger, job in zip(triggers, jobs, strict=True)))
     done.set()
     await tick
+    if burst is not None:
+        await burst
     end_cpu = time.process_time()
+    if PROFILER is not None:
+        PROFILER.disable()
     cpu, wall = end_cpu - cpu, time.perf_counter() - wall
     ok = sum(1 for payload in events.values() if _ended_ok(payload))
     return {
@@ -148,9 +215,14 @@ async def main(
         # From the end of the first round of polls (one-time imports and connection reads done) to the end.
         "cpu_seconds": round(end_cpu - warm["cpu"], 3),
         "http_requests_after_first_round": COUNTS["requests"] - int(warm["requests"]),
+        "gc_collections_after_first_round": GC_COLLECTIONS,
+        "gc_cpu_seconds_after_first_round": round(GC_TIMES["seconds"], 3),
         "wall_seconds": round(wall, 3),
         "rss_before_waits_mb": round(rss_before, 1),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        # At the end of the first round of polls: RSS then, and the peak so far (the first round's burst).
+        "rss_after_first_round_mb": round(warm["rss"], 1),
+        "peak_rss_after_first_round_mb": round(warm["peak_rss"], 1),
         "http_requests": COUNTS["requests"],
         "tcp_connections_opened": COUNTS["connections"],
         "aiohttp_sessions_created": COUNTS["sessions"],
@@ -176,13 +248,13 @@ if __name__ == "__main__":
         import tracemalloc
 
         tracemalloc.start()
-    profile_to = os.environ.get("WAITS_CLIENT_PROFILE")  # where to write cProfile stats, when set
+    # Where to write cProfile stats of what "after the first round" measures (imports and first polls left out).
+    profile_to = os.environ.get("WAITS_CLIENT_PROFILE")
     if profile_to:
         import cProfile
 
-        with cProfile.Profile() as profiler:
-            result = asyncio.run(main(sys.argv[1], warm_up, jobs, float(sys.argv[3]), Path(sys.argv[4])))
-        profiler.dump_stats(f"{profile_to}.{sys.argv[1]}")
-    else:
-        result = asyncio.run(main(sys.argv[1], warm_up, jobs, float(sys.argv[3]), Path(sys.argv[4])))
+        PROFILER = cProfile.Profile()
+    result = asyncio.run(main(sys.argv[1], warm_up, jobs, float(sys.argv[3]), Path(sys.argv[4])))
+    if PROFILER is not None:
+        PROFILER.dump_stats(f"{profile_to}.{sys.argv[1]}")
     print(json.dumps(result))

@@ -29,6 +29,9 @@ class BatchJobStatus(str, Enum):
         :raises AzureMLResponseError: for any value that is not a known status; an unknown
             status is never taken as success.
         """
+        exact = cls._value2member_map_.get(value) if isinstance(value, str) else None
+        if isinstance(exact, cls):
+            return exact  # the name as the service spells it: every poll's answer
         if isinstance(value, bool):
             raise AzureMLResponseError(f"BES answered an unknown job StatusCode {value!r}.")
         if isinstance(value, int) or (isinstance(value, str) and value.strip().isdigit()):

@@ -4,7 +4,9 @@ A triggerer runs hundreds of deferred waits on one event loop. A client per requ
 ``aiohttp.ClientSession``: DNS lookup, TCP and TLS handshake each time) costs a connection per poll;
 here every trigger polling one connection shares one client (one session, its connections kept alive
 longer than a poll interval, at most :data:`MAX_CONNECTIONS_PER_HOST` of them to one host), counted by its
-users and closed when the last one releases it.
+users and closed when the last one releases it. At most as many requests as it has connections are inside its
+pipeline at once (:class:`RequestSlots`); the others wait before their request is built, holding a future each
+instead of a request, its pipeline context and its transport call.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_amlretrain.api.http import ApiRequest, ApiResponse, error_for
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator, Callable, Hashable
+    from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 
     from azure.core import AsyncPipelineClient
 
@@ -29,14 +31,81 @@ KEEPALIVE_SECONDS = 300.0
 (2-30 s) and than Azure's front-end idle timeout (4 min), so polls reuse connections."""
 
 MAX_CONNECTIONS_PER_HOST = 10
-"""Connections one shared client keeps to one host. When a thousand waits poll at once, the requests beyond it
-wait for a free connection (a status read takes milliseconds) instead of each opening its own; the wait for a
-free connection does not count against the request timeout, which starts once a connection is held."""
+"""Connections one shared client keeps to one host, and the requests it has in its pipeline at once
+(:class:`RequestSlots`). When a thousand waits poll at once, the requests beyond it wait for a slot (a status read
+takes milliseconds) instead of each opening a connection of its own; that wait does not count against the request
+timeout, which starts once the request is sent."""
+
+
+class RequestSlots:
+    """
+    At most ``size`` requests of one shared client inside its pipeline; a retry's backoff sleep gives its slot up.
+
+    When a thousand waits poll at once, all but a few would otherwise wait inside aiohttp for a free connection,
+    each with its azure-core request, pipeline context, policy frames and transport call already built: memory
+    the burst holds at once, and a long queue of connection waiters. Here they wait for a slot first, and a
+    slot is held only while a request is being sent or read (not while the retry policy sleeps before
+    another try, which may be a ``Retry-After`` of many seconds).
+
+    :param size: Requests at once (:data:`MAX_CONNECTIONS_PER_HOST`: the connections the client keeps).
+    """
+
+    def __init__(self, size: int) -> None:
+        self._free = asyncio.Semaphore(size)
+
+    def held(self, sleep: Callable[[float], Awaitable[Any]]) -> HeldSlot:
+        """
+        A slot for one call, held in an ``async with`` block, whose value is the sleep function the call's retries use.
+
+        :param sleep: How the call's retries wait.
+        """
+        return HeldSlot(self._free, sleep)
+
+
+class HeldSlot:
+    """
+    One call's slot (``async with``): taken on entry, given back on exit, given up while the call's retry sleeps.
+
+    :param free: The free slots.
+    :param sleep: How the call's retries wait.
+    """
+
+    __slots__ = ("_free", "_holding", "_sleep")
+
+    def __init__(self, free: asyncio.Semaphore, sleep: Callable[[float], Awaitable[Any]]) -> None:
+        self._free = free
+        self._sleep = sleep
+        self._holding = False
+
+    async def __aenter__(self) -> Callable[[float], Awaitable[None]]:
+        await self._free.acquire()
+        self._holding = True
+        return self.sleep_without_slot
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        if self._holding:
+            self._holding = False
+            self._free.release()
+
+    async def sleep_without_slot(self, seconds: float) -> None:
+        """
+        Wait before the call's next try without holding a slot, then take one again.
+
+        :param seconds: How long.
+        """
+        self._free.release()
+        self._holding = False
+        await self._sleep(
+            seconds
+        )  # cancelled or failed here or below: nothing is held, nothing is given back
+        await self._free.acquire()
+        self._holding = True
 
 
 @dataclass
 class _Shared:
     client: AsyncPipelineClient[Any, Any]
+    slots: RequestSlots
     users: int = 0
 
 
@@ -63,7 +132,7 @@ class AsyncClientRegistry:
         clients = self._clients()
         shared = clients.get(key)
         if shared is None:
-            shared = clients[key] = _Shared(build())
+            shared = clients[key] = _Shared(build(), RequestSlots(MAX_CONNECTIONS_PER_HOST))
         shared.users += 1
         return shared.client
 
@@ -89,6 +158,14 @@ class AsyncClientRegistry:
         :param key: The key.
         """
         return self._clients()[key].client
+
+    def held_slots(self, key: Hashable) -> RequestSlots:
+        """
+        The request slots of the client for ``key`` on the running loop, which the caller holds.
+
+        :param key: The key.
+        """
+        return self._clients()[key].slots
 
     def users(self, key: Hashable) -> int:
         """
@@ -218,10 +295,11 @@ class AzureMLAsyncHttpMixin:
         client = SHARED_CLIENTS.held(self._lease)
         record = CallRecord(request)
         try:
-            answer = await client.send_request(
-                to_http_request(request, settings),
-                **{CALL_OPTION: record, SLEEP_OPTION: self._asleep},  # type: ignore[arg-type]  # pipeline options
-            )
+            async with SHARED_CLIENTS.held_slots(self._lease).held(self._asleep) as retry_sleep:
+                answer = await client.send_request(
+                    to_http_request(request, settings),
+                    **{CALL_OPTION: record, SLEEP_OPTION: retry_sleep},  # type: ignore[arg-type]  # pipeline options
+                )
         except AzureError as err:
             raise transport_failure(
                 request,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -92,6 +93,23 @@ class StudioConnectionSettings:
     def http(self) -> HttpSettings:
         """These settings as the shared request path takes them."""
         return HttpSettings(self.headers(), self.request_timeout, self.retry_policy, (self.api_key,))
+
+    @cached_property
+    def shared_http(self) -> HttpSettings:
+        """:meth:`http`, built once for these settings (the async hook's every request reads it; nobody changes it)."""
+        return self.http()
+
+    @cached_property
+    def bes_api(self) -> BesApi:
+        """The request builder of this service's BES API, built once for these settings."""
+        return BesApi(self.api_location)
+
+
+_SHARED_ASYNC_SETTINGS: weakref.WeakValueDictionary[StudioConnectionSettings, StudioConnectionSettings] = (
+    weakref.WeakValueDictionary()
+)
+"""Equal connection settings as one object, for async hooks: a thousand triggers of one connection hold one copy
+(and one set of headers and one request builder, built once), not a thousand equal ones."""
 
 
 class AzureMLStudioHook(AzureMLHttpHook):
@@ -277,12 +295,13 @@ class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
 
             conn = await get_async_connection(self.azureml_conn_id)
             extras = await get_async_extra_dejson(conn)
-            self._async_settings = self._with_override(StudioConnectionSettings.from_connection(conn, extras))
+            settings = self._with_override(StudioConnectionSettings.from_connection(conn, extras))
+            self._async_settings = _SHARED_ASYNC_SETTINGS.setdefault(settings, settings)
         return self._async_settings
 
     async def ahttp_settings(self) -> HttpSettings:
         """API-key auth, read without blocking the event loop."""
-        return (await self.aget_settings()).http()
+        return (await self.aget_settings()).shared_http
 
     def async_client_key(self, settings: HttpSettings) -> Hashable:
         """
@@ -299,7 +318,7 @@ class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
         :param job_id: The job id.
         """
         settings = await self.aget_settings()
-        api = BesApi(settings.api_location)
+        api = settings.bes_api
         request = api.get(job_id)
         return api.parse_job_answer(job_id, request, await self.acall_raw(request), settings.api_key)
 
@@ -311,7 +330,7 @@ class AzureMLStudioAsyncHook(AzureMLAsyncHttpMixin, AzureMLStudioHook):
         """
         settings = await self.aget_settings()
         try:
-            await self.acall(BesApi(settings.api_location).cancel(job_id))
+            await self.acall(settings.bes_api.cancel(job_id))
         except AzureMLApiError as err:
             if not _cancel_is_moot(err):
                 raise

@@ -129,3 +129,123 @@ def test_a_netrc_entry_for_the_host_does_not_replace_the_api_key(monkeypatch, tm
     AzureMLStudioHook(azureml_conn_id=azureml_conn).get_job(JOB_ID)
 
     assert rsps.calls[0].request.headers["Authorization"] == f"Bearer {API_KEY}"
+
+
+async def test_a_burst_of_polls_waits_for_a_slot_before_entering_the_pipeline(monkeypatch):
+    """A thousand waits polling at once hold a future each, not a built request queued inside aiohttp."""
+    from azure.core.pipeline.transport import AioHttpTransport
+
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioAsyncHook
+
+    in_transport = {"now": 0, "most": 0}
+    send = AioHttpTransport.send
+
+    async def counting_send(self, request, **kwargs):
+        in_transport["now"] += 1
+        in_transport["most"] = max(in_transport["most"], in_transport["now"])
+        try:
+            return await send(self, request, **kwargs)
+        finally:
+            in_transport["now"] -= 1
+
+    monkeypatch.setattr(AioHttpTransport, "send", counting_send)
+    async with CountingStatusServer(answer_delay=0.01) as server:
+        _loopback_connection(monkeypatch, server.port)
+        hooks = [AzureMLStudioAsyncHook(azureml_conn_id=CONN_ID) for _ in range(60)]
+
+        async def poll(hook: AzureMLStudioAsyncHook) -> BatchJobStatus:
+            async with hook.ashared_client():
+                return (await hook.aget_job(JOB_ID)).status
+
+        statuses = await asyncio.gather(*(poll(hook) for hook in hooks))
+
+    assert statuses == [BatchJobStatus.RUNNING] * 60
+    assert in_transport["most"] == async_clients.MAX_CONNECTIONS_PER_HOST, in_transport
+
+
+async def test_a_retry_sleeping_on_retry_after_gives_its_slot_to_other_polls(monkeypatch, aio):
+    """One slot: the throttled poll's Retry-After wait lets another poll through, then it gets its answer."""
+    from airflow_provider_amlretrain.hooks.studio import AzureMLStudioAsyncHook
+    from tests.unit.support import BASE, job_url
+
+    monkeypatch.setattr(async_clients, "MAX_CONNECTIONS_PER_HOST", 1)
+    set_connection(
+        monkeypatch,
+        CONN_ID,
+        conn_type="azureml_studio",
+        host=BASE,
+        password=API_KEY,
+        extra={"retry_backoff": 0, "max_retries": 2},
+    )
+    other = "fedcba9876543210fedcba9876543210"
+    aio.get(job_url(JOB_ID), status=503, headers={"Retry-After": "4"}, body="RequestThrottled")
+    aio.get(job_url(JOB_ID), payload=status_body("Finished"))
+    aio.get(job_url(other), payload=status_body("Running"))
+    throttled, free = (
+        AzureMLStudioAsyncHook(azureml_conn_id=CONN_ID),
+        AzureMLStudioAsyncHook(azureml_conn_id=CONN_ID),
+    )
+    other_done = asyncio.Event()
+    waits: list[float] = []
+
+    async def retry_after_wait(seconds: float) -> None:
+        waits.append(seconds)
+        await asyncio.wait_for(other_done.wait(), 5)  # only ends if the other poll got the slot meanwhile
+
+    throttled._asleep = retry_after_wait
+
+    async def poll_other() -> BatchJobStatus:
+        await asyncio.sleep(0)  # the throttled poll takes the one slot first
+        async with free.ashared_client():
+            status = (await free.aget_job(other)).status
+        other_done.set()
+        return status
+
+    async def poll_throttled() -> BatchJobStatus:
+        async with throttled.ashared_client():
+            return (await throttled.aget_job(JOB_ID)).status
+
+    first, second = await asyncio.gather(poll_throttled(), poll_other())
+
+    assert (first, second) == (BatchJobStatus.FINISHED, BatchJobStatus.RUNNING)
+    assert waits == [4.0], "the service's Retry-After was waited"
+
+
+@pytest.mark.parametrize("cancelled_while", ["sleeping", "waiting for its slot back"])
+async def test_a_call_cancelled_in_its_retry_wait_leaves_every_slot_free(cancelled_while):
+    """Cancelled while it sleeps (it holds no slot) or while it waits to get one back: none is lost or doubled."""
+    slots = async_clients.RequestSlots(1)
+    slept, other_holds, other_may_go = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def backoff(seconds: float) -> None:
+        slept.set()  # its slot is given up by now
+        if cancelled_while == "sleeping":
+            await asyncio.sleep(seconds)
+        else:
+            await other_holds.wait()  # the wait is over once the other call holds the slot
+
+    async def call_that_retries() -> None:
+        async with slots.held(backoff) as retry_sleep:
+            await retry_sleep(60)
+
+    async def other_call() -> None:
+        async with slots.held(asyncio.sleep):
+            other_holds.set()
+            await other_may_go.wait()
+
+    retrying = asyncio.create_task(call_that_retries())
+    await slept.wait()
+    other = asyncio.create_task(other_call())
+    await other_holds.wait()  # the retrying call gave its slot up to sleep; the other call holds it
+    for _ in range(3):
+        await asyncio.sleep(0)  # in the second case the retrying call now waits for the slot
+    retrying.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await retrying
+    other_may_go.set()
+    await other
+
+    async with slots.held(asyncio.sleep):
+        assert slots._free.locked(), "one slot, taken: the cancelled call gave none back twice"
+    assert not slots._free.locked()
+    assert slots._free._value == 1

@@ -212,3 +212,25 @@ def test_normalize_keeps_other_hosts():
 def test_normalize_refuses_what_is_not_a_service_location(value):
     with pytest.raises(AzureMLConfigError):
         normalize_api_location(value)
+
+
+def test_async_hooks_of_one_connection_share_its_settings_until_the_connection_changes(monkeypatch):
+    """A thousand triggers of a connection hold one settings object; a new key is read by the next trigger."""
+    set_connection(monkeypatch, CONN, conn_type="azureml_studio", host=BASE, password=API_KEY)
+
+    async def read_three() -> tuple:
+        first, second = AzureMLStudioAsyncHook(CONN), AzureMLStudioAsyncHook(CONN)
+        one, two = await first.aget_settings(), await second.aget_settings()
+        assert one is two, "equal settings are one object"
+        assert await first.ahttp_settings() is await second.ahttp_settings(), "built once"
+        assert one.bes_api is two.bes_api
+        set_connection(monkeypatch, CONN, conn_type="azureml_studio", host=BASE, password="rotated-key")
+        third = AzureMLStudioAsyncHook(CONN)
+        return one, await first.ahttp_settings(), await third.ahttp_settings()
+
+    before, first_http, rotated_http = asyncio.run(read_three())
+
+    assert before.api_key == API_KEY
+    assert first_http.headers["Authorization"] == f"Bearer {API_KEY}", "a running wait keeps what it read"
+    assert rotated_http.headers["Authorization"] == "Bearer rotated-key", "the next wait reads the new key"
+    assert rotated_http.secrets == ("rotated-key",)
