@@ -95,9 +95,8 @@ class HeldSlot:
         """
         self._free.release()
         self._holding = False
-        await self._sleep(
-            seconds
-        )  # cancelled or failed here or below: nothing is held, nothing is given back
+        # Cancelled or failed here or below: nothing is held, nothing is given back.
+        await self._sleep(seconds)
         await self._free.acquire()
         self._holding = True
 
