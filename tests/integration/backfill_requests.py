@@ -24,9 +24,10 @@ if TYPE_CHECKING:
     import requests
 
 
-def cancel_orphaned_backfills(session: requests.Session, url: str, dag_id: str, since: datetime) -> None:
+def cancel_orphaned_backfills(session: requests.Session, url: str, dag_id: str, since: datetime) -> bool:
     """
-    Cancel the backfills of ``dag_id`` that a rolled-back request left running.
+    Cancel the backfills of ``dag_id`` that a rolled-back request left running; whether there were any (or the
+    DB was too busy to tell).
 
     :param session: A logged-in session of the Airflow REST API.
     :param url: The Airflow's base URL.
@@ -35,15 +36,18 @@ def cancel_orphaned_backfills(session: requests.Session, url: str, dag_id: str, 
     """
     answer = session.get(f"{url}/api/v2/backfills", params={"dag_id": dag_id}, timeout=30)
     if db_was_busy(answer):
-        return  # the next round looks again
+        return True  # the next round looks again
     answer.raise_for_status()
+    found = False
     for backfill in answer.json()["backfills"]:
         created = datetime.fromisoformat(backfill["created_at"].replace("Z", "+00:00"))
         if backfill["completed_at"] is None and created >= since:
+            found = True
             cancelled = session.put(f"{url}/api/v2/backfills/{backfill['id']}/cancel", timeout=30)
             assert cancelled.ok or db_was_busy(cancelled) or cancelled.status_code == 409, cancelled.text[
                 :300
             ]
+    return found
 
 
 def create_backfill(session: requests.Session, url: str, body: dict[str, Any]) -> dict[str, Any]:
@@ -57,11 +61,22 @@ def create_backfill(session: requests.Session, url: str, body: dict[str, Any]) -
     """
     since = datetime.now(UTC).replace(microsecond=0)
     deadline = time.monotonic() + 90
+    retrying = False
     while True:
         answer = session.post(f"{url}/api/v2/backfills", json=body, timeout=30)
         if answer.ok:
             return dict(answer.json())
-        assert db_was_busy(answer), f"POST /backfills: {answer.status_code} {answer.text[:500]}"
+        # After a busy answer, a 409 "already a running backfill" may be our own orphan whose cancel did not land
+        # (the cancel was busy too): cancel it again, but a backfill made before this request is not ours.
+        orphan_left = (
+            retrying
+            and answer.status_code == 409
+            and cancel_orphaned_backfills(session, url, str(body["dag_id"]), since)
+        )
+        assert db_was_busy(answer) or orphan_left, (
+            f"POST /backfills: {answer.status_code} {answer.text[:500]}"
+        )
+        retrying = True
         assert time.monotonic() < deadline, f"the metadata DB stayed locked for 90 s: {answer.text[:300]}"
         time.sleep(2)
         cancel_orphaned_backfills(session, url, str(body["dag_id"]), since)

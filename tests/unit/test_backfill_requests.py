@@ -59,3 +59,19 @@ def test_a_running_backfill_made_before_the_request_is_left_alone(rsps, no_sleep
     with pytest.raises(AssertionError, match="409 .*already a running backfill"):
         create_backfill(requests.Session(), URL, BODY)
     assert not [c for c in rsps.calls if c.request.method == "PUT"]
+
+
+def test_an_orphan_whose_cancel_did_not_land_is_cancelled_again(rsps, no_sleep):
+    """The cancel after a 503 was busy too: the retry's 409 is that orphan's, so it is cancelled again."""
+    now = datetime.now(UTC)
+    rsps.add("POST", BACKFILLS, status=503, json=LOCKED)
+    rsps.add("GET", BACKFILLS, json={"backfills": [_backfill(7, now)]})
+    rsps.add("PUT", f"{BACKFILLS}/7/cancel", status=503, json=LOCKED)
+    rsps.add("POST", BACKFILLS, status=409, json={"detail": "There is already a running backfill for dag d"})
+    rsps.add("GET", BACKFILLS, json={"backfills": [_backfill(7, now)]})
+    rsps.add("PUT", f"{BACKFILLS}/7/cancel", json=_backfill(7, now, completed=True))
+    rsps.add("GET", BACKFILLS, json={"backfills": [_backfill(7, now, completed=True)]})
+    rsps.add("POST", BACKFILLS, json=_backfill(8, now))
+
+    assert create_backfill(requests.Session(), URL, BODY)["id"] == 8
+    assert [c.request.method for c in rsps.calls].count("PUT") == 2
