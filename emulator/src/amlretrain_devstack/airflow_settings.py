@@ -112,6 +112,11 @@ def airflow_env(
     env = {name: value for name, value in source.items() if not name.startswith(INHERITED_NOT)}
     bin_dir = str(Path(sys.executable).parent)
     env.update(settings)
+    # Log servers on free ports: the default 8793/8794 collide with any other Airflow on this host. Distinct from
+    # the API server's port and each other: none is bound yet, and the OS can hand the same closed port out twice
+    # (seen: the triggerer's log server took the API server's port, which then failed to start).
+    worker_log_port = free_port(avoid={api_port})
+    trigger_log_port = free_port(avoid={api_port, worker_log_port})
     env.update(
         {
             "AIRFLOW_HOME": str(home),
@@ -119,9 +124,8 @@ def airflow_env(
             "AIRFLOW__DAG_PROCESSOR__DAG_BUNDLE_CONFIG_LIST": dag_bundles(dag_folders),
             "AIRFLOW__API__HOST": LOOPBACK,
             "AIRFLOW__API__PORT": str(api_port),
-            # Log servers on free ports: the default 8793/8794 collide with any other Airflow on this host.
-            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(worker_log_port),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(trigger_log_port),
             "AIRFLOW__API__BASE_URL": f"http://{LOOPBACK}:{api_port}",
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://{LOOPBACK}:{api_port}/execution/",
             # `airflow standalone` and the Celery workers start their parts as `airflow ...` through PATH.

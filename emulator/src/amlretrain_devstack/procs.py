@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from amlretrain_devstack.errors import DevStackError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Mapping, Sequence
+    from collections.abc import Callable, Collection, Mapping, Sequence
 
 LOOPBACK = "127.0.0.1"
 
@@ -29,12 +29,13 @@ LOOPBACK = "127.0.0.1"
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
-def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
+def free_port(preferred: int | None = None, host: str = LOOPBACK, avoid: Collection[int] = ()) -> int:
     """Return a TCP port that is free on ``host`` right now.
 
     :param preferred: a port to reuse if it is still free (keeps addresses stable
         across restarts); ``None`` or a busy port falls back to an OS-chosen one.
     :param host: the address to bind.
+    :param avoid: ports chosen for something else but not bound yet (the OS may hand a closed one out again).
     :return: the port number.
     """
     if preferred:
@@ -45,9 +46,12 @@ def free_port(preferred: int | None = None, host: str = LOOPBACK) -> int:
                 pass
             else:
                 return preferred
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((host, 0))
+            port = int(sock.getsockname()[1])
+        if port not in avoid:
+            return port
 
 
 def spawn_detached(
