@@ -24,12 +24,22 @@ import importlib
 PRELOADED_MODULES = (
     # The task process's own entry point.
     "airflow.sdk.execution_time.task_runner",
+    # What its DAG-file parse imports before any task code runs: the DagBag it parses with (which loads
+    # Airflow's serialization and ORM models), and what DAG files written with ``airflow.sdk`` load on first
+    # use (``@task``, ``@task_group``: the standard provider's Python operators and decorators).
+    "airflow.dag_processing.dagbag",
+    "airflow.sdk.definitions.decorators",
+    "airflow.sdk.definitions.decorators.task_group",
+    "airflow.providers.standard.decorators.python",
+    "airflow.providers.standard.operators.python",
+    "airflow.providers.standard.operators.hitl",
     # The storage SDKs (sync and async), azure-identity and aiohttp: the Azure provider's WasbHook module
     # imports them all.
     "airflow.providers.microsoft.azure.hooks.wasb",
     # The provider's task-time modules; azure-core's pipeline and requests come with the hooks.
     "airflow_provider_amlretrain.hooks.studio",
     "airflow_provider_amlretrain.hooks.classic_management",
+    "airflow_provider_amlretrain.hooks.blob_storage",
     "airflow_provider_amlretrain.blob_sas",
     "airflow_provider_amlretrain.blob_text",
     "airflow_provider_amlretrain.promotion.record",
@@ -37,6 +47,11 @@ PRELOADED_MODULES = (
     "airflow_provider_amlretrain.operators.evaluation_gate",
     "airflow_provider_amlretrain.operators.update_endpoint_model",
     "airflow_provider_amlretrain.triggers.batch_job",
+    # What the example DAGs build with.
+    "airflow_provider_amlretrain.authoring",
+    "airflow_provider_amlretrain.sensors.wasb_blob",
+    "airflow_provider_amlretrain.triggers.blob_arrival",
+    "airflow_provider_amlretrain.operators.update_web_service_model",
 )
 
 for _module in PRELOADED_MODULES:

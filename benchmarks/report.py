@@ -121,6 +121,57 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
     return [*lines, "![many waits](plots/many_waits.png)", ""]
 
 
+def many_waits_same_pace_section(data: dict[str, Any] | None) -> list[str]:
+    """
+    The many-waits table at an interval both approaches keep (``many_waits_30s.json``): the same work, side by side.
+
+    :param data: ``many_waits_30s.json`` (``benchmarks/many_waits.py --interval 30``).
+    """
+    if not data or "provider" not in data or "http" not in data:
+        return []
+    mine, theirs = data["provider"], data["http"]
+    for side in (mine, theirs):
+        side["rss_growth_mb"] = side["peak_rss_mb"] - side["rss_before_waits_mb"]
+        side["cpu_ms_per_request"] = (
+            1000 * side["cpu_seconds"] / max(1, side["http_requests_after_first_round"])
+        )
+    rows = [
+        ("jobs detected (events saying Finished)", "events_saying_finished", "{}"),
+        ("CPU seconds, after the first round of polls", "cpu_seconds", "{:.2f}"),
+        ("CPU seconds, whole wait", "cpu_seconds_with_first_round", "{:.2f}"),
+        ("HTTP requests", "http_requests", "{}"),
+        ("CPU ms per HTTP request (after the first round)", "cpu_ms_per_request", "{:.2f}"),
+        ("RSS MB the waits added (peak minus before)", "rss_growth_mb", "{:.1f}"),
+        ("TCP connections opened", "tcp_connections_opened", "{}"),
+        ("longest event-loop stall, ms", "longest_loop_stall_ms", "{:.0f}"),
+        ("detection lag median, s", "detection_lag_median_seconds", "{:.2f}"),
+        ("detection lag p95, s", "detection_lag_p95_seconds", "{:.2f}"),
+    ]
+    lines = [
+        f"**At a pace both keep** (`python benchmarks/many_waits.py --interval {data['poll_interval_seconds']:g} "
+        "--output benchmarks/results/many_waits_30s.json`): the same "
+        f"{data['waits']} jobs, every trigger polling every {data['poll_interval_seconds']:g} s, so both sides make "
+        "about as many requests and the totals compare the same work.",
+        "",
+        "| measure | this provider | Http provider | ratio |",
+        "|---|---|---|---|",
+    ]
+    for label, key, fmt in rows:
+        a, b = mine[key], theirs[key]
+        lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {_ratio(a, b)} |")
+    lines += [
+        "",
+        f"At this pace: at most half the Http provider's CPU: {_met(mine['cpu_seconds'] <= 0.5 * theirs['cpu_seconds'])} "
+        f"({_ratio(mine['cpu_seconds'], theirs['cpu_seconds'])}); at most half the memory the waits add: "
+        f"{_met(mine['rss_growth_mb'] <= 0.5 * theirs['rss_growth_mb'])} "
+        f"({_ratio(mine['rss_growth_mb'], theirs['rss_growth_mb'])}). Load average before/after: this provider "
+        f"{mine['load_average_before']} / {mine['load_average_after']}, Http {theirs['load_average_before']} / "
+        f"{theirs['load_average_after']}.",
+        "",
+    ]
+    return lines
+
+
 def _policy_search_lines(model: dict[str, Any]) -> list[str]:
     """What the grid of growing policies and the policy told the longest duration show, when measured."""
     search = model.get("growing_policy_search")
@@ -549,6 +600,7 @@ def performance_lines() -> list[str]:
         "matter more than absolute times.",
         "",
         *many_waits_section(_load("many_waits.json")),
+        *many_waits_same_pace_section(_load("many_waits_30s.json")),
         *poll_policy_section(_load("poll_policy.json")),
         *parse_cost_section(_load("parse_cost.json")),
         *fan_out_section(_load("fan_out.json"), _load("fan_out_resumed_on_worker.json")),

@@ -6,6 +6,13 @@ mints for BES) goes through the client ``WasbHook.get_conn`` builds, so every co
 works, and its rules (which extra wins, how Azure AD is used, how the SDK's request log is quietened) are
 never copied here.
 
+Within one task execution the client of a connection is made once and reused: a promotion reads the evaluation,
+checks the model blob, reads the smoke-test sample and writes its record, and each would otherwise fetch the
+connection from the API server again and open its own connection to storage (``benchmarks/fan_out.py`` counted
+8 connection reads per endpoint). The reuse ends with the execution: the next task, a retry, or the next task
+of a ``dag.test()`` process reads the connection again, so a rotated key is used from then on. Outside a task
+(the triggerer, scripts) every call makes its own client.
+
 ``WasbHook``'s module loads azure-identity (sync and async), the async storage SDK and msrest whatever the
 connection holds: ``benchmarks/fan_out_task_cost.py`` measured about 0.25-0.4 CPU s of each task process that
 touches a blob (250 of its 500 modules). That cost belongs to the Azure provider's module, and is kept rather
@@ -14,19 +21,46 @@ than building the client with code of our own.
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
+_lock = threading.Lock()
+#: The task execution the clients below belong to (its task instance's id), and its clients by connection id.
+_execution: list[object] = [None]
+_clients: dict[str, BlobServiceClient] = {}
+
+
+def current_task_execution() -> object | None:
+    """The id of the task instance try running in this process, or ``None`` outside a task's execution."""
+    from airflow.sdk import get_current_context
+
+    try:
+        ti = get_current_context()["ti"]
+    except (RuntimeError, KeyError):
+        return None
+    return getattr(ti, "id", None)
+
 
 def blob_service_client(wasb_conn_id: str) -> BlobServiceClient:
     """
-    ``WasbHook(wasb_conn_id).get_conn()``: the storage client of the connection.
+    ``WasbHook(wasb_conn_id).get_conn()``: the storage client of the connection, one per task execution.
 
     :param wasb_conn_id: The ``wasb`` connection.
     """
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
+    execution = current_task_execution()
+    with _lock:
+        if execution is not None and execution == _execution[0] and wasb_conn_id in _clients:
+            return _clients[wasb_conn_id]
     client: BlobServiceClient = WasbHook(wasb_conn_id=wasb_conn_id).get_conn()
+    if execution is not None:
+        with _lock:
+            if execution != _execution[0]:
+                _execution[0] = execution
+                _clients.clear()
+            _clients[wasb_conn_id] = client
     return client

@@ -39,6 +39,38 @@ def test_preloading_imports_what_tasks_import_and_dag_files_do_not():
     assert report["named"] == []
 
 
+#: The module families a task process's DAG-file parse loads that cost the most (measured with py-spy on the
+#: fan-out benchmark's task processes: the DagBag's serialization and ORM models, the SDK's decorators).
+PARSE_TIME_FAMILIES = (
+    "airflow.dag_processing",
+    "airflow.models",
+    "airflow.serialization",
+    "airflow.sdk",
+    "airflow.providers.standard.operators",
+    "airflow_provider_amlretrain",
+)
+
+PARSE_SCRIPT = """
+import glob, json, runpy, sys
+import airflow, airflow.executors.local_executor
+import airflow_provider_amlretrain.worker_preload
+families = tuple(json.loads(sys.argv[1]))
+before = set(sys.modules)
+from airflow.dag_processing.dagbag import BundleDagBag  # what the task runner parses with
+for path in sorted(glob.glob("dags/*.py")) + ["benchmarks/fan_out_dag.py"]:
+    runpy.run_path(path)
+print(json.dumps(sorted(m for m in set(sys.modules) - before if m.startswith(families))))
+"""
+
+
+def test_a_task_process_parses_the_example_dags_with_what_was_preloaded():
+    """After the preload, parsing any example DAG (as every task process does first) loads none of the costly modules."""
+    result = _run(PARSE_SCRIPT, json.dumps(PARSE_TIME_FAMILIES))
+    assert result.returncode == 0, result.stderr
+
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == []
+
+
 def test_nothing_in_the_provider_imports_the_preload_module():
     """Only a worker's parent imports it (``mp_forkserver_preload``): DAG files and the DAG processor stay light."""
     found = subprocess.run(
