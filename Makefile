@@ -68,8 +68,8 @@ lint: setup
 	$(VENV)/bin/mypy
 
 # Each benchmark writes benchmarks/results/<name>.json; report.py turns them into benchmarks/RESULTS.md (Performance
-# part) and benchmarks/plots/*.png. Long: about 15 minutes on 2 idle cores (1,000 deferred waits four times: at 5 s
-# and at 30 s, both approaches), plus the fan-out (200 endpoints in one run of a real local Airflow;
+# part) and benchmarks/plots/*.png. Long: about 20 minutes on 2 idle cores (1,000 deferred waits six times: at 5 s
+# and at 30 s, three approaches), plus the fan-out (200 endpoints in one run of a real local Airflow;
 # FAN_OUT_ARGS="--endpoints 20" for a short one).
 FAN_OUT_ARGS ?=
 bench: setup node_modules/.installed

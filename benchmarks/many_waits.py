@@ -33,7 +33,8 @@ if TYPE_CHECKING:
 
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
-APPROACHES = ("provider", "http")
+APPROACHES = ("provider", "http", "aiohttp")
+"""This provider's trigger, the Http provider's, and the floor under both (one shared aiohttp session, bare GETs)."""
 
 
 def http_connection(stack_env: dict[str, str]) -> str:
@@ -61,7 +62,7 @@ def run_approach(
     """
     Submit ``args.waits`` jobs, wait for them with ``approach`` in a fresh interpreter, measure.
 
-    :param approach: ``provider`` or ``http``.
+    :param approach: ``provider``, ``http`` or ``aiohttp``.
     :param stack: The running stack.
     :param env: The client's environment.
     :param args: The command line.

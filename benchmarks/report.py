@@ -46,8 +46,8 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
     lines = ["### 1. Many deferred waits, one triggerer", ""]
     if not data or "provider" not in data or "http" not in data:
         return [*lines, "Not run (`python benchmarks/many_waits.py`).", ""]
-    mine, theirs = data["provider"], data["http"]
-    for side in (mine, theirs):
+    mine, theirs, floor = data["provider"], data["http"], data.get("aiohttp")
+    for side in (mine, theirs, *([floor] if floor else [])):
         side["rss_growth_mb"] = side["peak_rss_mb"] - side["rss_before_waits_mb"]
         polls = side.get("http_requests_after_first_round", side["http_requests"])
         side["cpu_ms_per_request"] = 1000 * side["cpu_seconds"] / max(1, polls)
@@ -75,14 +75,17 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
         "with a response check on `StatusCode` (its `HttpSensorTrigger` only waits for a non-404 answer, and "
         "`HttpSensor(deferrable=True, response_check=...)` does not defer at all), polling the same status URL.",
         "",
-        "| measure | this provider | Http provider | ratio |",
-        "|---|---|---|---|",
+        "| measure | this provider | Http provider | ratio |" + (" floor: bare aiohttp |" if floor else ""),
+        "|---|---|---|---|" + ("---|" if floor else ""),
     ]
     for label, key, fmt in rows:
         a, b = mine.get(key), theirs.get(key)
         ratio = _ratio(a, b) if isinstance(a, int | float) and isinstance(b, int | float) else ""
         shown = ["n/a" if value is None else fmt.format(value) for value in (a, b)]
-        lines.append(f"| {label} | {shown[0]} | {shown[1]} | {ratio} |")
+        row = f"| {label} | {shown[0]} | {shown[1]} | {ratio} |"
+        if floor:
+            row += " n/a |" if floor.get(key) is None else f" {fmt.format(floor[key])} |"
+        lines.append(row)
     detected_all = mine["events_saying_finished"] == data["waits"] == theirs["events_saying_finished"]
     lines += [
         "",
@@ -125,12 +128,14 @@ def many_waits_same_pace_section(data: dict[str, Any] | None) -> list[str]:
     """
     The many-waits table at an interval both approaches keep (``many_waits_30s.json``): the same work, side by side.
 
-    :param data: ``many_waits_30s.json`` (``benchmarks/many_waits.py --interval 30``).
+    :param data: ``many_waits_30s.json`` (``benchmarks/many_waits.py --interval 30``), with the floor (``aiohttp``:
+        bare GETs on one shared session) when it was run.
     """
     if not data or "provider" not in data or "http" not in data:
         return []
-    mine, theirs = data["provider"], data["http"]
-    for side in (mine, theirs):
+    sides = [data[name] for name in ("provider", "http", "aiohttp") if name in data]
+    mine, theirs = sides[0], sides[1]
+    for side in sides:
         side["rss_growth_mb"] = side["peak_rss_mb"] - side["rss_before_waits_mb"]
         side["cpu_ms_per_request"] = (
             1000 * side["cpu_seconds"] / max(1, side["http_requests_after_first_round"])
@@ -147,26 +152,42 @@ def many_waits_same_pace_section(data: dict[str, Any] | None) -> list[str]:
         ("detection lag median, s", "detection_lag_median_seconds", "{:.2f}"),
         ("detection lag p95, s", "detection_lag_p95_seconds", "{:.2f}"),
     ]
+    floor = len(sides) > 2
     lines = [
         f"**At a pace both keep** (`python benchmarks/many_waits.py --interval {data['poll_interval_seconds']:g} "
         "--output benchmarks/results/many_waits_30s.json`): the same "
         f"{data['waits']} jobs, every trigger polling every {data['poll_interval_seconds']:g} s, so both sides make "
-        "about as many requests and the totals compare the same work.",
+        "about as many requests and the totals compare the same work."
+        + (
+            " The floor is no trigger to deploy: bare GETs on one shared aiohttp session, no pipeline, no retries "
+            "(`SharedSessionPoll` in `benchmarks/waits_client.py`); it shows how much of a poll is aiohttp's own."
+            if floor
+            else ""
+        ),
         "",
-        "| measure | this provider | Http provider | ratio |",
-        "|---|---|---|---|",
+        "| measure | this provider | Http provider | ratio |" + (" floor: bare aiohttp |" if floor else ""),
+        "|---|---|---|---|" + ("---|" if floor else ""),
     ]
     for label, key, fmt in rows:
         a, b = mine[key], theirs[key]
-        lines.append(f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {_ratio(a, b)} |")
+        row = f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {_ratio(a, b)} |"
+        if floor:  # the floor loads no Airflow before its waits: its memory says nothing of a trigger's
+            row += " n/a |" if key == "rss_growth_mb" else f" {fmt.format(sides[2][key])} |"
+        lines.append(row)
     lines += [
         "",
         f"At this pace: at most half the Http provider's CPU: {_met(mine['cpu_seconds'] <= 0.5 * theirs['cpu_seconds'])} "
         f"({_ratio(mine['cpu_seconds'], theirs['cpu_seconds'])}); at most half the memory the waits add: "
         f"{_met(mine['rss_growth_mb'] <= 0.5 * theirs['rss_growth_mb'])} "
-        f"({_ratio(mine['rss_growth_mb'], theirs['rss_growth_mb'])}). Load average before/after: this provider "
-        f"{mine['load_average_before']} / {mine['load_average_after']}, Http {theirs['load_average_before']} / "
-        f"{theirs['load_average_after']}.",
+        f"({_ratio(mine['rss_growth_mb'], theirs['rss_growth_mb'])})."
+        + (
+            f" Bare aiohttp spends {sides[2]['cpu_ms_per_request']:.2f} CPU ms per request: "
+            f"{_ratio(sides[2]['cpu_ms_per_request'], theirs['cpu_ms_per_request'])} of the Http provider's."
+            if floor
+            else ""
+        ),
+        f"Load average before/after: this provider {mine['load_average_before']} / {mine['load_average_after']}, "
+        f"Http {theirs['load_average_before']} / {theirs['load_average_after']}.",
         "",
     ]
     return lines

@@ -6,8 +6,9 @@ Runs one trigger per job of ``JOBS`` (a JSON file ``{"warm_up": job, "jobs": [jo
 the memory measured before the waits holds the imports and the memory they add is the waits' own), every ``run()`` a task of one
 event loop, as the triggerer's ``TriggerRunner`` runs them (``async for event in trigger.run()``). ``APPROACH``
 is ``provider`` (this provider's ``AzureMLBatchJobTrigger``, its interval fixed at ``INTERVAL`` so both poll
-alike) or ``http`` (the Http provider's ``HttpEventTrigger`` with the response check in ``http_job_check``,
-polling the same status URL at the same interval). Prints one JSON line: CPU seconds (all, and after the first round of polls, when
+alike), ``http`` (the Http provider's ``HttpEventTrigger`` with the response check in ``http_job_check``,
+polling the same status URL at the same interval) or ``aiohttp`` (the floor under both: bare GETs on one shared
+session, :class:`SharedSessionPoll`). Prints one JSON line: CPU seconds (all, and after the first round of polls, when
 one-time imports are done), peak RSS, HTTP requests
 and TCP connections made (an aiohttp ``TraceConfig`` on every session), the longest event-loop stall (a
 ticker that should wake every 50 ms, from the end of the first round of polls), and when each job's event
@@ -82,14 +83,51 @@ def _on_gc(phase: str, info: dict[str, int]) -> None:
 gc.callbacks.append(_on_gc)
 
 
+class SharedSessionPoll:
+    """
+    The floor under any aiohttp-based trigger: one shared session, a bare GET per poll, no pipeline, no retries.
+
+    Not something to deploy (no retry, no ``Retry-After``, no redaction, a session never closed): it says how
+    much of a poll's CPU is aiohttp's own, so the two real approaches can be read against it.
+
+    :param job: ``job_id`` and status ``url``.
+    :param interval: Seconds between polls.
+    """
+
+    session: aiohttp.ClientSession | None = None
+    ended = frozenset({"Finished", "Failed", "Cancelled"})
+
+    def __init__(self, job: dict[str, str], interval: float) -> None:
+        self.url, self.interval = job["url"], interval
+        self.headers = {
+            "Authorization": json.loads(os.environ["AIRFLOW_CONN_BES_HTTP"])["extra"]["Authorization"]
+        }
+
+    async def run(self) -> Any:
+        """Poll until the job has ended; yield one event saying its status."""
+        from types import SimpleNamespace
+
+        if SharedSessionPoll.session is None:
+            SharedSessionPoll.session = aiohttp.ClientSession()
+        while True:
+            async with SharedSessionPoll.session.get(self.url, headers=self.headers) as response:
+                status = (await response.json()).get("StatusCode")
+            if status in self.ended:
+                yield SimpleNamespace(payload={"status": status})
+                return
+            await asyncio.sleep(self.interval)
+
+
 def make_trigger(approach: str, job: dict[str, str], interval: float) -> Any:
     """
     The trigger a deferred task of ``approach`` would hand to the triggerer for ``job``.
 
-    :param approach: ``provider`` or ``http``.
+    :param approach: ``provider``, ``http`` or ``aiohttp`` (the floor: :class:`SharedSessionPoll`).
     :param job: ``job_id`` and status ``url``.
     :param interval: Seconds between polls.
     """
+    if approach == "aiohttp":
+        return SharedSessionPoll(job, interval)
     if approach == "provider":
         from airflow_provider_amlretrain.triggers.batch_job import AzureMLBatchJobTrigger
 
