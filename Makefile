@@ -81,6 +81,7 @@ bench: setup node_modules/.installed
 	$(PY) benchmarks/tls_polls.py --output benchmarks/results/tls_polls.json
 	$(PY) benchmarks/fan_out.py --output benchmarks/results/fan_out.json $(FAN_OUT_ARGS)
 	$(PY) benchmarks/fan_out_task_cost.py --output benchmarks/results/fan_out_task_cost.json
+	$(PY) benchmarks/fan_out_task_cost.py --no-preload --output benchmarks/results/fan_out_task_cost_no_preload.json
 	$(PY) benchmarks/report.py
 
 # SOAK_ARGS="--runs 20" for a shorter soak.

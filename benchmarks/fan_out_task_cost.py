@@ -5,7 +5,9 @@ Benchmark: what one task execution of the fan-out costs on the provider's side, 
 endpoint its training blob and its endpoint as ``benchmarks/fan_out.py`` does, and then runs, for each endpoint,
 the four task executions of ``benchmarks/fan_out_dag.py``'s task group (``retrain`` up to its deferral, ``retrain``
 resumed after its job ended, ``evaluate``, ``promote``), each in a fresh interpreter that has already imported
-``airflow.sdk``, its task runner and supervisor (as a task process forked from an executor's worker has). Each child reports the CPU seconds of
+``airflow.sdk``, its task runner and supervisor and ``airflow_provider_amlretrain.worker_preload`` (as a task
+process forked from the forkserver of ``deploy/airflow.env`` has; ``--no-preload``: without the last, as a task
+process of workers forked from the scheduler has). Each child reports the CPU seconds of
 its operator module imports and of ``execute`` (or ``execute_complete``), the modules it loaded (the heavy ones
 named), its HTTP requests (``requests`` sends, to the emulator and Azurite) and its execution-API round trips
 (XCom pushes, task state store reads and writes, counted on stand-ins that a real task sends to the API server).
@@ -30,6 +32,8 @@ from typing import Any
 BENCH_DIR = Path(__file__).resolve().parent
 REPO_ROOT = BENCH_DIR.parent
 KINDS = ("retrain_start", "retrain_resume", "evaluate", "promote")
+PRELOAD_ENV = "AMLRETRAIN_TASK_COST_PRELOADED"
+"""``1`` in a child's environment: it imports ``worker_preload`` before it measures."""
 #: Libraries whose import a task pays for, named in the results when a task loads them.
 HEAVY = (
     "azure.storage.blob",
@@ -159,6 +163,9 @@ def child(kind: str, request: dict[str, Any]) -> dict[str, Any]:
     import airflow.sdk.execution_time.supervisor
     import airflow.sdk.execution_time.task_runner
     import airflow.sdk.serde  # noqa: F401
+
+    if os.environ.get(PRELOAD_ENV) == "1":  # and what deploy/airflow.env's forkserver preloads for it
+        import airflow_provider_amlretrain.worker_preload  # noqa: F401
     import requests
     from airflow.sdk.exceptions import TaskDeferred
 
@@ -263,11 +270,13 @@ def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def bench_task_cost(endpoints: int) -> dict[str, Any]:
+def bench_task_cost(endpoints: int, *, preloaded: bool = True) -> dict[str, Any]:
     """
     Start the stack, run the four task executions of ``endpoints`` endpoints, summarise per kind.
 
     :param endpoints: How many endpoints (each a run of the four).
+    :param preloaded: Whether each child first imports ``worker_preload``, as a task process forked from the
+        forkserver of ``deploy/airflow.env`` has.
     """
     sys.path.insert(0, str(BENCH_DIR))
     from bench_stack import benchmark_stack
@@ -283,7 +292,11 @@ def bench_task_cost(endpoints: int) -> dict[str, Any]:
         upload_training_data(bench.stack, names)
         create_endpoints(web_service_id, names)
         account_url = f"{bench.stack.info['azurite']['blob_endpoint'].rstrip('/')}"
-        env = {**bench.env, "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")])}
+        env = {
+            **bench.env,
+            "PYTHONPATH": os.pathsep.join([str(REPO_ROOT), os.environ.get("PYTHONPATH", "")]),
+            PRELOAD_ENV: "1" if preloaded else "0",
+        }
         runs: dict[str, list[dict[str, Any]]] = {kind: [] for kind in KINDS}
         for endpoint in names:
             blob = data_blob(endpoint)
@@ -312,6 +325,7 @@ def bench_task_cost(endpoints: int) -> dict[str, Any]:
     return {
         "when": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "endpoints": endpoints,
+        "worker_preload": preloaded,
         "per_kind": per_kind,
         "cpu_seconds_per_endpoint_median": round(sum(k["cpu_seconds_median"] for k in per_kind.values()), 3),
         "load_average": os.getloadavg(),
@@ -328,8 +342,13 @@ def main() -> int:
 
     parser = benchmark_parser(__doc__, "fan_out_task_cost")
     parser.add_argument("--endpoints", type=int, default=5, help="endpoints, each a run of the four tasks")
+    parser.add_argument(
+        "--no-preload",
+        action="store_true",
+        help="children import the provider's modules themselves (workers not started by the preloading forkserver)",
+    )
     args = parser.parse_args()
-    results = bench_task_cost(args.endpoints)
+    results = bench_task_cost(args.endpoints, preloaded=not args.no_preload)
     ResultsFile(args.output).write(results, shown=results)
     return 0
 

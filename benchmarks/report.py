@@ -517,6 +517,37 @@ def _fan_out_side_by_side(data: dict[str, Any], earlier: dict[str, Any]) -> list
     return [*lines, ""]
 
 
+def task_cost_lines(preloaded: dict[str, Any] | None, bare: dict[str, Any] | None) -> list[str]:
+    """
+    The provider's own share of each fan-out task execution, with and without the workers' preload.
+
+    :param preloaded: ``fan_out_task_cost.json`` (children that imported ``worker_preload`` first).
+    :param bare: ``fan_out_task_cost_no_preload.json`` (``--no-preload``).
+    """
+    if not preloaded or not bare:
+        return []
+    lines = [
+        "**The provider's own share** of each task execution (`python benchmarks/fan_out_task_cost.py`, "
+        f"{preloaded['endpoints']} endpoints; each execution in a fresh interpreter that holds what a task process "
+        "holds; Airflow's own per-task work left out), CPU s median:",
+        "",
+        "| task execution | with the workers' preload | without (`--no-preload`) | modules it loaded, with / without |",
+        "|---|---|---|---|",
+    ]
+    for kind, mine in preloaded["per_kind"].items():
+        theirs = bare["per_kind"][kind]
+        lines.append(
+            f"| {kind} | {mine['cpu_seconds_median']} | {theirs['cpu_seconds_median']} | "
+            f"{mine['modules_loaded_median']} / {theirs['modules_loaded_median']} |"
+        )
+    lines += [
+        f"| per endpoint | {preloaded['cpu_seconds_per_endpoint_median']} | "
+        f"{bare['cpu_seconds_per_endpoint_median']} | |",
+        "",
+    ]
+    return lines
+
+
 def fan_out_section(data: dict[str, Any] | None, earlier: dict[str, Any] | None = None) -> list[str]:
     """
     The tables and timeline of the fan-out benchmark.
@@ -637,6 +668,7 @@ def performance_lines() -> list[str]:
         *poll_policy_section(_load("poll_policy.json")),
         *parse_cost_section(_load("parse_cost.json")),
         *fan_out_section(_load("fan_out.json"), _load("fan_out_resumed_on_worker.json")),
+        *task_cost_lines(_load("fan_out_task_cost.json"), _load("fan_out_task_cost_no_preload.json")),
         *tls_section(_load("tls_polls.json")),
     ]
 
