@@ -3,6 +3,8 @@
 triggerer and two Celery workers as separate processes, on a stack of its own (its faults and its
 deployment record stay out of the other tests' way).
 
+- The workers' pool processes (which fork every task process) start with the provider's task-time modules
+  loaded (``deploy/airflow.env``'s Celery configuration).
 - A REST backfill of the scheduled DAG over three days with deferrable waits: every run succeeds, tasks
   ran on both workers, the waits went through the triggerer, and the endpoint ends on the newest day.
 - A worker killed with SIGKILL (its whole session) while a non-deferrable retrain waits: the retry on the
@@ -87,6 +89,28 @@ def emulator_jobs(stack: Any) -> list[dict[str, Any]]:
 def set_faults(stack: Any, faults: dict[str, Any]) -> None:
     """Replace the emulator's fault document."""
     requests.put(f"{stack.emulator_url}/_emulator/faults", json=faults, timeout=10).raise_for_status()
+
+
+def test_celery_pool_processes_start_with_the_provider_modules_loaded(distributed: AirflowClient) -> None:
+    """
+    ``deploy/airflow.env``'s Celery configuration: each worker's pool processes, which fork every task process,
+    hold what the provider's tasks import (aiohttp's compiled parser is one of its extension modules; a pool
+    process of Airflow's default Celery configuration does not map it).
+    """
+    from pathlib import Path
+
+    from amlretrain_devstack.sessions import session_members
+
+    for worker in ("worker1", "worker2"):
+        pool = [
+            pid
+            for pid in session_members(distributed.deployment.parts[worker])
+            if b"ForkPoolWorker" in Path(f"/proc/{pid}/cmdline").read_bytes()
+        ]
+        assert len(pool) == 2, f"{worker}'s pool: {pool}"  # AIRFLOW__CELERY__WORKER_CONCURRENCY above
+        for pid in pool:
+            maps = Path(f"/proc/{pid}/maps").read_text()
+            assert "aiohttp/_http_parser" in maps, f"{worker}'s pool process {pid} did not preload aiohttp"
 
 
 def test_backfill_over_three_days_runs_on_both_workers_and_ends_on_the_newest_model(

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from tests.unit.test_import_cost import REPO_ROOT, _run
 
 #: What the provider's tasks import when they run (measured by ``benchmarks/fan_out_task_cost.py``).
@@ -80,7 +82,10 @@ def test_nothing_in_the_provider_imports_the_preload_module():
         text=True,
         check=False,
     ).stdout.split()
-    assert found == ["airflow_provider_amlretrain/worker_preload.py"], found
+    assert sorted(found) == [
+        "airflow_provider_amlretrain/celery_worker_config.py",  # a Celery worker's main process imports it
+        "airflow_provider_amlretrain/worker_preload.py",
+    ], found
 
 
 def test_the_example_settings_preload_it_for_the_local_executor():
@@ -93,3 +98,26 @@ def test_the_example_settings_preload_it_for_the_local_executor():
     assert "airflow_provider_amlretrain.worker_preload" in settings[
         "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"
     ].split(",")
+
+
+def test_the_example_settings_preload_it_for_celery_workers():
+    """Airflow's default Celery configuration, with the preload module among the modules a worker imports first."""
+    pytest.importorskip(
+        "airflow.providers.celery", reason="make setup-distributed installs the Celery provider"
+    )
+    from airflow.providers.celery.executors.default_celery import DEFAULT_CELERY_CONFIG
+
+    from airflow_provider_amlretrain import celery_worker_config
+
+    settings = dict(
+        line.split("=", 1)
+        for line in (REPO_ROOT / "deploy/airflow.env").read_text().splitlines()
+        if line and not line.startswith("#")
+    )
+    module, _, name = settings["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
+    assert (module, name) == ("airflow_provider_amlretrain.celery_worker_config", "CELERY_CONFIG")
+    config = celery_worker_config.CELERY_CONFIG
+    assert {k: v for k, v in config.items() if k != "imports"} == {
+        k: v for k, v in DEFAULT_CELERY_CONFIG.items() if k != "imports"
+    }
+    assert config["imports"][-1] == "airflow_provider_amlretrain.worker_preload"
