@@ -37,44 +37,68 @@ def _ratio(mine: float, theirs: float) -> str:
     return f"{mine / theirs:.2f}x" if theirs else "n/a"
 
 
-def many_waits_section(data: dict[str, Any] | None) -> list[str]:
-    """
-    The table and plot of the many-deferred-waits benchmark.
+#: The many-waits tables' rows: label, key of a side's results, format.
+MANY_WAITS_ROWS = (
+    ("jobs detected (events saying Finished)", "events_saying_finished", "{}"),
+    ("CPU seconds, after the first round of polls", "cpu_seconds", "{:.2f}"),
+    ("CPU seconds, whole wait (first round: one-time imports)", "cpu_seconds_with_first_round", "{:.2f}"),
+    ("peak RSS MB (process)", "peak_rss_mb", "{:.1f}"),
+    ("RSS MB before the waits (imports, after a one-job warm-up wait)", "rss_before_waits_mb", "{:.1f}"),
+    ("RSS MB the waits added (peak minus before)", "rss_growth_mb", "{:.1f}"),
+    ("HTTP requests", "http_requests", "{}"),
+    ("CPU ms per HTTP request (after the first round)", "cpu_ms_per_request", "{:.2f}"),
+    ("TCP connections opened", "tcp_connections_opened", "{}"),
+    ("aiohttp sessions created", "aiohttp_sessions_created", "{}"),
+    ("longest event-loop stall, ms", "longest_loop_stall_ms", "{:.0f}"),
+    ("detection lag median, s", "detection_lag_median_seconds", "{:.2f}"),
+    ("detection lag p95, s", "detection_lag_p95_seconds", "{:.2f}"),
+    ("jobs ended over, s", "jobs_ended_over_seconds", "{:.1f}"),
+    ("wall seconds", "wall_seconds", "{:.1f}"),
+)
+#: The rows of the table at a pace both keep.
+SAME_PACE_KEYS = (
+    "events_saying_finished",
+    "cpu_seconds",
+    "cpu_seconds_with_first_round",
+    "http_requests",
+    "cpu_ms_per_request",
+    "rss_growth_mb",
+    "tcp_connections_opened",
+    "longest_loop_stall_ms",
+    "detection_lag_median_seconds",
+    "detection_lag_p95_seconds",
+)
 
-    :param data: ``many_waits.json``.
+
+def _many_waits_sides(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any] | None]:
     """
-    lines = ["### 1. Many deferred waits, one triggerer", ""]
-    if not data or "provider" not in data or "http" not in data:
-        return [*lines, "Not run (`python benchmarks/many_waits.py`).", ""]
+    This provider's, the Http provider's and the floor's results (``None`` when not run), with the derived measures.
+
+    :param data: A ``many_waits`` results file.
+    """
     mine, theirs, floor = data["provider"], data["http"], data.get("aiohttp")
     for side in (mine, theirs, *([floor] if floor else [])):
         side["rss_growth_mb"] = side["peak_rss_mb"] - side["rss_before_waits_mb"]
         polls = side.get("http_requests_after_first_round", side["http_requests"])
         side["cpu_ms_per_request"] = 1000 * side["cpu_seconds"] / max(1, polls)
-    rows = [
-        ("jobs detected (events saying Finished)", "events_saying_finished", "{}"),
-        ("CPU seconds, after the first round of polls", "cpu_seconds", "{:.2f}"),
-        ("CPU seconds, whole wait (first round: one-time imports)", "cpu_seconds_with_first_round", "{:.2f}"),
-        ("peak RSS MB (process)", "peak_rss_mb", "{:.1f}"),
-        ("RSS MB before the waits (imports, after a one-job warm-up wait)", "rss_before_waits_mb", "{:.1f}"),
-        ("RSS MB the waits added (peak minus before)", "rss_growth_mb", "{:.1f}"),
-        ("HTTP requests", "http_requests", "{}"),
-        ("CPU ms per HTTP request (after the first round)", "cpu_ms_per_request", "{:.2f}"),
-        ("TCP connections opened", "tcp_connections_opened", "{}"),
-        ("aiohttp sessions created", "aiohttp_sessions_created", "{}"),
-        ("longest event-loop stall, ms", "longest_loop_stall_ms", "{:.0f}"),
-        ("detection lag median, s", "detection_lag_median_seconds", "{:.2f}"),
-        ("detection lag p95, s", "detection_lag_p95_seconds", "{:.2f}"),
-        ("jobs ended over, s", "jobs_ended_over_seconds", "{:.1f}"),
-        ("wall seconds", "wall_seconds", "{:.1f}"),
-    ]
-    lines += [
-        f"{data['waits']} BES jobs on the emulator ({data['emulator_job_concurrency']} running at once, "
-        f"at least {data['emulator_min_job_seconds']} s each), each awaited by one trigger polling every "
-        f"{data['poll_interval_seconds']} s. How: {data['how']}. The Http provider's side is `HttpEventTrigger` "
-        "with a response check on `StatusCode` (its `HttpSensorTrigger` only waits for a non-404 answer, and "
-        "`HttpSensor(deferrable=True, response_check=...)` does not defer at all), polling the same status URL.",
-        "",
+    return mine, theirs, floor
+
+
+def _many_waits_table(
+    rows: tuple[tuple[str, str, str], ...],
+    mine: dict[str, Any],
+    theirs: dict[str, Any],
+    floor: dict[str, Any] | None,
+) -> list[str]:
+    """
+    A many-waits table: this provider, the Http provider, their ratio, and the floor when it was run.
+
+    :param rows: Label, key and format of each row.
+    :param mine: This provider's results.
+    :param theirs: The Http provider's results.
+    :param floor: The floor's results, or ``None``.
+    """
+    lines = [
         "| measure | this provider | Http provider | ratio |" + (" floor: bare aiohttp |" if floor else ""),
         "|---|---|---|---|" + ("---|" if floor else ""),
     ]
@@ -87,6 +111,28 @@ def many_waits_section(data: dict[str, Any] | None) -> list[str]:
             memory = key.startswith(("rss_", "peak_rss"))
             row += " n/a |" if memory or floor.get(key) is None else f" {fmt.format(floor[key])} |"
         lines.append(row)
+    return lines
+
+
+def many_waits_section(data: dict[str, Any] | None) -> list[str]:
+    """
+    The table and plot of the many-deferred-waits benchmark.
+
+    :param data: ``many_waits.json``.
+    """
+    lines = ["### 1. Many deferred waits, one triggerer", ""]
+    if not data or "provider" not in data or "http" not in data:
+        return [*lines, "Not run (`python benchmarks/many_waits.py`).", ""]
+    mine, theirs, floor = _many_waits_sides(data)
+    lines += [
+        f"{data['waits']} BES jobs on the emulator ({data['emulator_job_concurrency']} running at once, "
+        f"at least {data['emulator_min_job_seconds']} s each), each awaited by one trigger polling every "
+        f"{data['poll_interval_seconds']} s. How: {data['how']}. The Http provider's side is `HttpEventTrigger` "
+        "with a response check on `StatusCode` (its `HttpSensorTrigger` only waits for a non-404 answer, and "
+        "`HttpSensor(deferrable=True, response_check=...)` does not defer at all), polling the same status URL.",
+        "",
+        *_many_waits_table(MANY_WAITS_ROWS, mine, theirs, floor),
+    ]
     detected_all = mine["events_saying_finished"] == data["waits"] == theirs["events_saying_finished"]
     lines += [
         "",
@@ -145,26 +191,7 @@ def many_waits_same_pace_section(data: dict[str, Any] | None) -> list[str]:
     """
     if not data or "provider" not in data or "http" not in data:
         return []
-    sides = [data[name] for name in ("provider", "http", "aiohttp") if name in data]
-    mine, theirs = sides[0], sides[1]
-    for side in sides:
-        side["rss_growth_mb"] = side["peak_rss_mb"] - side["rss_before_waits_mb"]
-        side["cpu_ms_per_request"] = (
-            1000 * side["cpu_seconds"] / max(1, side["http_requests_after_first_round"])
-        )
-    rows = [
-        ("jobs detected (events saying Finished)", "events_saying_finished", "{}"),
-        ("CPU seconds, after the first round of polls", "cpu_seconds", "{:.2f}"),
-        ("CPU seconds, whole wait", "cpu_seconds_with_first_round", "{:.2f}"),
-        ("HTTP requests", "http_requests", "{}"),
-        ("CPU ms per HTTP request (after the first round)", "cpu_ms_per_request", "{:.2f}"),
-        ("RSS MB the waits added (peak minus before)", "rss_growth_mb", "{:.1f}"),
-        ("TCP connections opened", "tcp_connections_opened", "{}"),
-        ("longest event-loop stall, ms", "longest_loop_stall_ms", "{:.0f}"),
-        ("detection lag median, s", "detection_lag_median_seconds", "{:.2f}"),
-        ("detection lag p95, s", "detection_lag_p95_seconds", "{:.2f}"),
-    ]
-    floor = len(sides) > 2
+    mine, theirs, floor = _many_waits_sides(data)
     lines = [
         f"**At a pace both keep** (`python benchmarks/many_waits.py --interval {data['poll_interval_seconds']:g} "
         "--output benchmarks/results/many_waits_30s.json`): the same "
@@ -177,15 +204,10 @@ def many_waits_same_pace_section(data: dict[str, Any] | None) -> list[str]:
             else ""
         ),
         "",
-        "| measure | this provider | Http provider | ratio |" + (" floor: bare aiohttp |" if floor else ""),
-        "|---|---|---|---|" + ("---|" if floor else ""),
+        *_many_waits_table(
+            tuple(row for row in MANY_WAITS_ROWS if row[1] in SAME_PACE_KEYS), mine, theirs, floor
+        ),
     ]
-    for label, key, fmt in rows:
-        a, b = mine[key], theirs[key]
-        row = f"| {label} | {fmt.format(a)} | {fmt.format(b)} | {_ratio(a, b)} |"
-        if floor:  # the floor loads no Airflow before its waits: its memory says nothing of a trigger's
-            row += " n/a |" if key == "rss_growth_mb" else f" {fmt.format(sides[2][key])} |"
-        lines.append(row)
     lines += [
         "",
         f"At this pace: at most half the Http provider's CPU: {_met(mine['cpu_seconds'] <= 0.5 * theirs['cpu_seconds'])} "
@@ -193,8 +215,8 @@ def many_waits_same_pace_section(data: dict[str, Any] | None) -> list[str]:
         f"{_met(mine['rss_growth_mb'] <= 0.5 * theirs['rss_growth_mb'])} "
         f"({_ratio(mine['rss_growth_mb'], theirs['rss_growth_mb'])})."
         + (
-            f" Bare aiohttp spends {sides[2]['cpu_ms_per_request']:.2f} CPU ms per request: "
-            f"{_ratio(sides[2]['cpu_ms_per_request'], theirs['cpu_ms_per_request'])} of the Http provider's."
+            f" Bare aiohttp spends {floor['cpu_ms_per_request']:.2f} CPU ms per request: "
+            f"{_ratio(floor['cpu_ms_per_request'], theirs['cpu_ms_per_request'])} of the Http provider's."
             if floor
             else ""
         ),

@@ -28,9 +28,8 @@ if TYPE_CHECKING:
     from azure.storage.blob import BlobServiceClient
 
 _lock = threading.Lock()
-#: The task execution the clients below belong to (its task instance's id), and its clients by connection id.
-_execution: list[object] = [None]
-_clients: dict[str, BlobServiceClient] = {}
+#: The clients of one task execution, by (its task instance try's id, connection id): only one execution's.
+_clients: dict[tuple[object, str], BlobServiceClient] = {}
 
 
 def current_task_execution() -> object | None:
@@ -53,14 +52,14 @@ def blob_service_client(wasb_conn_id: str) -> BlobServiceClient:
     from airflow.providers.microsoft.azure.hooks.wasb import WasbHook
 
     execution = current_task_execution()
+    key = (execution, wasb_conn_id)
     with _lock:
-        if execution is not None and execution == _execution[0] and wasb_conn_id in _clients:
-            return _clients[wasb_conn_id]
+        if execution is not None and key in _clients:
+            return _clients[key]
     client: BlobServiceClient = WasbHook(wasb_conn_id=wasb_conn_id).get_conn()
     if execution is not None:
         with _lock:
-            if execution != _execution[0]:
-                _execution[0] = execution
-                _clients.clear()
-            _clients[wasb_conn_id] = client
+            if any(held != execution for held, _ in _clients):
+                _clients.clear()  # an earlier execution's (a dag.test() process runs many)
+            _clients[key] = client
     return client

@@ -65,6 +65,16 @@ def test_the_next_task_execution_reads_the_connection_again(connection_reads: li
     assert connection_reads == ["store_a", "store_a"]
 
 
+def test_only_the_latest_task_executions_clients_are_held(connection_reads: list[str]) -> None:
+    """A ``dag.test()`` process runs many tasks: the clients of the ones before are let go, not piled up."""
+    for _ in range(3):
+        with _execution():
+            blob_storage.blob_service_client("store_a")
+            blob_storage.blob_service_client("store_b")
+
+    assert len(blob_storage._clients) == 2
+
+
 def test_outside_a_task_every_call_reads_the_connection(connection_reads: list[str]) -> None:
     """The triggerer and scripts run no task: nothing is kept, a rotated key is read by the next call."""
     assert blob_storage.current_task_execution() is None

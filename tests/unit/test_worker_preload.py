@@ -88,12 +88,17 @@ def test_nothing_in_the_provider_imports_the_preload_module():
     ], found
 
 
-def test_the_example_settings_preload_it_for_the_local_executor():
-    settings = dict(
+def _example_settings() -> dict[str, str]:
+    """The settings ``deploy/airflow.env`` gives every deployment."""
+    return dict(
         line.split("=", 1)
         for line in (REPO_ROOT / "deploy/airflow.env").read_text().splitlines()
         if line and not line.startswith("#")
     )
+
+
+def test_the_example_settings_preload_it_for_the_local_executor():
+    settings = _example_settings()
     assert settings["AIRFLOW__SCHEDULER__MP_START_METHOD"] == "forkserver"
     assert "airflow_provider_amlretrain.worker_preload" in settings[
         "AIRFLOW__SCHEDULER__MP_FORKSERVER_PRELOAD"
@@ -109,11 +114,7 @@ def test_the_example_settings_preload_it_for_celery_workers():
 
     from airflow_provider_amlretrain import celery_worker_config
 
-    settings = dict(
-        line.split("=", 1)
-        for line in (REPO_ROOT / "deploy/airflow.env").read_text().splitlines()
-        if line and not line.startswith("#")
-    )
+    settings = _example_settings()
     module, _, name = settings["AIRFLOW__CELERY__CELERY_CONFIG_OPTIONS"].rpartition(".")
     assert (module, name) == ("airflow_provider_amlretrain.celery_worker_config", "CELERY_CONFIG")
     config = celery_worker_config.CELERY_CONFIG
